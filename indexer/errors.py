@@ -1,0 +1,149 @@
+"""The one exception tree of thumbsearch.
+
+Library code raises only these; errors of TensorFlow, FAISS, SQLAlchemy,
+requests and googleapiclient are translated where they are caught
+(``raise ... from exc``). The CLI catches ``ThumbsearchError`` once, prints
+its message on one line and exits with ``exit_code``.
+
+    ThumbsearchError                  exit 1 unless noted
+    ├── ConfigError                   a setting is missing or invalid
+    │   ├── MissingApiKeyError        YOUTUBE_API_KEY is not set
+    │   └── UnknownModelError         THUMBSEARCH_MODEL names no model
+    ├── InputError                    an argument a user gave is unusable
+    │   ├── VideoIdError              not a video id or YouTube URL
+    │   └── ImagePathError            a path that is missing or not an image file
+    ├── NotFoundError                 nothing to answer with
+    │   ├── EmptyCorpusError          no vectors stored yet
+    │   └── VideoNotFoundError        no such video (not stored, no thumbnail)
+    ├── YouTubeError                  the Data API refused or failed
+    │   ├── ApiKeyInvalidError        400 API_KEY_INVALID
+    │   ├── QuotaExceededError        403 quotaExceeded or our budget (exit 3)
+    │   └── ApiUnreachableError       connection refused, DNS, timeout
+    ├── FetchError                    an image download failed
+    │   ├── HostNotAllowedError       the host is not in THUMBSEARCH_ALLOWED_HOSTS
+    │   └── ThumbnailMissingError     404 (YouTube's grey placeholder)
+    ├── ImageDecodeError              bytes that are not a usable image
+    ├── ModelError                    the model cannot be built or run
+    ├── StoreError                    the database failed
+    └── VectorIndexError              the FAISS index failed
+        └── ModelMismatchError        index built by another model or dimension
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiKeyInvalidError",
+    "ApiUnreachableError",
+    "ConfigError",
+    "EmptyCorpusError",
+    "FetchError",
+    "HostNotAllowedError",
+    "ImageDecodeError",
+    "ImagePathError",
+    "InputError",
+    "MissingApiKeyError",
+    "ModelError",
+    "ModelMismatchError",
+    "NotFoundError",
+    "QuotaExceededError",
+    "StoreError",
+    "ThumbnailMissingError",
+    "ThumbsearchError",
+    "UnknownModelError",
+    "VectorIndexError",
+    "VideoIdError",
+    "VideoNotFoundError",
+    "YouTubeError",
+]
+
+
+class ThumbsearchError(Exception):
+    """Root of every error thumbsearch raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(ThumbsearchError):
+    """A setting is missing or invalid."""
+
+
+class MissingApiKeyError(ConfigError):
+    """YOUTUBE_API_KEY is needed and not set."""
+
+
+class UnknownModelError(ConfigError):
+    """The model name is not one thumbsearch knows."""
+
+
+class InputError(ThumbsearchError):
+    """An argument given by the user cannot be used."""
+
+
+class VideoIdError(InputError):
+    """Text that is neither a video id nor a YouTube URL."""
+
+
+class ImagePathError(InputError):
+    """A path that does not exist or is not an image file."""
+
+
+class NotFoundError(ThumbsearchError):
+    """The thing asked about is not there."""
+
+
+class EmptyCorpusError(NotFoundError):
+    """No vectors are stored yet."""
+
+
+class VideoNotFoundError(NotFoundError):
+    """A video that is neither stored nor has a thumbnail."""
+
+
+class YouTubeError(ThumbsearchError):
+    """The YouTube Data API refused a call or failed."""
+
+
+class ApiKeyInvalidError(YouTubeError):
+    """The API key was rejected."""
+
+
+class QuotaExceededError(YouTubeError):
+    """The day's quota is spent; stop until it resets."""
+
+    exit_code = 3
+
+
+class ApiUnreachableError(YouTubeError):
+    """The API endpoint could not be reached."""
+
+
+class FetchError(ThumbsearchError):
+    """An image could not be downloaded."""
+
+
+class HostNotAllowedError(FetchError):
+    """The image URL's host is not in the allowed list."""
+
+
+class ThumbnailMissingError(FetchError):
+    """The thumbnail host answered 404 (a grey placeholder image)."""
+
+
+class ImageDecodeError(ThumbsearchError):
+    """Bytes that do not decode to a usable image."""
+
+
+class ModelError(ThumbsearchError):
+    """The embedding model cannot be built or run."""
+
+
+class StoreError(ThumbsearchError):
+    """The metadata database failed."""
+
+
+class VectorIndexError(ThumbsearchError):
+    """The FAISS index cannot be read, written or searched."""
+
+
+class ModelMismatchError(VectorIndexError):
+    """The index on disk was built by another model or dimension."""

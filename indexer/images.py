@@ -1,0 +1,60 @@
+"""Decoding image bytes and files into RGB Pillow images, with bounded memory."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from indexer.errors import ImageDecodeError, ImagePathError
+
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "decode_image", "read_image_file"]
+
+# A thumbnail is at most 1280x720; 40 Mpx leaves room for photos and stops decompression bombs.
+MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+def decode_image(data: bytes, name: str = "image") -> Image.Image:
+    """Decode bytes to an RGB image (EXIF rotation applied, first frame of animations)."""
+    if not data:
+        raise ImageDecodeError(f"{name}: empty body, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageDecodeError(f"{name}: {width}x{height} pixels is over the "
+                                       f"{MAX_PIXELS} pixel limit")
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            return image.convert("RGB")
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError as exc:
+        head = data[:64].lstrip().lower()
+        kind = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "not an image"
+        raise ImageDecodeError(f"{name}: {kind} ({len(data)} bytes)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"{name}: too many pixels (decompression bomb)") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageDecodeError(f"{name}: corrupt image ({exc})") from exc
+
+
+def read_image_file(path: Path, max_bytes: int = 50 * 1024 * 1024) -> Image.Image:
+    """Read and decode an image file, with a clear error for missing or unreadable paths."""
+    if not path.exists():
+        raise ImagePathError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImagePathError(f"{path}: is a directory, not an image file")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImagePathError(f"{path}: {size} bytes is over the {max_bytes} byte limit")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImagePathError(f"{path}: cannot read ({exc.strerror})") from exc
+    return decode_image(data, str(path))

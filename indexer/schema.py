@@ -1,0 +1,89 @@
+"""SQLAlchemy table definitions; Alembic revisions in migrations/ own the real schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["embeddings", "ingest_runs", "metadata", "queries", "query_videos", "videos"]
+
+# Constraint names must be stable so that batch-mode migrations on SQLite can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+videos = Table(
+    "videos",
+    metadata,
+    Column("video_id", String(64), primary_key=True),
+    Column("source", String(16), nullable=False),  # "youtube" or "file"
+    Column("title", Text, nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("channel_id", String(64), nullable=False, default=""),
+    Column("channel_title", Text, nullable=False, default=""),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("thumbnail_url", Text, nullable=False, default=""),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+queries = Table(
+    "queries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("text", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+query_videos = Table(
+    "query_videos",
+    metadata,
+    Column("query_id", Integer, ForeignKey("queries.id", ondelete="CASCADE"), primary_key=True),
+    Column("video_id", String(64), ForeignKey("videos.video_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("rank", Integer, nullable=True),  # position in the result list when first seen
+)
+
+# The integer id is the FAISS id: AUTOINCREMENT so an id is never reused after a delete.
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("video_id", String(64), ForeignKey("videos.video_id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("model", String(64), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),  # float32 little-endian, L2-normalised
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("video_id", "model", name="uq_embeddings_video_id_model"),
+    sqlite_autoincrement=True,
+)
+
+ingest_runs = Table(
+    "ingest_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # "search" or "files"
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(16), nullable=False),  # running, done, failed, quota
+    Column("summary", JSON, nullable=True),
+)

@@ -1,0 +1,125 @@
+"""Typed settings, read once from the environment at the edge."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from indexer.errors import ConfigError, MissingApiKeyError
+
+__all__ = [
+    "DEFAULT_ALLOWED_HOSTS",
+    "DEFAULT_MODEL",
+    "DEFAULT_THUMBNAIL_BASE",
+    "DEFAULT_YOUTUBE_ENDPOINT",
+    "ENV_HELP",
+    "Settings",
+]
+
+DEFAULT_YOUTUBE_ENDPOINT = "https://youtube.googleapis.com/"
+DEFAULT_THUMBNAIL_BASE = "https://i.ytimg.com/vi"
+DEFAULT_ALLOWED_HOSTS = ("i.ytimg.com", "i1.ytimg.com", "i2.ytimg.com", "i3.ytimg.com",
+                         "i4.ytimg.com", "i9.ytimg.com", "img.youtube.com")
+DEFAULT_MODEL = "efficientnet-lite0"
+DEFAULT_HTTP_TIMEOUT = 20.0
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+DEFAULT_DOWNLOAD_WORKERS = 8
+DEFAULT_BATCH_SIZE = 32
+
+ENV_HELP = """\
+Environment (read once at start):
+  THUMBSEARCH_HOME              data directory: database, index, caches
+                                (default: the per-user data directory)
+  THUMBSEARCH_DATABASE_URL      SQLAlchemy URL (default: sqlite file under home)
+  YOUTUBE_API_KEY               YouTube Data API key (needed by ingest only)
+  THUMBSEARCH_YOUTUBE_ENDPOINT  API root URL (default https://youtube.googleapis.com/)
+  THUMBSEARCH_THUMBNAIL_BASE    thumbnail root (default https://i.ytimg.com/vi)
+  THUMBSEARCH_ALLOWED_HOSTS     comma-separated host[:port] images may come from
+                                (default: the i.ytimg.com hosts)
+  THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0)
+
+Exit codes: 0 done (failed thumbnails are listed, the rest stored);
+1 an error stopped it; 2 usage error; 3 stopped at the day's API quota."""
+
+
+def _default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("thumbsearch", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything thumbsearch reads from its environment."""
+
+    home: Path
+    database_url: str
+    youtube_api_key: str | None = field(default=None, repr=False)
+    youtube_endpoint: str = DEFAULT_YOUTUBE_ENDPOINT
+    thumbnail_base: str = DEFAULT_THUMBNAIL_BASE
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
+    model: str = DEFAULT_MODEL
+    http_timeout: float = DEFAULT_HTTP_TIMEOUT
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    download_workers: int = DEFAULT_DOWNLOAD_WORKERS
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        home_text = env.get("THUMBSEARCH_HOME", "").strip()
+        home = Path(home_text).expanduser() if home_text else _default_home()
+        database_url = env.get("THUMBSEARCH_DATABASE_URL", "").strip() or (
+            f"sqlite:///{home / 'thumbsearch.sqlite3'}"
+        )
+        endpoint = env.get("THUMBSEARCH_YOUTUBE_ENDPOINT", "").strip() or DEFAULT_YOUTUBE_ENDPOINT
+        if not endpoint.endswith("/"):
+            endpoint += "/"  # googleapiclient joins paths onto it
+        thumb_base = (env.get("THUMBSEARCH_THUMBNAIL_BASE", "").strip()
+                      or DEFAULT_THUMBNAIL_BASE).rstrip("/")
+        for name, url in (("THUMBSEARCH_YOUTUBE_ENDPOINT", endpoint),
+                          ("THUMBSEARCH_THUMBNAIL_BASE", thumb_base)):
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+        hosts_text = env.get("THUMBSEARCH_ALLOWED_HOSTS", "").strip()
+        allowed = (tuple(h.strip().lower() for h in hosts_text.split(",") if h.strip())
+                   if hosts_text else DEFAULT_ALLOWED_HOSTS)
+        return cls(
+            home=home,
+            database_url=database_url,
+            youtube_api_key=env.get("YOUTUBE_API_KEY", "").strip() or None,
+            youtube_endpoint=endpoint,
+            thumbnail_base=thumb_base,
+            allowed_hosts=allowed,
+            model=env.get("THUMBSEARCH_MODEL", "").strip() or DEFAULT_MODEL,
+        )
+
+    @property
+    def index_dir(self) -> Path:
+        """Directory holding the FAISS snapshots, one per model."""
+        return self.home / "index"
+
+    def require_api_key(self) -> str:
+        """Return the API key or raise a clear error when it is not set."""
+        if not self.youtube_api_key:
+            raise MissingApiKeyError(
+                "YOUTUBE_API_KEY is not set: create a key for the YouTube Data API v3 "
+                "and export YOUTUBE_API_KEY=..."
+            )
+        return self.youtube_api_key
+
+    @property
+    def image_hosts(self) -> tuple[str, ...]:
+        """Hosts images may be fetched from: the allowed list plus the thumbnail host."""
+        base = urlsplit(self.thumbnail_base)
+        host = (base.hostname or "").lower()
+        own = f"{host}:{base.port}" if base.port else host
+        return self.allowed_hosts if own in self.allowed_hosts else (*self.allowed_hosts, own)
+
+    def thumbnail_url(self, video_id: str, name: str = "mqdefault") -> str:
+        """URL of a video's thumbnail of the given size name."""
+        return f"{self.thumbnail_base}/{video_id}/{name}.jpg"

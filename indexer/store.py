@@ -1,0 +1,277 @@
+"""The metadata store: videos, queries, embeddings and runs, over SQLAlchemy Core."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from indexer.db import has_schema, upgrade_database
+from indexer.errors import StoreError
+from indexer.records import StoredVideo, VideoMeta
+from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
+
+__all__ = ["Store"]
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _vector_bytes(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def _vector_from(blob: bytes, dim: int) -> np.ndarray:
+    vector = np.frombuffer(blob, dtype="<f4")
+    if vector.shape != (dim,):
+        raise StoreError(f"stored vector has {vector.size} values, expected {dim}")
+    return vector.astype(np.float32)
+
+
+class Store:
+    """Reads and writes the source of truth; every write is one transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock = _utcnow) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema (called by commands that write)."""
+        upgrade_database(self.engine)
+
+    def exists(self) -> bool:
+        """True when the database has been created."""
+        return has_schema(self.engine)
+
+    def _run(self, what: str, fn: Callable[[Any], Any]) -> Any:
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            first = str(exc).splitlines()[0]
+            raise StoreError(f"database error while {what}: {first}") from exc
+
+    # -- reads ----------------------------------------------------------------
+
+    def embedded_ids(self, video_ids: Iterable[str], model: str) -> set[str]:
+        """The subset of ``video_ids`` that already has a vector for ``model``."""
+        wanted = list(dict.fromkeys(video_ids))
+        if not wanted:
+            return set()
+
+        def read(conn: Any) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = conn.execute(
+                    select(embeddings.c.video_id).where(
+                        embeddings.c.video_id.in_(chunk), embeddings.c.model == model))
+                found.update(row[0] for row in rows)
+            return found
+
+        result: set[str] = self._run("reading known videos", read)
+        return result
+
+    def get_video(self, video_id: str) -> StoredVideo | None:
+        """One stored video, or None."""
+        found = self.get_videos([video_id])
+        return found.get(video_id)
+
+    def get_videos(self, video_ids: Sequence[str]) -> dict[str, StoredVideo]:
+        """Stored videos by id; missing ids are absent from the result."""
+        ids = list(dict.fromkeys(video_ids))
+
+        def read(conn: Any) -> dict[str, StoredVideo]:
+            out: dict[str, StoredVideo] = {}
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(select(videos).where(
+                    videos.c.video_id.in_(ids[start:start + 500])))
+                for row in rows.mappings():
+                    out[row["video_id"]] = StoredVideo(
+                        video_id=row["video_id"], source=row["source"], title=row["title"],
+                        channel_id=row["channel_id"], channel_title=row["channel_title"],
+                        published_at=_as_utc(row["published_at"]),
+                        thumbnail_url=row["thumbnail_url"],
+                        fetched_at=_as_utc(row["fetched_at"]) or self._clock(),
+                        description=row["description"])
+            return out
+
+        result: dict[str, StoredVideo] = self._run("reading videos", read)
+        return result
+
+    def get_vector(self, video_id: str, model: str) -> tuple[int, np.ndarray] | None:
+        """The (row id, vector) stored for a video and model, or None."""
+
+        def read(conn: Any) -> tuple[int, np.ndarray] | None:
+            row = conn.execute(select(embeddings.c.id, embeddings.c.vector, embeddings.c.dim)
+                               .where(embeddings.c.video_id == video_id,
+                                      embeddings.c.model == model)).first()
+            if row is None:
+                return None
+            return int(row.id), _vector_from(row.vector, int(row.dim))
+
+        result: tuple[int, np.ndarray] | None = self._run("reading a vector", read)
+        return result
+
+    def video_ids_for_rows(self, row_ids: Sequence[int]) -> dict[int, str]:
+        """Map embedding row ids (FAISS ids) to video ids."""
+        ids = [int(i) for i in row_ids]
+
+        def read(conn: Any) -> dict[int, str]:
+            out: dict[int, str] = {}
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(select(embeddings.c.id, embeddings.c.video_id).where(
+                    embeddings.c.id.in_(ids[start:start + 500])))
+                out.update({int(r.id): r.video_id for r in rows})
+            return out
+
+        result: dict[int, str] = self._run("reading embeddings", read)
+        return result
+
+    def iter_vectors(self, model: str, after: int = 0,
+                     batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (row ids int64 (n,), vectors float32 (n, dim)) past ``after``, in id order."""
+        last = after
+        while True:
+            def read(conn: Any, last: int = last) -> list[Any]:
+                return list(conn.execute(
+                    select(embeddings.c.id, embeddings.c.vector, embeddings.c.dim)
+                    .where(embeddings.c.model == model, embeddings.c.id > last)
+                    .order_by(embeddings.c.id).limit(batch)))
+
+            rows: list[Any] = self._run("reading vectors", read)
+            if not rows:
+                return
+            ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.stack([_vector_from(r.vector, int(r.dim)) for r in rows])
+            yield ids, vectors
+            last = int(ids[-1])
+
+    def counts(self, model: str) -> dict[str, int]:
+        """Numbers of videos, vectors (for ``model``) and queries."""
+
+        def read(conn: Any) -> dict[str, int]:
+            return {
+                "videos": int(conn.execute(select(func.count()).select_from(videos)).scalar_one()),
+                "vectors": int(conn.execute(select(func.count()).select_from(embeddings)
+                                            .where(embeddings.c.model == model)).scalar_one()),
+                "queries": int(conn.execute(
+                    select(func.count()).select_from(queries)).scalar_one()),
+            }
+
+        result: dict[str, int] = self._run("counting", read)
+        return result
+
+    def max_row_id(self, model: str) -> int:
+        """Highest embedding row id for ``model`` (0 when none)."""
+        value = self._run("reading the last row id", lambda conn: conn.execute(
+            select(func.max(embeddings.c.id)).where(embeddings.c.model == model)).scalar())
+        return int(value or 0)
+
+    # -- writes ---------------------------------------------------------------
+
+    def query_id(self, text: str) -> int:
+        """Id of a search query, recorded on first use."""
+
+        def write(conn: Any) -> int:
+            found = conn.execute(select(queries.c.id).where(queries.c.text == text)).scalar()
+            if found is not None:
+                return int(found)
+            return int(conn.execute(insert(queries).values(
+                text=text, created_at=self._clock())).inserted_primary_key[0])
+
+        result: int = self._run("recording a query", write)
+        return result
+
+    def link_query(self, query_id: int, video_ranks: Sequence[tuple[str, int]]) -> None:
+        """Record that a query found these stored videos (existing links are kept)."""
+        if not video_ranks:
+            return
+
+        def write(conn: Any) -> None:
+            ids = [v for v, _ in video_ranks]
+            present = {r[0] for r in conn.execute(
+                select(query_videos.c.video_id).where(query_videos.c.query_id == query_id,
+                                                      query_videos.c.video_id.in_(ids)))}
+            stored = {r[0] for r in conn.execute(
+                select(videos.c.video_id).where(videos.c.video_id.in_(ids)))}
+            now = self._clock()
+            rows = [{"query_id": query_id, "video_id": v, "first_seen_at": now, "rank": rank}
+                    for v, rank in dict(video_ranks).items() if v in stored and v not in present]
+            if rows:
+                conn.execute(insert(query_videos), rows)
+
+        self._run("linking a query to videos", write)
+
+    def add_embedded(self, metas: Sequence[VideoMeta], vectors: np.ndarray,
+                     model: str) -> np.ndarray:
+        """Store videos with their L2-normalised vectors; return the new row ids (int64).
+
+        A video already stored keeps its row and gets its metadata refreshed; a vector already
+        stored for the same model is not written twice (its id is returned instead).
+        """
+        if len(metas) != len(vectors):
+            raise StoreError("metadata and vectors differ in length")
+        dim = int(vectors.shape[1]) if len(vectors) else 0
+
+        def write(conn: Any) -> np.ndarray:
+            now = self._clock()
+            ids = [m.video_id for m in metas]
+            have_video = {r[0] for r in conn.execute(
+                select(videos.c.video_id).where(videos.c.video_id.in_(ids)))}
+            have_vector = {r.video_id: int(r.id) for r in conn.execute(
+                select(embeddings.c.video_id, embeddings.c.id).where(
+                    embeddings.c.video_id.in_(ids), embeddings.c.model == model))}
+            out = np.empty(len(metas), dtype=np.int64)
+            for i, (meta, vector) in enumerate(zip(metas, vectors, strict=True)):
+                values = {
+                    "source": meta.source, "title": meta.title, "description": meta.description,
+                    "channel_id": meta.channel_id, "channel_title": meta.channel_title,
+                    "published_at": meta.published_at, "thumbnail_url": meta.thumbnail_url,
+                    "fetched_at": now,
+                }
+                if meta.video_id in have_video:
+                    conn.execute(update(videos).where(videos.c.video_id == meta.video_id)
+                                 .values(**values))
+                else:
+                    conn.execute(insert(videos).values(video_id=meta.video_id, created_at=now,
+                                                       **values))
+                    have_video.add(meta.video_id)
+                if meta.video_id in have_vector:
+                    out[i] = have_vector[meta.video_id]
+                    continue
+                row_id = conn.execute(insert(embeddings).values(
+                    video_id=meta.video_id, model=model, dim=dim,
+                    vector=_vector_bytes(vector), created_at=now)).inserted_primary_key[0]
+                have_vector[meta.video_id] = int(row_id)
+                out[i] = int(row_id)
+            return out
+
+        result: np.ndarray = self._run("storing videos", write)
+        return result
+
+    def start_run(self, kind: str) -> int:
+        """Record the start of an ingest run; return its id."""
+        value = self._run("recording a run", lambda conn: conn.execute(insert(ingest_runs).values(
+            kind=kind, started_at=self._clock(), status="running")).inserted_primary_key[0])
+        return int(value)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        """Record how a run ended and its summary."""
+        self._run("recording a run", lambda conn: conn.execute(
+            update(ingest_runs).where(ingest_runs.c.id == run_id).values(
+                finished_at=self._clock(), status=status, summary=summary)))

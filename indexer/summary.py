@@ -1,0 +1,44 @@
+"""The summary an ingest run reports (and stores with its run record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexer.pipeline import StageTimes
+from indexer.records import Failure
+
+__all__ = ["IngestSummary"]
+
+
+@dataclass
+class IngestSummary:
+    """Counts of one ingest run; ``stopped`` holds the quota message when it ended early."""
+
+    queries: int = 0
+    pages: int = 0
+    new: int = 0
+    known: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    search_calls: int = 0
+    videos_calls: int = 0
+    times: StageTimes = field(default_factory=StageTimes)
+    stopped: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape of ``ingest --json`` and ``add --json``."""
+        return {
+            "queries": self.queries,
+            "pages": self.pages,
+            "new": self.new,
+            "known": self.known,
+            "failed": [{"video_id": f.video_id, "reason": f.reason} for f in self.failed],
+            "api_calls": {"search": self.search_calls, "videos": self.videos_calls},
+        }
+
+    def record(self) -> dict[str, Any]:
+        """What is stored with the run: the JSON shape plus stage times and the stop reason."""
+        return {**self.to_json(), "stopped": self.stopped,
+                "seconds": {"load": round(self.times.load, 3), "embed": round(self.times.embed, 3),
+                            "write": round(self.times.write, 3),
+                            "wall": round(self.times.wall, 3)}}

@@ -1,0 +1,39 @@
+"""``thumbsearch add``: ingest local image files and folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from indexer.local import add_paths
+from indexer.service import build_service
+from search.cli.output import finish_ingest
+
+__all__ = ["register"]
+
+
+def add(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched "
+                                                     "recursively).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Embed local images, e.g. thumbnails saved by yt-dlp.
+
+    A file named '<title> [<video id>].jpg' is stored under that video id, with
+    metadata from the '.info.json' beside it; any other image gets a stable id
+    'local:<hash>' from its content.
+    """
+    service = build_service(ctx.obj)
+    try:
+        summary = add_paths(service, paths)
+    finally:
+        service.close()
+    finish_ingest(summary, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the root app."""
+    app.command()(add)

@@ -1,0 +1,56 @@
+"""The typer root: settings read once, one place where errors become exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from indexer.errors import ThumbsearchError
+from indexer.settings import ENV_HELP, Settings
+
+__all__ = ["app", "main"]
+
+
+class _Root(TyperGroup):
+    """Turns every ThumbsearchError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ThumbsearchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Root,
+    name="thumbsearch",
+    help="Find YouTube videos whose thumbnails look alike.\n\n" + ENV_HELP.replace(
+        "\n", "\n\n\b\n", 1),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    ctx.obj = Settings.from_env()
+
+
+def _register() -> None:
+    from search.cli import add, ingest, similar, stats
+
+    for module in (ingest, add, similar, stats):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

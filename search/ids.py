@@ -1,0 +1,50 @@
+"""Parsing video ids and the usual YouTube URL forms."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from indexer.errors import VideoIdError
+from indexer.local import LOCAL_ID_PREFIX
+
+__all__ = ["VIDEO_ID", "parse_video_ref"]
+
+VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+LOCAL_ID = re.compile(r"^" + re.escape(LOCAL_ID_PREFIX) + r"[0-9a-f]{16}$")
+YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com",
+                 "youtube-nocookie.com", "www.youtube-nocookie.com"}
+PATH_FORMS = ("shorts", "embed", "live", "v", "e")
+
+
+def _checked(candidate: str, original: str) -> str:
+    if VIDEO_ID.match(candidate):
+        return candidate
+    raise VideoIdError(f"{original!r} does not contain a valid video id "
+                       "(11 characters of A-Z, a-z, 0-9, _ and -)")
+
+
+def parse_video_ref(text: str) -> str:
+    """The video id in a bare id, a local id, or a watch/youtu.be/shorts/embed URL."""
+    value = text.strip()
+    if VIDEO_ID.match(value) or LOCAL_ID.match(value):
+        return value
+    if "://" not in value and value.split("/")[0].lower() in YOUTUBE_HOSTS | {"youtu.be"}:
+        value = "https://" + value
+    parts = urlsplit(value)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise VideoIdError(f"{text!r} is neither a video id (11 characters of A-Z, a-z, 0-9, "
+                           "_ and -) nor a YouTube URL")
+    segments = [s for s in parts.path.split("/") if s]
+    if host == "youtu.be" and segments:
+        return _checked(segments[0], text)
+    if host in YOUTUBE_HOSTS:
+        if segments[:1] == ["watch"] or not segments:
+            ids = parse_qs(parts.query).get("v")
+            if ids:
+                return _checked(ids[0], text)
+        elif len(segments) >= 2 and segments[0] in PATH_FORMS:
+            return _checked(segments[1], text)
+    raise VideoIdError(f"{text!r} is not a YouTube video URL "
+                       "(watch?v=, youtu.be/, shorts/ or embed/)")

@@ -1,0 +1,34 @@
+"""Shared fixtures: an isolated environment per test and settings pointing into tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from indexer.settings import Settings
+
+pytest_plugins = ["tests.fakes.fixtures"]
+
+ENV_NAMES = (
+    "THUMBSEARCH_HOME", "THUMBSEARCH_DATABASE_URL", "YOUTUBE_API_KEY",
+    "THUMBSEARCH_YOUTUBE_ENDPOINT", "THUMBSEARCH_THUMBNAIL_BASE", "THUMBSEARCH_ALLOWED_HOSTS",
+    "THUMBSEARCH_MODEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test gets its own data directory and none of the caller's settings."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("THUMBSEARCH_HOME", str(home))
+    yield home
+
+
+@pytest.fixture
+def settings(isolated_env: Path) -> Settings:
+    """Settings read from the isolated environment."""
+    return Settings.from_env()

@@ -1,0 +1,161 @@
+"""The store and the FAISS index, from stored vectors, with no model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect
+
+from indexer.db import make_engine, upgrade_database
+from indexer.errors import ModelMismatchError
+from indexer.records import VideoMeta
+from indexer.store import Store
+from indexer.vector_index import VectorIndex, l2_normalise
+
+DIM = 16
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+    s.upgrade()
+    return s
+
+
+def _metas(n: int, start: int = 0) -> list[VideoMeta]:
+    return [VideoMeta(video_id=f"vid{i:08d}", source="youtube", title=f"title {i}",
+                      channel_title="ch") for i in range(start, start + n)]
+
+
+def _vectors(n: int, seed: int) -> np.ndarray:
+    return l2_normalise(np.random.default_rng(seed).normal(size=(n, DIM)))
+
+
+def test_alembic_upgrade_head_on_a_fresh_database(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'fresh.sqlite3'}")
+    upgrade_database(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"videos", "queries", "query_videos", "embeddings", "ingest_runs",
+            "alembic_version"} <= tables
+    upgrade_database(engine)  # idempotent at head
+
+
+def test_alembic_downgrade_to_base_and_back(tmp_path: Path) -> None:
+    from alembic import command
+
+    from indexer.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    config = alembic_config(url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    assert "videos" not in inspect(make_engine(url)).get_table_names()
+    command.upgrade(config, "head")
+    assert "videos" in inspect(make_engine(url)).get_table_names()
+
+
+def test_store_round_trips_vectors_and_ids(store: Store) -> None:
+    vectors = _vectors(5, 0)
+    ids = store.add_embedded(_metas(5), vectors, "m")
+    assert list(ids) == [1, 2, 3, 4, 5]
+    found = store.get_vector("vid00000003", "m")
+    assert found is not None
+    assert found[0] == 4
+    np.testing.assert_array_equal(found[1], vectors[3])
+    assert store.embedded_ids(["vid00000001", "nope"], "m") == {"vid00000001"}
+    assert store.embedded_ids(["vid00000001"], "other-model") == set()
+    assert store.counts("m") == {"videos": 5, "vectors": 5, "queries": 0}
+
+
+def test_a_vector_is_never_stored_twice(store: Store) -> None:
+    first = store.add_embedded(_metas(3), _vectors(3, 0), "m")
+    again = store.add_embedded(_metas(3), _vectors(3, 1), "m")
+    assert list(first) == list(again)
+    assert store.counts("m")["vectors"] == 3
+
+
+def test_query_links_keep_first_rank(store: Store) -> None:
+    store.add_embedded(_metas(3), _vectors(3, 0), "m")
+    qid = store.query_id("cats")
+    assert store.query_id("cats") == qid
+    store.link_query(qid, [("vid00000000", 0), ("vid00000001", 1), ("not-stored", 2)])
+    store.link_query(qid, [("vid00000001", 7)])
+    from sqlalchemy import select
+
+    from indexer.schema import query_videos
+    with store.engine.connect() as conn:
+        rows = sorted(conn.execute(select(query_videos.c.video_id, query_videos.c.rank)))
+    assert rows == [("vid00000000", 0), ("vid00000001", 1)]
+
+
+def test_index_finds_each_vector_as_its_own_nearest(store: Store, tmp_path: Path) -> None:
+    vectors = _vectors(50, 3)
+    ids = store.add_embedded(_metas(50), vectors, "m")
+    index = VectorIndex.open(tmp_path / "index", "m", DIM, store)
+    assert index.size == 50
+    scores, found = index.search(vectors, 1)
+    assert list(found[:, 0]) == list(ids)
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+
+
+def test_snapshot_plus_replay_after_a_crash(store: Store, tmp_path: Path) -> None:
+    directory = tmp_path / "index"
+    index = VectorIndex.open(directory, "m", DIM, store)
+    ids = store.add_embedded(_metas(10), _vectors(10, 0), "m")
+    index.add(ids, _vectors(10, 0))
+    index.save()
+    # Rows committed after the snapshot, then a crash before the next save.
+    later = store.add_embedded(_metas(5, start=10), _vectors(5, 1), "m")
+    reopened = VectorIndex.open(directory, "m", DIM, store)
+    assert reopened.size == 15
+    assert reopened.watermark == int(later.max())
+    _, found = reopened.search(_vectors(5, 1), 1)
+    assert list(found[:, 0]) == list(later)
+
+
+def test_adding_rows_already_in_the_index_is_a_no_op(store: Store, tmp_path: Path) -> None:
+    ids = store.add_embedded(_metas(4), _vectors(4, 0), "m")
+    index = VectorIndex.open(tmp_path / "index", "m", DIM, store)
+    index.add(ids, _vectors(4, 0))
+    assert index.size == 4
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "garbage"])
+def test_damaged_snapshot_is_rebuilt_from_the_store(store: Store, tmp_path: Path,
+                                                    damage: str) -> None:
+    directory = tmp_path / "index"
+    store.add_embedded(_metas(20), _vectors(20, 0), "m")
+    index = VectorIndex.open(directory, "m", DIM, store)
+    index.save()
+    path = index.snapshot_path
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(b"not a faiss index")
+    assert VectorIndex.open(directory, "m", DIM, store).size == 20
+
+
+def test_index_refuses_another_model_or_dimension(store: Store, tmp_path: Path) -> None:
+    directory = tmp_path / "index"
+    store.add_embedded(_metas(3), _vectors(3, 0), "m")
+    VectorIndex.open(directory, "m", DIM, store).save()
+    with pytest.raises(ModelMismatchError, match="16-d"):
+        VectorIndex.open(directory, "m", DIM * 2, store)
+    meta = directory / "m.json"
+    meta.write_text(meta.read_text().replace('"m"', '"other"'))
+    with pytest.raises(ModelMismatchError, match="other"):
+        VectorIndex.open(directory, "m", DIM, store)
+
+
+def test_snapshot_save_is_atomic_and_leaves_no_temporary_files(store: Store,
+                                                               tmp_path: Path) -> None:
+    directory = tmp_path / "index"
+    store.add_embedded(_metas(3), _vectors(3, 0), "m")
+    index = VectorIndex.open(directory, "m", DIM, store)
+    index.save()
+    index.save()
+    assert sorted(p.name for p in directory.iterdir()) == ["m.faiss", "m.json"]
