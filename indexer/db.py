@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError
 
-__all__ = ["alembic_config", "make_engine", "upgrade_database"]
+__all__ = ["alembic_config", "has_schema", "make_engine", "upgrade_database"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

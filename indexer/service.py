@@ -83,7 +83,8 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
                   youtube: YouTubeApi | None = None,
                   embedder: Embedder | None = None) -> Service:
     """Build the service; any collaborator passed in is used instead of the real one."""
-    spec = model_spec(settings.model)
+    spec = model_spec(settings.model) if embedder is None else ModelSpec(
+        embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
     store = Store(make_engine(settings.database_url))
     image_fetcher = fetcher or HttpImageFetcher(
         settings.image_hosts, timeout=settings.http_timeout,

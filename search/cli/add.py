@@ -11,7 +11,7 @@ from indexer.local import add_paths
 from indexer.service import build_service
 from search.cli.output import finish_ingest
 
-__all__ = ["register"]
+__all__ = ["add", "register"]
 
 
 def add(

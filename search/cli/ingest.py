@@ -10,7 +10,7 @@ from indexer.ingest import MAX_PAGES, ingest_queries
 from indexer.service import build_service
 from search.cli.output import finish_ingest
 
-__all__ = ["register"]
+__all__ = ["ingest", "register"]
 
 
 def ingest(
