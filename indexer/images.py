@@ -24,14 +24,13 @@ def decode_image(data: bytes, name: str = "image") -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
+            opened = Image.open(io.BytesIO(data))
+            width, height = opened.size
             if width * height > MAX_PIXELS:
                 raise ImageDecodeError(f"{name}: {width}x{height} pixels is over the "
                                        f"{MAX_PIXELS} pixel limit")
-            image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return image.convert("RGB")
+            opened.load()
+            return (ImageOps.exif_transpose(opened) or opened).convert("RGB")
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as exc:

@@ -7,6 +7,7 @@ and so does the YouTube client.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,12 @@ from indexer.vector_index import VectorIndex
 from indexer.youtube import GoogleYouTubeApi, YouTubeApi
 
 __all__ = ["Service", "build_service"]
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_embedder(model_id: str) -> Embedder:
+    # One process builds a model once, however many services it wires (tests, benchmarks).
+    return load_embedder(model_id)
 
 
 @dataclass
@@ -91,7 +98,7 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
         max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
 
     def make_embedder() -> Embedder:
-        return embedder if embedder is not None else load_embedder(settings.model)
+        return embedder if embedder is not None else _shared_embedder(settings.model)
 
     def make_youtube() -> YouTubeApi:
         if youtube is not None:

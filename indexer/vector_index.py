@@ -32,7 +32,8 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     if out.ndim == 1:
         out = out[None, :]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    result: np.ndarray = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    return result
 
 
 @dataclass(frozen=True)

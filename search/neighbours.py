@@ -55,7 +55,8 @@ def _check_k(k: int) -> None:
 def _embed_one(service: Service, image: Image.Image) -> np.ndarray:
     embedder = service.embedder
     vector = embedder.embed(embedder.preprocess(image)[None, ...])
-    return l2_normalise(vector)[0]
+    normalised: np.ndarray = l2_normalise(vector)[0]
+    return normalised
 
 
 def _neighbours(service: Service, vector: np.ndarray, k: int,

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from PIL import Image
@@ -29,7 +30,7 @@ def _jpeg(size: tuple[int, int] = (32, 18), color: str = "red") -> bytes:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    hits: dict[str, int] = {}
+    hits: ClassVar[dict[str, int]] = {}
 
     def log_message(self, *args: object) -> None:
         pass
@@ -120,7 +121,7 @@ def test_html_served_as_jpeg_is_named(server: str) -> None:
 def test_redirects_stay_on_allowed_hosts(server: str) -> None:
     fetcher = _fetcher(server)
     assert decode_image(fetcher.fetch(f"http://{server}/redirect-in")).size == (32, 18)
-    with pytest.raises(HostNotAllowedError, match="evil.example"):
+    with pytest.raises(HostNotAllowedError, match=r"evil\.example"):
         fetcher.fetch(f"http://{server}/redirect-out")
 
 

@@ -11,7 +11,7 @@ from search.cli.output import echo_json
 from search.ids import parse_video_ref
 from search.neighbours import MAX_K, SimilarResult, similar_to_image, similar_to_video
 
-__all__ = ["similar", "register"]
+__all__ = ["register", "similar"]
 
 
 def _print_table(result: SimilarResult) -> None:

@@ -10,7 +10,7 @@ from indexer.service import build_service
 from search.cli.output import echo_json
 from search.stats import corpus_stats
 
-__all__ = ["stats", "register"]
+__all__ = ["register", "stats"]
 
 
 def stats(
