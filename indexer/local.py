@@ -13,8 +13,8 @@ from typing import Any
 from indexer.errors import ImagePathError, InputError
 from indexer.images import IMAGE_SUFFIXES
 from indexer.pipeline import WorkItem
-from indexer.runs import ingest_run
 from indexer.records import Failure, VideoMeta
+from indexer.runs import ingest_run
 from indexer.service import Service
 from indexer.summary import IngestSummary
 from indexer.youtube import parse_rfc3339

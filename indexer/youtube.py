@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -129,7 +128,7 @@ class GoogleYouTubeApi:
             return result
         except HttpError as exc:
             raise translate_http_error(exc) from exc
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             raise ApiUnreachableError(f"cannot reach the YouTube API at {self._endpoint}: "
                                       f"{exc}") from exc
         except Exception as exc:  # httplib2 raises its own types for broken responses
