@@ -469,8 +469,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ThumbsearchError as exc:
         print(f"error: {exc}")
         return exc.exit_code
+    originals = [v.video_id for v in videos if v.variant == "original"]
+    (Path(args.out_dir) / "originals.txt").write_text("\n".join(originals) + "\n", "utf-8")
     print(
         f"wrote {2 * len(videos)} files ({len(videos)} videos, .jpg + .info.json) to {args.out_dir}"
+        f"; ids of the originals in originals.txt"
     )
     return 0
 

@@ -22,10 +22,14 @@ def finish_ingest(summary: IngestSummary, as_json: bool) -> None:
     if as_json:
         echo_json(summary.to_json())
     else:
-        typer.echo(f"queries {summary.queries}, pages {summary.pages}, new videos {summary.new}, "
-                   f"already known {summary.known}, failed {len(summary.failed)}, "
-                   f"API calls: search.list {summary.search_calls}, "
-                   f"videos.list {summary.videos_calls}")
+        counts = (f"new videos {summary.new}, already known {summary.known}, "
+                  f"failed {len(summary.failed)}")
+        if summary.pages or summary.search_calls:
+            typer.echo(f"queries {summary.queries}, pages {summary.pages}, {counts}, "
+                       f"API calls: search.list {summary.search_calls}, "
+                       f"videos.list {summary.videos_calls}")
+        else:
+            typer.echo(counts)
         for failure in summary.failed:
             typer.echo(f"  failed {failure.video_id}: {failure.reason}")
     if summary.stopped:

@@ -1,0 +1,123 @@
+"""``keras.applications`` backbones as alternative embedders (VGG16 as in the notebook,
+ResNet50, EfficientNetB0).
+
+Their ImageNet weights are downloaded by Keras into its cache on first use; machines
+without internet pass a local weights file instead (one written by ``save_weights`` of
+the same architecture, or a Keras ``.h5`` weights file). Keras' own EfficientNetB0
+ImageNet file needs an input rescaling that Keras adds only for ``weights="imagenet"``:
+copy that file into the Keras cache (``~/.keras/models/``) rather than passing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from indexer.errors import ModelError
+from indexer.models.base import FloatArray, GraphEmbedder
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = [
+    "KERAS_APPS",
+    "KerasApp",
+    "build_keras_app",
+    "load_keras_embedder",
+    "scale_caffe",
+    "scale_identity",
+]
+
+INPUT_SIZE = (224, 224)
+
+# ImageNet channel means in BGR order, as keras.applications' "caffe" preprocessing uses.
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+def scale_caffe(rgb: FloatArray) -> FloatArray:
+    """0..255 RGB -> BGR minus the ImageNet means (vgg16/resnet50 ``preprocess_input``)."""
+    return (rgb[..., ::-1] - _CAFFE_MEAN_BGR).astype(np.float32)
+
+
+def scale_identity(rgb: FloatArray) -> FloatArray:
+    """0..255 RGB unchanged (the model rescales inside, as Keras' EfficientNets do)."""
+    return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class KerasApp:
+    """One ``keras.applications`` backbone, headless, with its pooling and scaling."""
+
+    constructor: str
+    pooling: str
+    dim: int
+    scale: Callable[[FloatArray], FloatArray]
+
+
+KERAS_APPS: dict[str, KerasApp] = {
+    "vgg16": KerasApp("VGG16", "max", 512, scale_caffe),
+    "resnet50": KerasApp("ResNet50", "avg", 2048, scale_caffe),
+    "efficientnetb0": KerasApp("EfficientNetB0", "avg", 1280, scale_identity),
+}
+
+
+def _app(model_id: str) -> KerasApp:
+    try:
+        return KERAS_APPS[model_id]
+    except KeyError:
+        raise ModelError(
+            f"unknown keras.applications model {model_id!r}; known: {', '.join(KERAS_APPS)}"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def build_keras_app(model_id: str, weights: str | Path | None = "imagenet") -> keras.Model:
+    """The headless, pooled backbone on 224x224 input; weights: "imagenet", a file, or None."""
+    app = _app(model_id)
+    if weights is not None and weights != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise ModelError(f"weights file for {model_id} not found: {path}")
+        weights = str(path)
+    import keras
+
+    constructor = getattr(keras.applications, app.constructor)
+    try:
+        # Keras prints its download progress on stdout, which belongs to the CLI's output.
+        with contextlib.redirect_stdout(sys.stderr):
+            model: keras.Model = constructor(
+                include_top=False,
+                weights=weights,
+                input_shape=(*INPUT_SIZE, 3),
+                pooling=app.pooling,
+            )
+    except Exception as exc:  # Keras raises bare Exception for download failures
+        message = _one_line(exc)
+        if weights == "imagenet" and ("URL fetch failure" in message or "hash" in message):
+            raise ModelError(
+                f"the ImageNet weights for {model_id} could not be downloaded ({message}); "
+                "give a local weights file, or use the offline default efficientnet-lite0"
+            ) from exc
+        raise ModelError(f"cannot build {model_id} with weights {weights}: {message}") from exc
+    return model
+
+
+def load_keras_embedder(model_id: str, weights: str | Path | None = None) -> GraphEmbedder:
+    """Embedder for a ``keras.applications`` backbone; ``weights`` None means ImageNet."""
+    app = _app(model_id)
+    model = build_keras_app(model_id, "imagenet" if weights is None else weights)
+    embedder = GraphEmbedder(model_id, model, app.scale)
+    if embedder.dim != app.dim:
+        raise ModelError(f"{model_id} gives {embedder.dim}-d features, expected {app.dim}")
+    return embedder
+
