@@ -46,6 +46,8 @@ def _register() -> None:
 
     for module in (ingest, add, similar, stats):
         module.register(app)
+    # evaluation commands
+    # scheduling and quota commands
 
 
 _register()
