@@ -10,7 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from indexer.errors import ImageDecodeError, ImagePathError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "decode_image", "read_image_file"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "decode_image", "read_image_bytes", "read_image_file"]
 
 # A thumbnail is at most 1280x720; 40 Mpx leaves room for photos and stops decompression bombs.
 MAX_PIXELS = 40_000_000
@@ -43,8 +43,8 @@ def decode_image(data: bytes, name: str = "image") -> Image.Image:
         raise ImageDecodeError(f"{name}: corrupt image ({exc})") from exc
 
 
-def read_image_file(path: Path, max_bytes: int = 50 * 1024 * 1024) -> Image.Image:
-    """Read and decode an image file, with a clear error for missing or unreadable paths."""
+def read_image_bytes(path: Path, max_bytes: int = 50 * 1024 * 1024) -> bytes:
+    """The bytes of an image file, with a clear error for missing or unreadable paths."""
     if not path.exists():
         raise ImagePathError(f"{path}: no such file")
     if path.is_dir():
@@ -53,7 +53,11 @@ def read_image_file(path: Path, max_bytes: int = 50 * 1024 * 1024) -> Image.Imag
         size = path.stat().st_size
         if size > max_bytes:
             raise ImagePathError(f"{path}: {size} bytes is over the {max_bytes} byte limit")
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ImagePathError(f"{path}: cannot read ({exc.strerror})") from exc
-    return decode_image(data, str(path))
+
+
+def read_image_file(path: Path, max_bytes: int = 50 * 1024 * 1024) -> Image.Image:
+    """Read and decode an image file."""
+    return decode_image(read_image_bytes(path, max_bytes), str(path))

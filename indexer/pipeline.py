@@ -7,6 +7,7 @@ fatal to the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -19,10 +20,11 @@ from PIL import Image
 
 from indexer.errors import FetchError, ImageDecodeError, ImagePathError
 from indexer.fetch import ImageFetcher
-from indexer.images import decode_image, read_image_file
+from indexer.images import decode_image, read_image_bytes
 from indexer.models import Embedder
 from indexer.records import Failure, VideoMeta
 from indexer.store import Store
+from indexer.thumbcache import ThumbnailCache
 from indexer.vector_index import VectorIndex, l2_normalise
 
 __all__ = [
@@ -72,18 +74,18 @@ class PipelineResult:
     times: StageTimes = field(default_factory=StageTimes)
 
 
-Loader = Callable[[WorkItem], Image.Image]
+Loader = Callable[[WorkItem], bytes]
 
 
 def make_loader(fetcher: ImageFetcher) -> Loader:
     """A loader that downloads URLs with ``fetcher`` and reads paths from disk."""
 
-    def load(item: WorkItem) -> Image.Image:
+    def load(item: WorkItem) -> bytes:
         if item.path is not None:
-            return read_image_file(item.path)
+            return read_image_bytes(item.path)
         if item.url is None:
             raise FetchError(f"{item.meta.video_id}: no image URL or path")
-        return decode_image(fetcher.fetch(item.url), item.url)
+        return fetcher.fetch(item.url)
 
     return load
 
@@ -96,25 +98,31 @@ class _Loaded:
     seconds: float
 
 
-def _load_one(item: WorkItem, loader: Loader,
-              preprocess: Callable[[Image.Image], np.ndarray]) -> _Loaded:
+Preprocess = Callable[[Image.Image], np.ndarray]
+
+
+def _load_one(item: WorkItem, loader: Loader, preprocess: Preprocess,
+              cache: ThumbnailCache | None) -> _Loaded:
     start = time.perf_counter()
     try:
-        array = preprocess(loader(item))
-        return _Loaded(item.meta, array, None, time.perf_counter() - start)
+        data = loader(item)
+        array = preprocess(decode_image(data, str(item.path or item.url)))
+        meta = item.meta
+        if cache is not None:  # only bytes that decoded are kept
+            meta = dataclasses.replace(meta, thumbnail_sha256=cache.put(data))
+        return _Loaded(meta, array, None, time.perf_counter() - start)
     except ITEM_ERRORS as exc:
         return _Loaded(item.meta, None, Failure(item.meta.video_id, str(exc)),
                        time.perf_counter() - start)
 
 
-def _load_all(items: Iterable[WorkItem], loader: Loader,
-              preprocess: Callable[[Image.Image], np.ndarray], workers: int,
-              window: int) -> Iterator[_Loaded]:
+def _load_all(items: Iterable[WorkItem], loader: Loader, preprocess: Preprocess,
+              cache: ThumbnailCache | None, workers: int, window: int) -> Iterator[_Loaded]:
     """Load items in a pool, keeping at most ``window`` in flight, yielding in input order."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="load") as pool:
         pending: deque[Future[_Loaded]] = deque()
         for item in items:
-            pending.append(pool.submit(_load_one, item, loader, preprocess))
+            pending.append(pool.submit(_load_one, item, loader, preprocess, cache))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
@@ -122,9 +130,13 @@ def _load_all(items: Iterable[WorkItem], loader: Loader,
 
 
 def run_pipeline(items: Iterable[WorkItem], *, loader: Loader, embedder: Embedder,
-                 store: Store, index: VectorIndex, batch_size: int = 32,
-                 workers: int = 8) -> PipelineResult:
-    """Load, embed and write ``items``; database rows first, then the index."""
+                 store: Store, index: VectorIndex, cache: ThumbnailCache | None = None,
+                 batch_size: int = 32, workers: int = 8) -> PipelineResult:
+    """Load, embed and write ``items``; database rows first, then the index.
+
+    With a ``cache``, the bytes of every image that decoded are kept there and
+    their digest is stored with the video.
+    """
     result = PipelineResult()
     started = time.perf_counter()
     metas: list[VideoMeta] = []
@@ -145,7 +157,7 @@ def run_pipeline(items: Iterable[WorkItem], *, loader: Loader, embedder: Embedde
         arrays.clear()
 
     window = max(batch_size * 2, workers * 2)
-    for loaded in _load_all(items, loader, embedder.preprocess, workers, window):
+    for loaded in _load_all(items, loader, embedder.preprocess, cache, workers, window):
         result.times.load += loaded.seconds
         if loaded.failure is not None:
             result.failed.append(loaded.failure)

@@ -20,6 +20,7 @@ class VideoMeta:
     channel_title: str = ""
     published_at: datetime | None = None
     thumbnail_url: str = ""
+    thumbnail_sha256: str | None = None  # key of the bytes in the thumbnail cache
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class StoredVideo:
     thumbnail_url: str
     fetched_at: datetime
     description: str = field(default="", repr=False)
+    thumbnail_sha256: str | None = None
 
 
 @dataclass(frozen=True)

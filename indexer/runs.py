@@ -33,6 +33,7 @@ class IngestRun:
         settings = self.service.settings
         result = run_pipeline(items, loader=self._loader, embedder=self.service.embedder,
                               store=self.service.store, index=self.index,
+                              cache=self.service.cache,
                               batch_size=settings.batch_size, workers=settings.download_workers)
         self.summary.new += len(result.stored)
         self.summary.failed.extend(result.failed)

@@ -40,6 +40,7 @@ videos = Table(
     Column("channel_title", Text, nullable=False, default=""),
     Column("published_at", DateTime(timezone=True), nullable=True),
     Column("thumbnail_url", Text, nullable=False, default=""),
+    Column("thumbnail_sha256", String(64), nullable=True),  # key in the thumbnail cache
     Column("fetched_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

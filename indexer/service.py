@@ -17,6 +17,7 @@ from indexer.fetch import HttpImageFetcher, ImageFetcher
 from indexer.models import Embedder, ModelSpec, load_embedder, model_spec
 from indexer.settings import Settings
 from indexer.store import Store
+from indexer.thumbcache import ThumbnailCache
 from indexer.vector_index import VectorIndex
 from indexer.youtube import GoogleYouTubeApi, YouTubeApi
 
@@ -36,6 +37,7 @@ class Service:
     settings: Settings
     store: Store
     fetcher: ImageFetcher
+    cache: ThumbnailCache
     spec: ModelSpec
     _embedder_factory: Callable[[], Embedder]
     _youtube_factory: Callable[[], YouTubeApi]
@@ -106,5 +108,6 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
         return GoogleYouTubeApi(settings.require_api_key(), settings.youtube_endpoint,
                                 timeout=settings.http_timeout)
 
-    return Service(settings=settings, store=store, fetcher=image_fetcher, spec=spec,
+    return Service(settings=settings, store=store, fetcher=image_fetcher,
+                   cache=ThumbnailCache(settings.thumbnail_cache_dir), spec=spec,
                    _embedder_factory=make_embedder, _youtube_factory=make_youtube)

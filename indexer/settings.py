@@ -113,6 +113,11 @@ class Settings:
         return self.youtube_api_key
 
     @property
+    def thumbnail_cache_dir(self) -> Path:
+        """Directory of the content-addressed thumbnail cache."""
+        return self.home / "thumbnails"
+
+    @property
     def image_hosts(self) -> tuple[str, ...]:
         """Hosts images may be fetched from: the allowed list plus the thumbnail host."""
         base = urlsplit(self.thumbnail_base)

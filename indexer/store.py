@@ -107,7 +107,8 @@ class Store:
                         published_at=_as_utc(row["published_at"]),
                         thumbnail_url=row["thumbnail_url"],
                         fetched_at=_as_utc(row["fetched_at"]) or self._clock(),
-                        description=row["description"])
+                        description=row["description"],
+                        thumbnail_sha256=row["thumbnail_sha256"])
             return out
 
         result: dict[str, StoredVideo] = self._run("reading videos", read)
@@ -244,6 +245,8 @@ class Store:
                     "published_at": meta.published_at, "thumbnail_url": meta.thumbnail_url,
                     "fetched_at": now,
                 }
+                if meta.thumbnail_sha256:
+                    values["thumbnail_sha256"] = meta.thumbnail_sha256
                 if meta.video_id in have_video:
                     conn.execute(update(videos).where(videos.c.video_id == meta.video_id)
                                  .values(**values))

@@ -103,3 +103,22 @@ def test_png_with_alpha_and_grayscale_are_embedded(tmp_path: Path, settings: Set
     (tmp_path / "anim.gif").write_bytes(buf.getvalue())
     summary = add_paths(build_service(settings, embedder=TinyEmbedder()), [tmp_path])
     assert (summary.new, summary.failed) == (3, [])
+
+
+def test_ingested_bytes_are_kept_in_the_content_addressed_cache(tmp_path: Path,
+                                                                settings: Settings) -> None:
+    import hashlib
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = [_photo(folder / f"p{i}.jpg", i) for i in range(3)]
+    (folder / "broken.jpg").write_bytes(b"garbage")
+    service = build_service(settings, embedder=TinyEmbedder())
+    add_paths(service, [folder])
+    for path in paths:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        stored = service.store.get_video(meta_for_file(path).video_id)
+        assert stored is not None and stored.thumbnail_sha256 == digest
+        assert service.cache.get(digest) == path.read_bytes()
+    cached = [p for p in settings.thumbnail_cache_dir.rglob("*") if p.is_file()]
+    assert len(cached) == 3  # the broken file is not kept

@@ -159,3 +159,16 @@ def test_snapshot_save_is_atomic_and_leaves_no_temporary_files(store: Store,
     index.save()
     index.save()
     assert sorted(p.name for p in directory.iterdir()) == ["m.faiss", "m.json"]
+
+
+def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from indexer.schema import metadata
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cmp.sqlite3'}")
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []

@@ -1,0 +1,47 @@
+"""A content-addressed cache of every thumbnail ingested, so other models can re-embed offline."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from indexer.errors import StoreError
+
+__all__ = ["ThumbnailCache"]
+
+
+class ThumbnailCache:
+    """Image bytes stored under their SHA-256: ``root/ab/abcdef...``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        """Where the bytes with this digest live."""
+        return self.root / digest[:2] / digest
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (once) and return its hex SHA-256."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if target.exists():
+            return digest
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StoreError(f"cannot write the thumbnail cache under {self.root}: "
+                             f"{exc.strerror or exc}") from exc
+        return digest
+
+    def get(self, digest: str) -> bytes | None:
+        """The cached bytes, or None when absent."""
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            return None
