@@ -11,7 +11,8 @@ its message on one line and exits with ``exit_code``.
     │   └── UnknownModelError         THUMBSEARCH_MODEL names no model
     ├── InputError                    an argument a user gave is unusable
     │   ├── VideoIdError              not a video id or YouTube URL
-    │   └── ImagePathError            a path that is missing or not an image file
+    │   ├── ImagePathError            a path that is missing or not an image file
+    │   └── QueriesFileError          a queries file that is unreadable or invalid
     ├── NotFoundError                 nothing to answer with
     │   ├── EmptyCorpusError          no vectors stored yet
     │   └── VideoNotFoundError        no such video (not stored, no thumbnail)
@@ -25,6 +26,7 @@ its message on one line and exits with ``exit_code``.
     ├── ImageDecodeError              bytes that are not a usable image
     ├── ModelError                    the model cannot be built or run
     ├── StoreError                    the database failed
+    ├── WriterBusyError               another ingest run holds the writer lock
     └── VectorIndexError              the FAISS index failed
         └── ModelMismatchError        index built by another model or dimension
 """
@@ -45,6 +47,7 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "NotFoundError",
+    "QueriesFileError",
     "QuotaExceededError",
     "StoreError",
     "ThumbnailMissingError",
@@ -53,6 +56,7 @@ __all__ = [
     "VectorIndexError",
     "VideoIdError",
     "VideoNotFoundError",
+    "WriterBusyError",
     "YouTubeError",
 ]
 
@@ -85,6 +89,10 @@ class VideoIdError(InputError):
 
 class ImagePathError(InputError):
     """A path that does not exist or is not an image file."""
+
+
+class QueriesFileError(InputError):
+    """A queries file that cannot be read or holds an invalid entry."""
 
 
 class NotFoundError(ThumbsearchError):
@@ -139,6 +147,10 @@ class ModelError(ThumbsearchError):
 
 class StoreError(ThumbsearchError):
     """The metadata database failed."""
+
+
+class WriterBusyError(ThumbsearchError):
+    """Another ingest run holds the writer lock."""
 
 
 class VectorIndexError(ThumbsearchError):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from indexer.errors import QuotaExceededError, ThumbsearchError
+from indexer.lock import writer_lock
 from indexer.pipeline import WorkItem, make_loader, run_pipeline
 from indexer.service import Service
 from indexer.summary import IngestSummary
@@ -42,8 +43,18 @@ class IngestRun:
 
 
 @contextmanager
-def ingest_run(service: Service, kind: str) -> Iterator[IngestRun]:
-    """Run a recorded ingest; a quota stop ends it cleanly with ``summary.stopped`` set."""
+def ingest_run(service: Service, kind: str, *, wait: float = 0.0) -> Iterator[IngestRun]:
+    """Run a recorded ingest under the writer lock; a quota stop ends it with ``stopped`` set.
+
+    The lock is waited for up to ``wait`` seconds (WriterBusyError after that).
+    """
+    with ExitStack() as stack:
+        stack.enter_context(writer_lock(service.settings.home, kind, wait=wait))
+        yield stack.enter_context(_recorded_run(service, kind))
+
+
+@contextmanager
+def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
     service.prepare_for_writing()
     store = service.store
     run = IngestRun(service, IngestSummary())

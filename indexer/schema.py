@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -16,7 +17,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["embeddings", "ingest_runs", "metadata", "queries", "query_videos", "videos"]
+__all__ = [
+    "embeddings",
+    "ingest_runs",
+    "metadata",
+    "queries",
+    "query_cursors",
+    "query_videos",
+    "quota_ledger",
+    "videos",
+]
 
 # Constraint names must be stable so that batch-mode migrations on SQLite can refer to them.
 NAMING_CONVENTION = {
@@ -41,6 +51,16 @@ videos = Table(
     Column("published_at", DateTime(timezone=True), nullable=True),
     Column("thumbnail_url", Text, nullable=False, default=""),
     Column("thumbnail_sha256", String(64), nullable=True),  # key in the thumbnail cache
+    # videos.list details (revision 0003); NULL until enriched, counts NULL when hidden
+    Column("duration", String(32), nullable=True),  # ISO 8601, e.g. PT4M13S
+    Column("duration_seconds", Integer, nullable=True),
+    Column("view_count", BigInteger, nullable=True),
+    Column("like_count", BigInteger, nullable=True),
+    Column("comment_count", BigInteger, nullable=True),
+    Column("tags", JSON, nullable=True),
+    Column("category_id", String(16), nullable=True),
+    Column("default_language", String(32), nullable=True),
+    Column("details_fetched_at", DateTime(timezone=True), nullable=True),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
@@ -87,4 +107,34 @@ ingest_runs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("status", String(16), nullable=False),  # running, done, failed, quota
     Column("summary", JSON, nullable=True),
+)
+
+# Spent API quota per Pacific-time day and bucket ("search": search.list calls, "units": the
+# rest). Charged with one conditional UPDATE before each call, so concurrent workers never
+# overspend (revision 0003).
+quota_ledger = Table(
+    "quota_ledger",
+    metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD in America/Los_Angeles
+    Column("bucket", String(16), primary_key=True),
+    Column("used", Integer, nullable=False, default=0),
+    Column("exhausted_at", DateTime(timezone=True), nullable=True),  # the API said quotaExceeded
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Where each scheduled query stands: the page token to resume from and its pass (revision 0003).
+query_cursors = Table(
+    "query_cursors",
+    metadata,
+    Column("key", String(64), primary_key=True),  # sha256 of the query text and search parameters
+    Column("query_id", Integer, ForeignKey("queries.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("params", JSON, nullable=False),  # parameters of the current pass, as sent
+    Column("page_token", Text, nullable=True),  # next page of the current pass; NULL: none open
+    Column("pass_pages", Integer, nullable=False, default=0),  # pages read in the current pass
+    Column("pages_total", Integer, nullable=False, default=0),
+    Column("passes_done", Integer, nullable=False, default=0),
+    Column("pass_done_at", DateTime(timezone=True), nullable=True),
+    Column("last_fetched_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

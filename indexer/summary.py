@@ -24,6 +24,11 @@ class IngestSummary:
     videos_calls: int = 0
     times: StageTimes = field(default_factory=StageTimes)
     stopped: str | None = None
+    per_query: dict[str, dict[str, Any]] = field(default_factory=dict)  # by query label
+    enriched: int = 0  # videos given videos.list details
+    refreshed: int = 0  # stored videos whose metadata was fetched again
+    gone: list[str] = field(default_factory=list)  # videos YouTube no longer has
+    pruned: int = 0  # gone videos deleted with their vectors
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape of ``ingest --json`` and ``add --json``."""
@@ -38,7 +43,10 @@ class IngestSummary:
 
     def record(self) -> dict[str, Any]:
         """What is stored with the run: the JSON shape plus stage times and the stop reason."""
-        return {**self.to_json(), "stopped": self.stopped,
+        return {**self.to_json(), "stopped": self.stopped, "per_query": self.per_query,
+                "quota": {"search": self.search_calls, "units": self.videos_calls},
+                "enriched": self.enriched, "refreshed": self.refreshed,
+                "gone": len(self.gone), "pruned": self.pruned,
                 "seconds": {"load": round(self.times.load, 3), "embed": round(self.times.embed, 3),
                             "write": round(self.times.write, 3),
                             "wall": round(self.times.wall, 3)}}

@@ -144,6 +144,21 @@ class VectorIndex:
         self._index.add_with_ids(np.ascontiguousarray(vectors), ids[fresh])
         self.watermark = max(self.watermark, int(ids[fresh].max()))
 
+    def remove(self, ids: np.ndarray) -> int:
+        """Drop vectors by row id (deleted rows); return how many were in the index.
+
+        The watermark stays: row ids are never reused, so replay cannot bring them back.
+        Call ``save()`` afterwards to make the removal survive a restart.
+        """
+        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        if not wanted.size:
+            return 0
+        try:
+            removed = int(self._index.remove_ids(wanted))
+        except RuntimeError as exc:
+            raise VectorIndexError(f"cannot remove vectors from the index: {exc}") from exc
+        return removed
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores float32 (n, k), row ids int64 (n, k)); missing slots have id -1."""
         if self.size == 0:

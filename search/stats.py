@@ -21,4 +21,4 @@ def corpus_stats(service: Service) -> dict[str, Any]:
         counts = {"videos": 0, "vectors": 0, "queries": 0}
         index = asdict(VectorIndex(service.settings.index_dir, spec.model_id, spec.dim).info())
     return {**counts, "model": spec.model_id, "dim": spec.dim, "index": index,
-            "home": str(service.settings.home)}
+            "home": str(service.settings.home), "quota": service.ledger.summary()}

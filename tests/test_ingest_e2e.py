@@ -37,8 +37,9 @@ def test_ingest_stores_links_and_never_fetches_twice(youtube_env: FakeYouTube) -
     assert first["queries"] == 2 and first["pages"] == 2
     assert first["new"] == len(fake.searches["cats"]) + len(fake.searches["space"])
     assert first["known"] == 0 and first["failed"] == []
-    assert first["api_calls"] == {"search": 2, "videos": 0}
-    assert fake.search_calls == 2
+    # One videos.list call gives the 12 new videos their details (50 ids a call).
+    assert first["api_calls"] == {"search": 2, "videos": 1}
+    assert fake.search_calls == 2 and fake.videos_calls == 1
     fetched = sum(fake.thumbnail_requests.values())
     assert fetched == first["new"]
 

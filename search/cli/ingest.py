@@ -2,34 +2,58 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from indexer.ingest import MAX_PAGES, ingest_queries
+from indexer.ingest import MAX_PAGES, ingest_queries, run_queries
+from indexer.queryfile import load_queries_file
 from indexer.service import build_service
 from search.cli.output import finish_ingest
+from search.cli.progress import progress_reporter
 
-__all__ = ["ingest", "register"]
+__all__ = ["WAIT_HELP", "ingest", "register"]
+
+WAIT_HELP = ("Seconds to wait for another ingest run to finish (default 0: exit 1 at once "
+             "if one holds the lock).")
 
 
 def ingest(
     ctx: typer.Context,
-    queries: Annotated[list[str], typer.Argument(help="Search queries, e.g. 'cat videos'.")],
+    queries: Annotated[list[str] | None, typer.Argument(
+        help="Search queries, e.g. 'cat videos'.", show_default=False)] = None,
+    queries_file: Annotated[Path | None, typer.Option(
+        "--queries-file", metavar="FILE",
+        help="A TOML file of [[queries]] tables (q, pages, per_page, order, region_code, "
+             "relevance_language, published_after/published_within, safe_search, priority): "
+             "run once, resuming each query where the last run stopped.")] = None,
     pages: Annotated[int, typer.Option(min=1, max=MAX_PAGES,
                                        help="Result pages to read per query.")] = 1,
     per_page: Annotated[int, typer.Option(min=1, max=50, help="Results per page.")] = 50,
+    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search YouTube (search.list, type=video) and embed the thumbnails of new videos.
 
-    Needs YOUTUBE_API_KEY. Each page costs one search.list call; videos already
-    stored are linked to the query but not downloaded again. Exit 3 when the
-    day's quota is spent (what was fetched is kept).
+    Needs YOUTUBE_API_KEY. Each page costs one search.list call and each 50 new
+    videos one videos.list call (for their details), charged to the day's quota
+    before it is sent; videos already stored are linked to the query but not
+    downloaded again. Exit 3 when the day's quota is spent (what was fetched is
+    kept; with --queries-file the next run resumes each query where it stopped).
     """
+    if (queries_file is None) == (not queries):
+        raise typer.BadParameter("give search queries or --queries-file FILE (not both)")
     service = build_service(ctx.obj)
     try:
-        summary = ingest_queries(service, queries, pages=pages, per_page=per_page)
+        with progress_reporter(enabled=not as_json) as progress:
+            if queries_file is not None:
+                specs = load_queries_file(queries_file, pages=pages, per_page=per_page)
+                summary = run_queries(service, specs, resume=True, wait=wait,
+                                      progress=progress)
+            else:
+                summary = ingest_queries(service, queries or [], pages=pages,
+                                         per_page=per_page, wait=wait, progress=progress)
     finally:
         service.close()
     finish_ingest(summary, as_json)

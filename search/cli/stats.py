@@ -17,7 +17,11 @@ def stats(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Show counts of videos, vectors and queries, the model, the index and the data directory."""
+    """Show counts of videos, vectors and queries, the model, the index, the data directory.
+
+    Also today's API quota use per bucket (search.list calls, other units) and
+    when it resets (midnight Pacific time).
+    """
     service = build_service(ctx.obj)
     try:
         figures = corpus_stats(service)
@@ -31,6 +35,13 @@ def stats(
                f"queries  {figures['queries']}\nmodel    {figures['model']} "
                f"({figures['dim']}-d)\nindex    {index['type']}, {index['size']} vectors, "
                f"{index['snapshot_bytes']} bytes on disk\nhome     {figures['home']}")
+    quota = figures["quota"]
+    typer.echo(f"quota    today (Pacific {quota['day']}): search.list "
+               f"{quota['search']['used']}/{quota['search']['limit']} calls, other methods "
+               f"{quota['units']['used']}/{quota['units']['limit']} units"
+               + ("; YouTube said quotaExceeded" if quota["search"]["exhausted"]
+                  or quota["units"]["exhausted"] else "")
+               + f"\n         {quota['resets']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,98 @@
+"""``thumbsearch schedule``: run a queries file every so often until stopped."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from indexer.errors import ThumbsearchError
+from indexer.queryfile import MAX_PAGES, QuerySpec, load_queries_file, parse_duration
+from indexer.schedule import run_schedule
+from indexer.service import build_service
+from indexer.summary import IngestSummary
+from search.cli.ingest import WAIT_HELP
+from search.cli.progress import progress_reporter
+
+__all__ = ["register", "schedule"]
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (the batch under way finishes); a second SIGINT aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        typer.echo(f"received {signal.Signals(signum).name}: stopping after the current batch",
+                   err=True)
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _batch_line(summary: IngestSummary) -> str:
+    line = (f"batch: queries {summary.queries}, pages {summary.pages}, new videos "
+            f"{summary.new}, already known {summary.known}, failed {len(summary.failed)}, "
+            f"API calls: search.list {summary.search_calls}, videos.list {summary.videos_calls}")
+    return line + (f"; stopped: {summary.stopped}" if summary.stopped else "")
+
+
+def schedule(
+    ctx: typer.Context,
+    queries_file: Annotated[Path, typer.Argument(metavar="FILE",
+                                                 help="TOML queries file ([[queries]] tables).")],
+    every: Annotated[str, typer.Option(help="Time between batch starts, e.g. 6h, 30m, 1d.")] = "6h",
+    pages: Annotated[int, typer.Option(min=1, max=MAX_PAGES,
+                                       help="Default pages per query and pass.")] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=50, help="Default results per page.")] = 50,
+    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+) -> None:
+    """Run a queries file now and then every --every, until Ctrl-C or SIGTERM.
+
+    Each batch is `thumbsearch ingest --queries-file FILE`: it shares the day's
+    quota fairly, stops cleanly when it is spent and the next batch resumes each
+    query where it stopped. A stop request lets the current batch finish. The
+    file is read again before each batch. One summary line per batch on stdout,
+    progress on stderr.
+    """
+    interval = parse_duration(every)
+    load_queries_file(queries_file, pages=pages, per_page=per_page)  # fail fast on a bad file
+
+    def load() -> list[QuerySpec]:
+        return load_queries_file(queries_file, pages=pages, per_page=per_page)
+
+    def on_error(exc: ThumbsearchError) -> None:
+        typer.echo(f"error: {exc} (trying again next batch)", err=True)
+
+    stop = threading.Event()
+    service = build_service(ctx.obj)
+    try:
+        with _stop_on_signals(stop):
+            run_schedule(service, load, interval, stop=stop, wait=wait,
+                         progress=progress_reporter,
+                         on_batch=lambda s: typer.echo(_batch_line(s)), on_error=on_error)
+    except KeyboardInterrupt:
+        raise ThumbsearchError("interrupted twice: stopped in the middle of a batch "
+                         "(what was stored is kept; the next run resumes)") from None
+    finally:
+        service.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the root app."""
+    app.command()(schedule)
