@@ -39,5 +39,24 @@ lint: install
 bench: install
 	$(PY) -m bench.ingest
 
+# The table of README "How well does it work?": writes the labelled sets under $(EVAL_DIR),
+# then scores them (JSON in $(EVAL_DIR)/eval.json, HTML in $(EVAL_DIR)/report/, table printed).
+# The class-level set comes from Debian's tuxpaint-stamps-default (installed here if missing).
+EVAL_DIR ?= build/eval
+TUXPAINT_STAMPS ?= /usr/share/tuxpaint/stamps
+.PHONY: eval
+eval: install
+	@test -d $(TUXPAINT_STAMPS) || apt-get install -y -q --no-install-recommends \
+		tuxpaint-stamps-default || { echo "make eval needs Debian's tuxpaint-stamps-default \
+		(apt-get install tuxpaint-stamps-default) or TUXPAINT_STAMPS=DIR"; exit 1; }
+	$(VENV)/bin/thumbsearch make-neardup --sample-photos $(EVAL_DIR)/neardup-samples \
+		--variants 10 --seed 0
+	$(PY) -m search.eval_sets $(EVAL_DIR)/tuxpaint-classes --stamps $(TUXPAINT_STAMPS)
+	THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --json --index hnsw \
+		--report $(EVAL_DIR)/report $(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes \
+		> $(EVAL_DIR)/eval.json
+	@THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --index hnsw \
+		$(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes
+
 clean:
 	rm -rf $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,131 @@
+"""``thumbsearch eval``: retrieval quality on labelled sets or on the corpus."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from indexer.errors import InputError
+from indexer.service import build_service
+from search.cli.output import echo_json
+from search.evaluate import LABEL_BY, EvalRun, Progress, evaluate_corpus, evaluate_sets, parse_ks
+from search.metrics import INDEX_TYPES
+
+__all__ = ["evaluate", "register"]
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Progress | None]:
+    # A bar only for a person watching: silent when stderr is a file or a pipe.
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+
+    with RichProgress(console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = int(bar.add_task(f"embedding {name}", total=total))
+            bar.update(tasks[name], completed=done)  # type: ignore[arg-type]
+
+        yield update
+
+
+def _print_table(run: EvalRun) -> None:
+    ks = run.ks
+    header = (f"{'dataset':<24} {'queries':>7} {'labels':>6} {'distr.':>6} "
+              + " ".join(f"{'R@' + str(k):>6}" for k in ks) + " "
+              + " ".join(f"{'P@' + str(k):>6}" for k in ks) + f" {'mAP':>6}")
+    typer.echo(f"model {run.model}")
+    typer.echo(header)
+    for s in run.sets:
+        sc = s.scores
+        name = s.name if len(s.name) <= 24 else s.name[:23] + "…"
+        typer.echo(f"{name:<24} {sc.queries:>7} {sc.labels:>6} {sc.distractors:>6} "
+                   + " ".join(f"{sc.recall[k]:6.3f}" for k in ks) + " "
+                   + " ".join(f"{sc.precision[k]:6.3f}" for k in ks) + f" {sc.mAP:6.3f}")
+    for s in run.sets:
+        if s.approximate is not None:
+            typer.echo(f"{s.name}: {run.index_type} recall vs exact "
+                       + ", ".join(f"@{k} {v:.3f}" for k, v in s.approximate.items()))
+        for item, reason in s.failed:
+            typer.echo(f"  skipped {item}: {reason}")
+
+
+def evaluate(
+    ctx: typer.Context,
+    datasets: Annotated[list[Path] | None, typer.Argument(
+        metavar="DATASET...",
+        help="A folder with one subfolder per label, or a CSV of path_or_video_id,label.",
+        show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Model to evaluate (default: THUMBSEARCH_MODEL).")] = None,
+    k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs for recall@k and "
+                                               "precision@k.")] = "1,5,10",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    report: Annotated[Path | None, typer.Option(
+        "--report", metavar="DIR", help="Write an HTML report (tables, plots, galleries) "
+                                        "into DIR.")] = None,
+    corpus: Annotated[bool, typer.Option(
+        "--corpus", help="Evaluate the ingested corpus with its stored vectors.")] = False,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", metavar="FILE", help="With --corpus: a CSV of video_id,label.")] = None,
+    label_by: Annotated[str | None, typer.Option(
+        "--label-by", metavar="query|channel",
+        help="With --corpus: label each video by the first query that found it or its "
+             "channel.")] = None,
+    index: Annotated[str, typer.Option(
+        "--index", metavar="exact|hnsw|ivf",
+        help="Also score an in-memory approximate FAISS index against exact search.")] = "exact",
+) -> None:
+    """Measure retrieval quality: recall@k, precision@k and mAP per labelled set.
+
+    Every image whose label has another image is a query; the others are ranked by
+    cosine similarity. Embeddings are cached by file hash and model under
+    THUMBSEARCH_HOME/cache/eval, so a second run does not embed again.
+    """
+    ks = parse_ks(k)
+    if index not in INDEX_TYPES:
+        raise InputError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {index!r}")
+    if corpus == bool(datasets):
+        raise InputError("give DATASET paths or --corpus (with --labels FILE or --label-by), "
+                         "not both")
+    if not corpus and (labels is not None or label_by is not None):
+        raise InputError("--labels and --label-by go with --corpus")
+    if label_by is not None and label_by not in LABEL_BY:
+        raise InputError(f"--label-by must be one of {', '.join(LABEL_BY)}, got {label_by!r}")
+    settings = ctx.obj if model is None else dataclasses.replace(ctx.obj, model=model)
+    service = build_service(settings)
+    try:
+        if corpus:
+            run = evaluate_corpus(service, labels_file=labels, label_by=label_by, ks=ks,
+                                  index_type=index)
+        else:
+            with _progress_bar() as progress:
+                run = evaluate_sets(service, datasets or [], ks, index, progress)
+        if report is not None:
+            from search.eval_report import write_report
+
+            page = write_report(run, report)
+    finally:
+        service.close()
+    if as_json:
+        echo_json(run.to_json())
+    else:
+        _print_table(run)
+    if report is not None:
+        typer.echo(f"report: {page}", err=as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the root app."""
+    app.command("eval")(evaluate)

@@ -1,0 +1,91 @@
+"""Labelled evaluation sets: a folder with one subfolder per label, or a CSV of item,label."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.errors import InputError
+from indexer.images import IMAGE_SUFFIXES
+
+__all__ = ["EvalItem", "LabelledSet", "load_labelled_set"]
+
+_VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_HEADER_NAMES = {"path", "video_id", "path_or_video_id", "id", "image", "item", "file"}
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One labelled image: a file path or a YouTube video id (its mqdefault thumbnail)."""
+
+    label: str
+    path: Path | None = None
+    video_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What to call the item in reports and failure lists."""
+        return str(self.path) if self.path is not None else f"video {self.video_id}"
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """A named list of labelled items."""
+
+    name: str
+    source: Path
+    items: tuple[EvalItem, ...]
+
+
+def _from_folder(root: Path) -> list[EvalItem]:
+    items = []
+    for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(label_dir.rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                items.append(EvalItem(label=label_dir.name, path=path))
+    return items
+
+
+def _from_csv(path: Path) -> list[EvalItem]:
+    try:
+        text = path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the CSV ({exc})") from exc
+    items = []
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise InputError(f"{path}:{number}: expected `path_or_video_id,label`, got {row!r}")
+        ref, label = row[0].strip(), row[1].strip()
+        if number == 1 and ref.lower() in _HEADER_NAMES:
+            continue
+        candidate = Path(ref) if Path(ref).is_absolute() else path.parent / ref
+        if candidate.is_file():
+            items.append(EvalItem(label=label, path=candidate))
+        elif _VIDEO_ID.match(ref):
+            items.append(EvalItem(label=label, video_id=ref))
+        else:
+            raise InputError(f"{path}:{number}: {ref!r} is neither an image file "
+                             "(relative paths are read from the CSV's folder) nor a video id")
+    return items
+
+
+def load_labelled_set(path: Path) -> LabelledSet:
+    """Read a labelled set from a folder of label subfolders or from a CSV file."""
+    if not path.exists():
+        raise InputError(f"{path}: no such dataset (a folder of label folders or a CSV file)")
+    if path.is_dir():
+        items = _from_folder(path)
+        if not items:
+            raise InputError(f"{path}: no images in label subfolders (expected "
+                             f"{path}/<label>/<image>)")
+        name = path.resolve().name
+    else:
+        items = _from_csv(path)
+        if not items:
+            raise InputError(f"{path}: the CSV lists no images")
+        name = path.stem
+    return LabelledSet(name=name, source=path, items=tuple(items))
