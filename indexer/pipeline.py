@@ -75,6 +75,8 @@ class PipelineResult:
 
 
 Loader = Callable[[WorkItem], bytes]
+# (metadata, L2-normalised (n, dim) vectors, model id) -> embedding row ids int64 (n,)
+Writer = Callable[[list[VideoMeta], np.ndarray, str], np.ndarray]
 
 
 def make_loader(fetcher: ImageFetcher) -> Loader:
@@ -131,11 +133,13 @@ def _load_all(items: Iterable[WorkItem], loader: Loader, preprocess: Preprocess,
 
 def run_pipeline(items: Iterable[WorkItem], *, loader: Loader, embedder: Embedder,
                  store: Store, index: VectorIndex, cache: ThumbnailCache | None = None,
-                 batch_size: int = 32, workers: int = 8) -> PipelineResult:
+                 batch_size: int = 32, workers: int = 8,
+                 write: Writer | None = None) -> PipelineResult:
     """Load, embed and write ``items``; database rows first, then the index.
 
     With a ``cache``, the bytes of every image that decoded are kept there and
-    their digest is stored with the video.
+    their digest is stored with the video. ``write`` replaces the default
+    database writer (``store.add_embedded``: metadata and vectors).
     """
     result = PipelineResult()
     started = time.perf_counter()
@@ -148,7 +152,7 @@ def run_pipeline(items: Iterable[WorkItem], *, loader: Loader, embedder: Embedde
         t0 = time.perf_counter()
         vectors = l2_normalise(embedder.embed(np.stack(arrays)))
         t1 = time.perf_counter()
-        ids = store.add_embedded(metas, vectors, embedder.model_id)
+        ids = (write or store.add_embedded)(metas, vectors, embedder.model_id)
         index.add(ids, vectors)
         result.times.embed += t1 - t0
         result.times.write += time.perf_counter() - t1

@@ -8,13 +8,17 @@ and so does the YouTube client.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 from indexer.db import make_engine
 from indexer.errors import EmptyCorpusError
 from indexer.fetch import HttpImageFetcher, ImageFetcher
 from indexer.models import Embedder, ModelSpec, load_embedder, model_spec
+from indexer.quota import QuotaLedger
 from indexer.settings import Settings
 from indexer.store import Store
 from indexer.thumbcache import ThumbnailCache
@@ -24,10 +28,11 @@ from indexer.youtube import GoogleYouTubeApi, YouTubeApi
 __all__ = ["Service", "build_service"]
 
 
-@functools.lru_cache(maxsize=2)
-def _shared_embedder(model_id: str) -> Embedder:
+@functools.lru_cache(maxsize=4)
+def _shared_embedder(model_id: str, weights: Path | None = None,
+                     weights_dir: Path | None = None) -> Embedder:
     # One process builds a model once, however many services it wires (tests, benchmarks).
-    return load_embedder(model_id)
+    return load_embedder(model_id, weights, weights_dir)
 
 
 @dataclass
@@ -59,6 +64,11 @@ class Service:
             self._youtube = self._youtube_factory()
         return self._youtube
 
+    @property
+    def ledger(self) -> QuotaLedger:
+        """The daily API quota ledger (its state lives in the database)."""
+        return QuotaLedger(self.store, self.settings.search_quota, self.settings.units_quota)
+
     def prepare_for_writing(self) -> None:
         """Create or upgrade the database schema before a write."""
         self.store.upgrade()
@@ -77,6 +87,10 @@ class Service:
                 f"the corpus at {self.settings.home} is empty: run `thumbsearch ingest QUERY` "
                 "or `thumbsearch add PATH` first")
         index = self.index()
+        if index.size == 0 and self.store.counts(self.spec.model_id)["videos"]:
+            raise EmptyCorpusError(
+                f"the corpus at {self.settings.home} holds no vectors for model "
+                f"{self.spec.model_id}: run `thumbsearch reembed --model {self.spec.model_id}`")
         if index.size == 0:
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} has no vectors for model "
@@ -90,23 +104,35 @@ class Service:
 
 def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
                   youtube: YouTubeApi | None = None,
-                  embedder: Embedder | None = None) -> Service:
-    """Build the service; any collaborator passed in is used instead of the real one."""
+                  embedder: Embedder | None = None,
+                  weights: Path | None = None,
+                  clock: Callable[[], datetime] | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> Service:
+    """Build the service; any collaborator passed in is used instead of the real one.
+
+    ``clock`` (UTC now) and ``sleep`` (retry backoff) are injectable for tests;
+    ``weights`` is a local weights file for the model (``--weights``).
+    """
     spec = model_spec(settings.model) if embedder is None else ModelSpec(
         embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
-    store = Store(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    store = Store(engine) if clock is None else Store(engine, clock)
     image_fetcher = fetcher or HttpImageFetcher(
         settings.image_hosts, timeout=settings.http_timeout,
         max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
 
     def make_embedder() -> Embedder:
-        return embedder if embedder is not None else _shared_embedder(settings.model)
+        if embedder is not None:
+            return embedder
+        return _shared_embedder(spec.model_id, weights, settings.weights_dir)
 
     def make_youtube() -> YouTubeApi:
         if youtube is not None:
             return youtube
+        ledger = QuotaLedger(store, settings.search_quota, settings.units_quota)
         return GoogleYouTubeApi(settings.require_api_key(), settings.youtube_endpoint,
-                                timeout=settings.http_timeout)
+                                timeout=settings.http_timeout, charge=ledger.charge,
+                                on_quota_exceeded=ledger.mark_exhausted, sleep=sleep)
 
     return Service(settings=settings, store=store, fetcher=image_fetcher,
                    cache=ThumbnailCache(settings.thumbnail_cache_dir), spec=spec,

@@ -13,7 +13,9 @@ from indexer.errors import ConfigError, MissingApiKeyError
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
     "DEFAULT_MODEL",
+    "DEFAULT_SEARCH_QUOTA",
     "DEFAULT_THUMBNAIL_BASE",
+    "DEFAULT_UNITS_QUOTA",
     "DEFAULT_YOUTUBE_ENDPOINT",
     "ENV_HELP",
     "Settings",
@@ -28,6 +30,8 @@ DEFAULT_HTTP_TIMEOUT = 20.0
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_DOWNLOAD_WORKERS = 8
 DEFAULT_BATCH_SIZE = 32
+DEFAULT_SEARCH_QUOTA = 100  # search.list calls a Pacific day (its own bucket since June 2026)
+DEFAULT_UNITS_QUOTA = 10_000  # units a Pacific day for every other method
 
 ENV_HELP = """\
 Environment (read once at start):
@@ -40,15 +44,36 @@ Environment (read once at start):
   THUMBSEARCH_ALLOWED_HOSTS     comma-separated host[:port] images may come from
                                 (default: the i.ytimg.com hosts)
   THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0)
+  THUMBSEARCH_WEIGHTS_DIR       directory of model weight files (<model>.weights.h5,
+                                <model>.pth); see `thumbsearch models`
+  THUMBSEARCH_SEARCH_QUOTA      search.list calls a Pacific day (default 100)
+  THUMBSEARCH_UNITS_QUOTA       units a Pacific day for other methods (default 10000)
 
 Exit codes: 0 done (failed thumbnails are listed, the rest stored);
 1 an error stopped it; 2 usage error; 3 stopped at the day's API quota."""
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text.strip()).expanduser() if text.strip() else None
 
 
 def _default_home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("thumbsearch", appauthor=False))
+
+
+def _quota(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{name} must be a whole number >= 0, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,9 @@ class Settings:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     download_workers: int = DEFAULT_DOWNLOAD_WORKERS
     batch_size: int = DEFAULT_BATCH_SIZE
+    weights_dir: Path | None = None
+    search_quota: int = DEFAULT_SEARCH_QUOTA
+    units_quota: int = DEFAULT_UNITS_QUOTA
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +124,9 @@ class Settings:
             thumbnail_base=thumb_base,
             allowed_hosts=allowed,
             model=env.get("THUMBSEARCH_MODEL", "").strip() or DEFAULT_MODEL,
+            weights_dir=_optional_path(env.get("THUMBSEARCH_WEIGHTS_DIR", "")),
+            search_quota=_quota(env, "THUMBSEARCH_SEARCH_QUOTA", DEFAULT_SEARCH_QUOTA),
+            units_quota=_quota(env, "THUMBSEARCH_UNITS_QUOTA", DEFAULT_UNITS_QUOTA),
         )
 
     @property

@@ -57,6 +57,14 @@ class Store:
         """True when the database has been created."""
         return has_schema(self.engine)
 
+    def now(self) -> datetime:
+        """The store's clock: the current time in UTC (injectable in tests)."""
+        return self._clock()
+
+    def transact(self, what: str, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(connection)`` in one transaction; database errors become StoreError."""
+        return self._run(what, fn)
+
     def _run(self, what: str, fn: Callable[[Any], Any]) -> Any:
         try:
             with self.engine.begin() as conn:
@@ -183,7 +191,85 @@ class Store:
             select(func.max(embeddings.c.id)).where(embeddings.c.model == model)).scalar())
         return int(value or 0)
 
+    def channel_of_videos(self) -> dict[str, str]:
+        """Video id -> channel id, for videos that have a channel (evaluation labels)."""
+
+        def read(conn: Any) -> dict[str, str]:
+            rows = conn.execute(select(videos.c.video_id, videos.c.channel_id)
+                                .where(videos.c.channel_id != ""))
+            return {r.video_id: r.channel_id for r in rows}
+
+        result: dict[str, str] = self._run("reading channels", read)
+        return result
+
+    def first_query_of_videos(self) -> dict[str, str]:
+        """Video id -> text of the first query that found it (earliest, then lowest query id)."""
+
+        def read(conn: Any) -> dict[str, str]:
+            rows = conn.execute(
+                select(query_videos.c.video_id, queries.c.text)
+                .join(queries, queries.c.id == query_videos.c.query_id)
+                .order_by(query_videos.c.first_seen_at, query_videos.c.query_id))
+            out: dict[str, str] = {}
+            for row in rows:
+                out.setdefault(row.video_id, row.text)
+            return out
+
+        result: dict[str, str] = self._run("reading queries of videos", read)
+        return result
+
+    def videos_without_vector(self, model: str) -> list[tuple[str, str | None]]:
+        """(video id, thumbnail cache key or None) of videos with no vector for ``model``."""
+
+        def read(conn: Any) -> list[tuple[str, str | None]]:
+            has_vector = select(embeddings.c.video_id).where(embeddings.c.model == model)
+            rows = conn.execute(select(videos.c.video_id, videos.c.thumbnail_sha256)
+                                .where(videos.c.video_id.not_in(has_vector))
+                                .order_by(videos.c.video_id))
+            return [(r.video_id, r.thumbnail_sha256) for r in rows]
+
+        result: list[tuple[str, str | None]] = self._run("reading videos to embed", read)
+        return result
+
+    def vector_counts(self) -> dict[str, int]:
+        """Number of stored vectors per model id."""
+
+        def read(conn: Any) -> dict[str, int]:
+            rows = conn.execute(select(embeddings.c.model, func.count())
+                                .group_by(embeddings.c.model))
+            return {str(model): int(count) for model, count in rows}
+
+        result: dict[str, int] = self._run("counting vectors per model", read)
+        return result
+
     # -- writes ---------------------------------------------------------------
+
+    def add_vectors(self, video_ids: Sequence[str], vectors: np.ndarray,
+                    model: str) -> np.ndarray:
+        """Store vectors of videos already stored (metadata untouched); return row ids.
+
+        A vector already stored for the same video and model is kept (its id is returned).
+        """
+        if len(video_ids) != len(vectors):
+            raise StoreError("video ids and vectors differ in length")
+        dim = int(vectors.shape[1]) if len(vectors) else 0
+
+        def write(conn: Any) -> np.ndarray:
+            now = self._clock()
+            have = {r.video_id: int(r.id) for r in conn.execute(
+                select(embeddings.c.video_id, embeddings.c.id).where(
+                    embeddings.c.video_id.in_(list(video_ids)), embeddings.c.model == model))}
+            out = np.empty(len(video_ids), dtype=np.int64)
+            for i, (video_id, vector) in enumerate(zip(video_ids, vectors, strict=True)):
+                if video_id not in have:
+                    have[video_id] = int(conn.execute(insert(embeddings).values(
+                        video_id=video_id, model=model, dim=dim, vector=_vector_bytes(vector),
+                        created_at=now)).inserted_primary_key[0])
+                out[i] = have[video_id]
+            return out
+
+        result: np.ndarray = self._run("storing vectors", write)
+        return result
 
     def query_id(self, text: str) -> int:
         """Id of a search query, recorded on first use."""

@@ -12,13 +12,17 @@ import numpy as np
 from PIL import Image
 
 from indexer.errors import ImageDecodeError, ModelError
+from indexer.models.preprocess import Preprocessing, prepare_rgb
 
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["Embedder", "GraphEmbedder", "squash_rgb"]
+__all__ = ["GEM_P", "Embedder", "GraphEmbedder", "pool_feature_map", "squash_rgb"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+
+#: Exponent of generalised-mean (GeM) pooling; 3 is the usual choice for CNN retrieval.
+GEM_P = 3.0
 
 
 @runtime_checkable
@@ -52,32 +56,54 @@ def squash_rgb(image: Image.Image, size: tuple[int, int]) -> FloatArray:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
 
+def pool_feature_map(feature_map: Any, pooling: str) -> Any:
+    """(n, h, w, c) tensor -> (n, c) by "avg", "max" or "gem" (GeM, p = GEM_P) pooling."""
+    import tensorflow as tf
+
+    if pooling == "avg":
+        return tf.reduce_mean(feature_map, axis=[1, 2])
+    if pooling == "max":
+        return tf.reduce_max(feature_map, axis=[1, 2])
+    if pooling == "gem":
+        # Clamped at a small positive value, as GeM is defined on non-negative activations.
+        clamped = tf.maximum(feature_map, 1e-6)
+        return tf.pow(tf.reduce_mean(tf.pow(clamped, GEM_P), axis=[1, 2]), 1.0 / GEM_P)
+    raise ModelError(f"unknown pooling {pooling!r}; known: avg, max, gem")
+
+
 class GraphEmbedder:
     """An Embedder running a Keras model through one traced ``tf.function``."""
 
     def __init__(
-        self, model_id: str, model: keras.Model, scale: Callable[[FloatArray], FloatArray]
+        self, model_id: str, model: keras.Model, scale: Callable[[FloatArray], FloatArray],
+        *, preprocessing: Preprocessing | None = None, pooling: str | None = None,
     ) -> None:
-        """Wrap ``model`` ((n, h, w, 3) -> (n, dim)); ``scale`` maps 0..255 RGB to its input."""
+        """Wrap ``model`` ((n, h, w, 3) -> (n, dim)); ``scale`` maps 0..255 RGB to its input.
+
+        With ``pooling``, ``model`` gives a (n, h', w', c) feature map that is pooled here.
+        """
         self.model_id = model_id
         self.model = model
         self._scale = scale
+        self.preprocessing = preprocessing or Preprocessing()
+        self.pooling = pooling
         _, height, width, _ = model.input_shape
         self.input_size = (int(height), int(width))
         self.dim = int(model.output_shape[-1])
-        self._features = self.trace(model)
+        self._features = self.trace(model, pooling)
         # Trace now, so the first batch's timing is the model's and not TensorFlow's tracing.
         self._features.get_concrete_function()
 
-    def trace(self, model: keras.Model) -> Any:
-        """A ``tf.function`` calling ``model`` in inference mode on this input size."""
+    def trace(self, model: keras.Model, pooling: str | None = None) -> Any:
+        """A ``tf.function`` calling ``model`` in inference mode on this input size, pooled."""
         import tensorflow as tf
 
         height, width = self.input_size
         spec = tf.TensorSpec([None, height, width, 3], tf.float32)
 
         def call(x: Any) -> Any:
-            return model(x, training=False)
+            out = model(x, training=False)
+            return out if pooling is None else pool_feature_map(out, pooling)
 
         # A fixed signature traces once; tf.function beats model.predict ~1.7x on CPU here,
         # and XLA (jit_compile) is ~10x slower on these machines, so it stays off.
@@ -85,7 +111,7 @@ class GraphEmbedder:
 
     def preprocess(self, image: Image.Image) -> FloatArray:
         """One image of any mode -> (h, w, 3) float32 with the model's scaling (thread-safe)."""
-        return self._scale(squash_rgb(image, self.input_size))
+        return self._scale(prepare_rgb(image, self.input_size, self.preprocessing))
 
     def _check(self, batch: FloatArray) -> FloatArray:
         array = np.asarray(batch, dtype=np.float32)

@@ -9,6 +9,7 @@ Input: RGB squashed to the variant's resolution, scaled (x - 127) / 128.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from importlib import import_module, resources
@@ -19,6 +20,7 @@ import numpy as np
 
 from indexer.errors import ModelError
 from indexer.models.base import FloatArray, GraphEmbedder
+from indexer.models.preprocess import Preprocessing
 from indexer.models.torch_legacy import read_state_dict
 
 if TYPE_CHECKING:
@@ -199,7 +201,8 @@ class _Weights:
 def build_efficientnet_lite(
     state_dict: dict[str, np.ndarray[Any, Any]], variant: str = "lite0", fold_bn: bool = False
 ) -> keras.Model:
-    """Keras model (n, h, w, 3) scaled RGB -> [(n, 1280) pooled features, (n, 1000) logits]."""
+    """Keras model (n, h, w, 3) scaled RGB -> [(n, 1280) average-pooled features,
+    (n, 1000) logits, (n, h/32, w/32, 1280) the head's feature map before pooling]."""
     import keras
 
     spec = _variant(variant)
@@ -253,8 +256,8 @@ def build_efficientnet_lite(
         if block.stride == 1 and block.filters_in == block.filters_out:
             x = layers.Add(name=f"{name}_add")([x, shortcut])
     kernel = weights.conv("_conv_head", HEAD_FILTERS, blocks[-1].filters_out, 1)
-    x = conv_bn(x, "head", kernel, "_bn1")
-    features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    feature_map = conv_bn(x, "head", kernel, "_bn1")
+    features = layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
     fc = layers.Dense(NUM_CLASSES, name="fc")
     logits = fc(features)
     fc.set_weights([
@@ -262,18 +265,24 @@ def build_efficientnet_lite(
         weights.take("_fc.bias", (NUM_CLASSES,)),
     ])
     weights.check_all_used()
-    return keras.Model(inputs, [features, logits], name=f"efficientnet_{spec.name}")
+    return keras.Model(inputs, [features, logits, feature_map], name=f"efficientnet_{spec.name}")
 
 
 class LiteEmbedder(GraphEmbedder):
     """EfficientNet-Lite embedder: 1280-d pooled features; ``classify`` gives ImageNet odds."""
 
-    def __init__(self, model_id: str, model: keras.Model) -> None:
-        """Wrap a model made by ``build_efficientnet_lite``."""
+    def __init__(self, model_id: str, model: keras.Model, *, pooling: str = "avg",
+                 preprocessing: Preprocessing | None = None) -> None:
+        """Wrap a model made by ``build_efficientnet_lite``; ``pooling`` is avg, max or gem."""
         import keras
 
-        features = keras.Model(model.input, model.outputs[0], name=f"{model.name}_features")
-        super().__init__(model_id, features, scale_lite)
+        if pooling == "avg":  # the network's own pooling layer, the reference path
+            features = keras.Model(model.input, model.outputs[0], name=f"{model.name}_features")
+            super().__init__(model_id, features, scale_lite, preprocessing=preprocessing)
+        else:
+            feature_map = keras.Model(model.input, model.outputs[2], name=f"{model.name}_map")
+            super().__init__(model_id, feature_map, scale_lite, preprocessing=preprocessing,
+                             pooling=pooling)
         probabilities = keras.layers.Softmax(name="probabilities")(model.outputs[1])
         self.classifier = keras.Model(model.input, probabilities, name=f"{model.name}_classifier")
         self._classify = self.trace(self.classifier)
@@ -283,17 +292,27 @@ class LiteEmbedder(GraphEmbedder):
         return self.run(self._classify, batch, NUM_CLASSES)
 
 
+@functools.lru_cache(maxsize=4)
+def _network(variant: str, path: Path, mtime_ns: int) -> keras.Model:
+    # Configurations of one variant (pooling, preprocessing) share one built network.
+    del mtime_ns  # part of the cache key only: a rewritten file is read again
+    return build_efficientnet_lite(read_state_dict(path), variant, fold_bn=True)
+
+
 def load_lite_embedder(
-    variant: str = "lite0", weights: str | Path | None = None, model_id: str | None = None
+    variant: str = "lite0", weights: str | Path | None = None, model_id: str | None = None,
+    *, pooling: str = "avg", preprocessing: Preprocessing | None = None,
 ) -> LiteEmbedder:
     """Build an EfficientNet-Lite embedder from a legacy ``.pth`` (default: the package's)."""
     spec = _variant(variant)
     path = Path(weights) if weights is not None else lite_weights_path(variant)
-    state = read_state_dict(path)
+    if not path.is_file():
+        raise ModelError(f"weights file for efficientnet-{spec.name} not found: {path}")
     try:
         # Folding BN into the convolutions changes features by ~1e-5 and runs ~10-20% faster.
-        model = build_efficientnet_lite(state, spec.name, fold_bn=True)
-        return LiteEmbedder(model_id or f"efficientnet-{spec.name}", model)
+        model = _network(spec.name, path.resolve(), path.stat().st_mtime_ns)
+        return LiteEmbedder(model_id or f"efficientnet-{spec.name}", model, pooling=pooling,
+                            preprocessing=preprocessing)
     except ModelError:
         raise
     except Exception as exc:  # Keras/TensorFlow failures while building

@@ -21,6 +21,7 @@ import numpy as np
 
 from indexer.errors import ModelError
 from indexer.models.base import FloatArray, GraphEmbedder
+from indexer.models.preprocess import Preprocessing
 
 if TYPE_CHECKING:
     import keras
@@ -81,8 +82,12 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def build_keras_app(model_id: str, weights: str | Path | None = "imagenet") -> keras.Model:
-    """The headless, pooled backbone on 224x224 input; weights: "imagenet", a file, or None."""
+def build_keras_app(model_id: str, weights: str | Path | None = "imagenet",
+                    pooled: bool = True) -> keras.Model:
+    """The headless backbone on 224x224 input; weights: "imagenet", a file, or None.
+
+    ``pooled`` False leaves the last feature map (n, 7, 7, c) unpooled.
+    """
     app = _app(model_id)
     if weights is not None and weights != "imagenet":
         path = Path(weights)
@@ -99,24 +104,34 @@ def build_keras_app(model_id: str, weights: str | Path | None = "imagenet") -> k
                 include_top=False,
                 weights=weights,
                 input_shape=(*INPUT_SIZE, 3),
-                pooling=app.pooling,
+                pooling=app.pooling if pooled else None,
             )
     except Exception as exc:  # Keras raises bare Exception for download failures
         message = _one_line(exc)
         if weights == "imagenet" and ("URL fetch failure" in message or "hash" in message):
             raise ModelError(
-                f"the ImageNet weights for {model_id} could not be downloaded ({message}); "
-                "give a local weights file, or use the offline default efficientnet-lite0"
+                f"the ImageNet weights for {model_id} are not in Keras' cache and could not "
+                f"be downloaded ({message}): run once where there is internet, pass "
+                f"--weights FILE or put {model_id}.weights.h5 in THUMBSEARCH_WEIGHTS_DIR, "
+                "or use the offline default efficientnet-lite0"
             ) from exc
         raise ModelError(f"cannot build {model_id} with weights {weights}: {message}") from exc
     return model
 
 
-def load_keras_embedder(model_id: str, weights: str | Path | None = None) -> GraphEmbedder:
-    """Embedder for a ``keras.applications`` backbone; ``weights`` None means ImageNet."""
+def load_keras_embedder(
+    model_id: str, weights: str | Path | None = None, *, embedder_id: str | None = None,
+    pooling: str | None = None, preprocessing: Preprocessing | None = None,
+) -> GraphEmbedder:
+    """Embedder for a ``keras.applications`` backbone; ``weights`` None means ImageNet.
+
+    ``pooling`` other than the backbone's own (avg, max or gem) pools its feature map here.
+    """
     app = _app(model_id)
-    model = build_keras_app(model_id, "imagenet" if weights is None else weights)
-    embedder = GraphEmbedder(model_id, model, app.scale)
+    own = pooling is None or pooling == app.pooling
+    model = build_keras_app(model_id, "imagenet" if weights is None else weights, pooled=own)
+    embedder = GraphEmbedder(embedder_id or model_id, model, app.scale,
+                             preprocessing=preprocessing, pooling=None if own else pooling)
     if embedder.dim != app.dim:
         raise ModelError(f"{model_id} gives {embedder.dim}-d features, expected {app.dim}")
     return embedder

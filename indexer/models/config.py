@@ -1,0 +1,91 @@
+"""Model ids with preprocessing options: ``<base>[+unbar][+squash|crop|pad][+avg|max|gem]``.
+
+Vectors made with different preprocessing must never share an index, so every
+configuration has its own id. Options equal to the base model's defaults are dropped
+from the canonical id: ``efficientnet-lite0+squash+avg`` is ``efficientnet-lite0``, and a
+base id always means what it meant before options existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from indexer.errors import UnknownModelError
+from indexer.models.preprocess import RESIZE_MODES, Preprocessing
+
+__all__ = ["BASE_POOLING", "POOLINGS", "ModelConfig", "parse_model_id"]
+
+#: Global pooling of the last feature map: average, max, or generalised mean (GeM, p=3).
+POOLINGS = ("avg", "max", "gem")
+
+#: The pooling each base model uses when its id names none.
+BASE_POOLING: dict[str, str] = {
+    "efficientnet-lite0": "avg",
+    "efficientnet-lite1": "avg",
+    "efficientnet-lite2": "avg",
+    "vgg16": "max",
+    "resnet50": "avg",
+    "efficientnetb0": "avg",
+}
+
+_UNBAR = "unbar"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A base model plus the preprocessing and pooling its vectors were made with."""
+
+    base: str
+    unbar: bool = False
+    resize: str = "squash"
+    pooling: str = ""  # "" = the base model's own
+
+    @property
+    def pooling_used(self) -> str:
+        """The pooling actually applied."""
+        return self.pooling or BASE_POOLING[self.base]
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The image-side part of the configuration."""
+        return Preprocessing(unbar=self.unbar, resize=self.resize)
+
+    @property
+    def model_id(self) -> str:
+        """The canonical id: the base, then the options that differ from its defaults."""
+        parts = [self.base]
+        if self.unbar:
+            parts.append(_UNBAR)
+        if self.resize != "squash":
+            parts.append(self.resize)
+        if self.pooling_used != BASE_POOLING[self.base]:
+            parts.append(self.pooling_used)
+        return "+".join(parts)
+
+    @property
+    def is_base(self) -> bool:
+        """True when the id is the plain base model."""
+        return self.model_id == self.base
+
+
+def parse_model_id(text: str) -> ModelConfig:
+    """Parse ``base+option+...``; UnknownModelError names the known bases and options."""
+    base, *options = text.strip().split("+")
+    if base not in BASE_POOLING:
+        raise UnknownModelError(
+            f"unknown model {base!r}; known models: {', '.join(BASE_POOLING)} "
+            f"(options: +{_UNBAR}, +{'|'.join(RESIZE_MODES)}, +{'|'.join(POOLINGS)})")
+    unbar, resize, pooling = False, "", ""
+    for option in options:
+        if option == _UNBAR and not unbar:
+            unbar = True
+        elif option in RESIZE_MODES and not resize:
+            resize = option
+        elif option in POOLINGS and not pooling:
+            pooling = option
+        else:
+            raise UnknownModelError(
+                f"model {text!r}: option {option!r} is unknown or repeated; options are "
+                f"+{_UNBAR}, one of +{'|'.join(RESIZE_MODES)}, one of +{'|'.join(POOLINGS)}")
+    pooling = "" if pooling == BASE_POOLING[base] else pooling
+    return ModelConfig(base=base, unbar=unbar, resize=resize or "squash", pooling=pooling)

@@ -1,0 +1,56 @@
+"""``thumbsearch models``: the embedding models, their sizes and where their weights are."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from indexer.models import MODEL_SPECS, weights_status
+from indexer.settings import Settings
+from search.cli.output import echo_json
+
+__all__ = ["list_models", "models", "register"]
+
+
+def list_models(settings: Settings) -> list[dict[str, Any]]:
+    """One record per base model: id, dim, input size, weights source, availability."""
+    out = []
+    for spec in MODEL_SPECS.values():
+        status = weights_status(spec.model_id, settings.weights_dir)
+        out.append({"id": spec.model_id, "dim": spec.dim,
+                    "input_size": list(spec.input_size), "weights": status.source,
+                    "available": status.available, "why": status.reason,
+                    "default": spec.model_id == settings.model,
+                    "description": spec.description})
+    return out
+
+
+def models(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the embedding models: dimension, input size, where the weights come from and
+    whether they are available here (checked without downloading).
+
+    Any model takes preprocessing options in its id, e.g. efficientnet-lite0+unbar+crop+gem:
+    +unbar removes letterbox bars; +squash (default), +crop or +pad fits the input size;
+    +avg, +max or +gem pools the last feature map.
+    """
+    rows = list_models(ctx.obj)
+    if as_json:
+        echo_json(rows)
+        return
+    typer.echo(f"{'model':<20} {'dim':>5}  {'input':<8} {'weights':<32} available here")
+    for row in rows:
+        size = "x".join(str(n) for n in row["input_size"])
+        mark = "*" if row["default"] else " "
+        answer = "yes" if row["available"] else "no"
+        typer.echo(f"{row['id'] + mark:<20} {row['dim']:>5}  {size:<8} {row['weights']:<32} "
+                   f"{answer} ({row['why']})")
+    typer.echo("* the configured model (THUMBSEARCH_MODEL)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the root app."""
+    app.command()(models)

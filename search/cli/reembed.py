@@ -1,0 +1,51 @@
+"""``thumbsearch reembed``: embed the stored corpus with another model, from the cache."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from indexer.models import model_spec
+from indexer.reembed import reembed as reembed_corpus
+from indexer.service import build_service
+from search.cli.output import echo_json
+
+__all__ = ["reembed", "register"]
+
+
+def reembed(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option(
+        "--model", help="Model id to embed with, e.g. vgg16 or efficientnet-lite0+unbar "
+                        "(see `thumbsearch models`).")],
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", metavar="FILE", help="A local weights file for the model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Embed every stored video that has no vector for --model yet, from the thumbnail
+    cache (no network), into that model's own index.
+
+    Resumable: a second run does nothing. Videos whose thumbnail is not cached are
+    listed as failed.
+    """
+    settings = dataclasses.replace(ctx.obj, model=model_spec(model).model_id)
+    service = build_service(settings, weights=weights)
+    try:
+        summary = reembed_corpus(service)
+    finally:
+        service.close()
+    if as_json:
+        echo_json(summary.to_json())
+        return
+    typer.echo(f"model {summary.model}: embedded {summary.embedded}, already embedded "
+               f"{summary.already}, failed {len(summary.failed)}")
+    for failure in summary.failed:
+        typer.echo(f"  failed {failure.video_id}: {failure.reason}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the root app."""
+    app.command()(reembed)
