@@ -44,6 +44,10 @@ bench: install
 # The class-level set comes from Debian's tuxpaint-stamps-default (installed here if missing).
 EVAL_DIR ?= build/eval
 TUXPAINT_STAMPS ?= /usr/share/tuxpaint/stamps
+# Columns of the README table: the default, then preprocessing and pooling choices.
+EVAL_MODELS ?= efficientnet-lite0 efficientnet-lite0+unbar efficientnet-lite0+crop \
+	efficientnet-lite0+pad efficientnet-lite0+max efficientnet-lite0+gem \
+	efficientnet-lite0+unbar+crop+gem
 .PHONY: eval
 eval: install
 	@test -d $(TUXPAINT_STAMPS) || apt-get install -y -q --no-install-recommends \
@@ -57,6 +61,11 @@ eval: install
 		> $(EVAL_DIR)/eval.json
 	@THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --index hnsw \
 		$(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes
+	@set -e; n=0; for model in $(EVAL_MODELS); do n=$$((n + 1)); \
+		THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --json --model $$model \
+			$(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes > $(EVAL_DIR)/eval-$$n.json; \
+	done
+	@echo; $(PY) -m bench.eval_table $$(ls $(EVAL_DIR)/eval-*.json | sort -V)
 
 clean:
 	rm -rf $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

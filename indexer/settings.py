@@ -25,7 +25,9 @@ DEFAULT_YOUTUBE_ENDPOINT = "https://youtube.googleapis.com/"
 DEFAULT_THUMBNAIL_BASE = "https://i.ytimg.com/vi"
 DEFAULT_ALLOWED_HOSTS = ("i.ytimg.com", "i1.ytimg.com", "i2.ytimg.com", "i3.ytimg.com",
                          "i4.ytimg.com", "i9.ytimg.com", "img.youtube.com")
-DEFAULT_MODEL = "efficientnet-lite0"
+# Letterbox-bar removal never lost and sometimes won in the evaluation (README: "How well
+# does it work?"), so the default model removes bars before squashing to 224x224.
+DEFAULT_MODEL = "efficientnet-lite0+unbar"
 DEFAULT_HTTP_TIMEOUT = 20.0
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_DOWNLOAD_WORKERS = 8
@@ -43,7 +45,7 @@ Environment (read once at start):
   THUMBSEARCH_THUMBNAIL_BASE    thumbnail root (default https://i.ytimg.com/vi)
   THUMBSEARCH_ALLOWED_HOSTS     comma-separated host[:port] images may come from
                                 (default: the i.ytimg.com hosts)
-  THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0)
+  THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0+unbar)
   THUMBSEARCH_WEIGHTS_DIR       directory of model weight files (<model>.weights.h5,
                                 <model>.pth); see `thumbsearch models`
   THUMBSEARCH_SEARCH_QUOTA      search.list calls a Pacific day (default 100)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from indexer.settings import DEFAULT_MODEL
 from search.cli import app
 
 runner = CliRunner()
@@ -85,7 +86,7 @@ def test_stats_of_an_empty_home(isolated_env: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert (data["videos"], data["vectors"], data["queries"]) == (0, 0, 0)
-    assert data["model"] == "efficientnet-lite0" and data["dim"] == 1280
+    assert data["model"] == DEFAULT_MODEL and data["dim"] == 1280
     assert data["home"] == str(isolated_env)
 
 

@@ -14,7 +14,7 @@ from indexer import samples
 from indexer.errors import InputError
 from indexer.local import add_paths
 from indexer.service import build_service
-from indexer.settings import Settings
+from indexer.settings import DEFAULT_MODEL, Settings
 from search.cli import app
 from search.eval_report import write_report
 from search.evaluate import evaluate_corpus, evaluate_sets, parse_ks
@@ -182,7 +182,7 @@ def test_default_model_on_packaged_neardup_set(tmp_path: Path) -> None:
                                  "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["model"] == "efficientnet-lite0"
+    assert data["model"] == DEFAULT_MODEL
     scores = data["datasets"][0]
     assert (scores["queries"], scores["labels"], scores["distractors"]) == (40, 10, 0)
     assert scores["recall"]["1"] >= NEARDUP_RECALL_AT_1, scores

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from indexer.settings import DEFAULT_MODEL
 from search.cli import app
 from tests.fakes.youtube import FakeYouTube, photo_catalogue
 
@@ -53,7 +54,7 @@ def test_ingest_stores_links_and_never_fetches_twice(youtube_env: FakeYouTube) -
     assert stats["videos"] == stats["vectors"] == first["new"]
     assert stats["queries"] == 3
     assert stats["index"]["size"] == first["new"]
-    assert stats["dim"] == 1280 and stats["model"] == "efficientnet-lite0"
+    assert stats["dim"] == 1280 and stats["model"] == DEFAULT_MODEL
 
 
 def test_search_request_parameters(youtube_env: FakeYouTube) -> None:

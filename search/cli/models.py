@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.models import MODEL_SPECS, weights_status
+from indexer.models import MODEL_SPECS, parse_model_id, weights_status
 from indexer.settings import Settings
 from search.cli.output import echo_json
 
@@ -15,13 +15,14 @@ __all__ = ["list_models", "models", "register"]
 
 def list_models(settings: Settings) -> list[dict[str, Any]]:
     """One record per base model: id, dim, input size, weights source, availability."""
+    configured = parse_model_id(settings.model).base
     out = []
     for spec in MODEL_SPECS.values():
         status = weights_status(spec.model_id, settings.weights_dir)
         out.append({"id": spec.model_id, "dim": spec.dim,
                     "input_size": list(spec.input_size), "weights": status.source,
                     "available": status.available, "why": status.reason,
-                    "default": spec.model_id == settings.model,
+                    "default": spec.model_id == configured,
                     "description": spec.description})
     return out
 
@@ -48,7 +49,7 @@ def models(
         answer = "yes" if row["available"] else "no"
         typer.echo(f"{row['id'] + mark:<20} {row['dim']:>5}  {size:<8} {row['weights']:<32} "
                    f"{answer} ({row['why']})")
-    typer.echo("* the configured model (THUMBSEARCH_MODEL)")
+    typer.echo(f"* the configured model's network (THUMBSEARCH_MODEL={ctx.obj.model})")
 
 
 def register(app: typer.Typer) -> None:
