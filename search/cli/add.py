@@ -20,7 +20,7 @@ def add(
                                                      "recursively).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Embed local images, e.g. thumbnails saved by yt-dlp.
+    """Embed local image files and folders (such as thumbnails saved by yt-dlp).
 
     A file named '<title> [<video id>].jpg' is stored under that video id, with
     metadata from the '.info.json' beside it; any other image gets a stable id
