@@ -31,7 +31,8 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+            # The data directory is private to its user: it holds the database.
+            Path(parsed.database or "").parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(url)
     except (SQLAlchemyError, ValueError, OSError) as exc:
         raise StoreError(f"cannot open database {url!r}: {exc}") from exc

@@ -22,10 +22,12 @@ its message on one line and exits with ``exit_code``.
     │   └── ApiUnreachableError       connection refused, DNS, timeout
     ├── FetchError                    an image download failed
     │   ├── HostNotAllowedError       the host is not in THUMBSEARCH_ALLOWED_HOSTS
-    │   └── ThumbnailMissingError     404 (YouTube's grey placeholder)
+    │   ├── ThumbnailMissingError     404 (YouTube's grey placeholder)
+    │   └── DownloadBrokenError       5xx, reset, timeout, cut-off or too slow body (retried)
     ├── ImageDecodeError              bytes that are not a usable image
     ├── ModelError                    the model cannot be built or run
     ├── StoreError                    the database failed
+    │   └── DiskFullError             no space left (or file too large) while writing
     ├── WriterBusyError               another ingest run holds the writer lock
     └── VectorIndexError              the FAISS index failed
         └── ModelMismatchError        index built by another model or dimension
@@ -37,6 +39,8 @@ __all__ = [
     "ApiKeyInvalidError",
     "ApiUnreachableError",
     "ConfigError",
+    "DiskFullError",
+    "DownloadBrokenError",
     "EmptyCorpusError",
     "FetchError",
     "HostNotAllowedError",
@@ -137,6 +141,10 @@ class ThumbnailMissingError(FetchError):
     """The thumbnail host answered 404 (a grey placeholder image)."""
 
 
+class DownloadBrokenError(FetchError):
+    """A download failed in a way a retry may fix: 5xx, reset, timeout, cut-off body."""
+
+
 class ImageDecodeError(ThumbsearchError):
     """Bytes that do not decode to a usable image."""
 
@@ -147,6 +155,10 @@ class ModelError(ThumbsearchError):
 
 class StoreError(ThumbsearchError):
     """The metadata database failed."""
+
+
+class DiskFullError(StoreError):
+    """The disk is full (or a file size limit was hit) while writing."""
 
 
 class WriterBusyError(ThumbsearchError):

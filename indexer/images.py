@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,7 @@ __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "decode_image", "read_image_bytes", "
 
 # A thumbnail is at most 1280x720; 40 Mpx leaves room for photos and stops decompression bombs.
 MAX_PIXELS = 40_000_000
+_WARNINGS_LOCK = threading.Lock()
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
@@ -22,7 +24,12 @@ def decode_image(data: bytes, name: str = "image") -> Image.Image:
     if not data:
         raise ImageDecodeError(f"{name}: empty body, not an image")
     try:
-        with warnings.catch_warnings():
+        # catch_warnings swaps process-wide state, so decodes that use it take turns; a
+        # thumbnail decodes in about a millisecond, far below the model's time per image.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            # Pillow warns (UserWarning) about corrupt EXIF or TIFF tags and goes on: the
+            # image then decodes or raises; a warning must not reach the user or abort it.
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data))
             width, height = opened.size

@@ -40,7 +40,7 @@ def writer_lock(home: Path, what: str, *, wait: float = 0.0,
                 sleep: Callable[[float], None] = time.sleep,
                 monotonic: Callable[[], float] = time.monotonic) -> Iterator[Path]:
     """Hold the writer lock for the block; wait up to ``wait`` seconds, then WriterBusyError."""
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database
     path = home / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

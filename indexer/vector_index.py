@@ -159,6 +159,20 @@ class VectorIndex:
             raise VectorIndexError(f"cannot remove vectors from the index: {exc}") from exc
         return removed
 
+    def ids(self) -> np.ndarray:
+        """The row ids held, int64 (n,), in insertion order (for consistency checks)."""
+        import faiss
+
+        return np.asarray(faiss.vector_to_array(self._index.id_map), dtype=np.int64)
+
+    def vector(self, row_id: int) -> np.ndarray:
+        """The stored (normalised) vector of one row id, float32 (dim,)."""
+        try:
+            out: np.ndarray = np.asarray(self._index.reconstruct(int(row_id)), np.float32)
+        except RuntimeError as exc:
+            raise VectorIndexError(f"row {row_id} is not in the index") from exc
+        return out
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores float32 (n, k), row ids int64 (n, k)); missing slots have id -1."""
         if self.size == 0:

@@ -76,7 +76,7 @@ class PcaWhitening:
     def load(cls, path: Path) -> PcaWhitening:
         """Read a whitening written by ``save``."""
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 return cls(data["mean"].astype(np.float32),
                            data["projection"].astype(np.float32))
         except (OSError, KeyError, ValueError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import random
 import re
 import time
@@ -203,6 +204,34 @@ def translate_http_error(exc: Any) -> YouTubeError:
     return YouTubeError(f"YouTube API error {status}: {message}")
 
 
+_KEY_PARAM = re.compile(r"([?&]key=)[^&#\s\"']+")
+
+
+class _RedactKey(logging.Filter):
+    """Blanks ``key=...`` in googleapiclient's log records (it logs every request URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _KEY_PARAM.sub(r"\1REDACTED", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _redact_client_logs() -> None:
+    for name in ("googleapiclient.discovery", "googleapiclient.http", "googleapiclient.model"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactKey) for f in logger.filters):
+            logger.addFilter(_RedactKey())
+
+
+def _redact_error(exc: BaseException) -> None:
+    # HttpError's repr (shown in a chained traceback) carries the request URL with the key.
+    uri = getattr(exc, "uri", None)
+    if isinstance(uri, str):
+        exc.uri = _KEY_PARAM.sub(r"\1REDACTED", uri)  # type: ignore[attr-defined]
+
+
 class GoogleYouTubeApi:
     """YouTubeApi over google-api-python-client (static discovery: no network to build).
 
@@ -217,6 +246,7 @@ class GoogleYouTubeApi:
                  on_quota_exceeded: Callable[[str], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random) -> None:
+        _redact_client_logs()
         self._api_key = api_key
         self._endpoint = endpoint
         self._timeout = timeout
@@ -258,6 +288,7 @@ class GoogleYouTubeApi:
                 result: dict[str, Any] = make_request().execute(num_retries=0)
                 return result
             except HttpError as exc:
+                _redact_error(exc)
                 if attempt >= self._num_retries or not is_retryable(exc):
                     error = translate_http_error(exc)
                     if isinstance(error, QuotaExceededError) and self._on_quota_exceeded:

@@ -1,0 +1,159 @@
+"""Consistency of the database and the index: what is wrong, and a rebuild from the database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import VectorIndexError
+from indexer.lock import writer_lock
+from indexer.service import Service
+from indexer.vector_index import VectorIndex, l2_normalise
+
+__all__ = ["DoctorReport", "check_corpus", "rebuild_index"]
+
+_REBUILD = "run `thumbsearch index rebuild`"
+
+
+@dataclass
+class DoctorReport:
+    """Figures of the database and the index snapshot, and every problem found."""
+
+    model: str
+    dim: int
+    videos: int = 0
+    vectors: int = 0
+    snapshot_size: int = 0
+    snapshot_watermark: int = 0
+    index_size: int = 0
+    last_row_id: int = 0
+    sampled: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures and problems as JSON-ready values."""
+        return {"model": self.model, "dim": self.dim, "videos": self.videos,
+                "vectors": self.vectors, "snapshot_size": self.snapshot_size,
+                "snapshot_watermark": self.snapshot_watermark, "index_size": self.index_size,
+                "last_row_id": self.last_row_id, "sampled": self.sampled, "ok": self.ok,
+                "problems": list(self.problems)}
+
+
+def _check_snapshot(service: Service, report: DoctorReport) -> None:
+    import faiss
+
+    probe = VectorIndex(service.settings.index_dir, service.spec.model_id, service.spec.dim)
+    if not probe.snapshot_path.exists():
+        if report.vectors:
+            report.problems.append(f"no index snapshot at {probe.snapshot_path}: it will be "
+                                   f"rebuilt from the database on first use, or {_REBUILD}")
+        return
+    try:
+        meta = json.loads(probe.meta_path.read_text())
+    except (OSError, ValueError):
+        report.problems.append(f"index metadata {probe.meta_path} is missing or unreadable: "
+                               f"{_REBUILD}")
+        return
+    if meta.get("model") != report.model or meta.get("dim") != report.dim:
+        report.problems.append(f"index snapshot was built by {meta.get('model')!r} "
+                               f"({meta.get('dim')}-d), not {report.model!r} ({report.dim}-d): "
+                               f"{_REBUILD}")
+        return
+    report.snapshot_watermark = int(meta.get("watermark", 0))
+    try:
+        loaded = faiss.read_index(str(probe.snapshot_path))
+    except RuntimeError:
+        report.problems.append(f"index snapshot {probe.snapshot_path} is truncated or corrupt: "
+                               f"{_REBUILD}")
+        return
+    report.snapshot_size = int(loaded.ntotal)
+    if loaded.ntotal != meta.get("size") or loaded.d != report.dim:
+        report.problems.append(f"index snapshot holds {loaded.ntotal} vectors of "
+                               f"{loaded.d}-d, its metadata says {meta.get('size')}: {_REBUILD}")
+    if report.snapshot_watermark > report.last_row_id:
+        report.problems.append(f"index watermark {report.snapshot_watermark} is past the "
+                               f"database's last row {report.last_row_id} (a database restored "
+                               f"from an older backup?): {_REBUILD}")
+
+
+def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorReport:
+    """Compare the database with the index: counts, ids, model, watermark, sampled vectors."""
+    spec = service.spec
+    report = DoctorReport(model=spec.model_id, dim=spec.dim)
+    store = service.store
+    if not store.exists():
+        return report
+    counts = store.counts(spec.model_id)
+    report.videos, report.vectors = counts["videos"], counts["vectors"]
+    report.last_row_id = store.max_row_id(spec.model_id)
+    missing = store.videos_without_vector(spec.model_id)
+    if missing:
+        names = ", ".join(v for v, _ in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        report.problems.append(f"{len(missing)} videos have no {spec.model_id} vector ({names}): "
+                               f"run `thumbsearch reembed --model {spec.model_id}`")
+    _check_snapshot(service, report)
+    try:
+        index = service.index()  # the snapshot plus replay: what queries will see
+    except VectorIndexError as exc:
+        report.problems.append(f"{exc}")
+        return report
+    report.index_size = index.size
+    held = index.ids()
+    unique, counts_per_id = np.unique(held, return_counts=True)
+    if (counts_per_id > 1).any():
+        report.problems.append(f"{int((counts_per_id > 1).sum())} row ids are in the index "
+                               f"more than once: {_REBUILD}")
+    stored_ids: list[int] = []
+    stored: dict[int, np.ndarray] = {}
+    for ids, vectors in store.iter_vectors(spec.model_id):
+        stored_ids.extend(int(i) for i in ids)
+        for i, v in zip(ids, vectors, strict=True):
+            stored[int(i)] = v
+    db_ids = np.asarray(stored_ids, dtype=np.int64)
+    orphans = np.setdiff1d(unique, db_ids)
+    absent = np.setdiff1d(db_ids, unique)
+    if orphans.size:
+        report.problems.append(f"{orphans.size} index ids have no row in the database "
+                               f"(e.g. {int(orphans[0])}): {_REBUILD}")
+    if absent.size:
+        report.problems.append(f"{absent.size} database vectors are not in the index "
+                               f"(e.g. row {int(absent[0])}): {_REBUILD}")
+    common = np.intersect1d(unique, db_ids)
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(common, size=min(sample, common.size), replace=False) \
+        if common.size else common
+    bad = 0
+    for row in picked:
+        expected = l2_normalise(stored[int(row)])[0]
+        if not np.allclose(index.vector(int(row)), expected, atol=1e-5):
+            bad += 1
+    report.sampled = int(picked.size)
+    if bad:
+        report.problems.append(f"{bad} of {picked.size} sampled vectors differ between the "
+                               f"index and the database: {_REBUILD}")
+    return report
+
+
+def rebuild_index(service: Service, wait: float = 0.0) -> int:
+    """Throw the snapshot away and rebuild it from the database (under the writer lock)."""
+    spec = service.spec
+    with writer_lock(service.settings.home, "index rebuild", wait=wait):
+        probe = VectorIndex(service.settings.index_dir, spec.model_id, spec.dim)
+        for path in (probe.snapshot_path, probe.meta_path):
+            path.unlink(missing_ok=True)
+        service._index = None
+        if not service.store.exists():
+            return 0
+        index = VectorIndex.open(service.settings.index_dir, spec.model_id, spec.dim,
+                                 service.store)
+        index.save()
+        service._index = index
+        return index.size
