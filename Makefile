@@ -69,3 +69,19 @@ eval: install
 
 clean:
 	rm -rf $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
+
+# The two pictures in README "See the results", made by the project's own commands from the
+# `make demo` corpus: a contact sheet (`similar --sheet`) and the page of `thumbsearch serve`
+# in Debian's headless chromium (apt-get install chromium).
+DOCS_PORT ?= 8765
+.PHONY: docs-screenshots
+docs-screenshots: demo
+	id=$$(head -n 1 $(DEMO_HOME)/thumbnails/originals.txt); \
+	THUMBSEARCH_HOME=$(DEMO_HOME) $(VENV)/bin/thumbsearch similar -k 4 --sheet docs/contact-sheet.png -- $$id; \
+	THUMBSEARCH_HOME=$(DEMO_HOME) $(VENV)/bin/thumbsearch serve --port $(DOCS_PORT) & pid=$$!; sleep 4; \
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+		--disable-background-networking --disable-component-update --disable-sync \
+		--user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1100,760 \
+		--virtual-time-budget=5000 --screenshot=docs/web-page.png \
+		"http://127.0.0.1:$(DOCS_PORT)/?q=$$id"; kill $$pid
+	$(PY) -c "from PIL import Image; [Image.open(p).convert('RGB').quantize(256).save(p, optimize=True) for p in ('docs/contact-sheet.png', 'docs/web-page.png')]"

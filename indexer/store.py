@@ -242,6 +242,39 @@ class Store:
         result: dict[str, int] = self._run("counting vectors per model", read)
         return result
 
+    def query_counts(self) -> list[tuple[str, int]]:
+        """(query text, number of videos it found), most videos first (for browsing)."""
+
+        def read(conn: Any) -> list[tuple[str, int]]:
+            rows = conn.execute(
+                select(queries.c.text, func.count(query_videos.c.video_id).label("n"))
+                .join(query_videos, query_videos.c.query_id == queries.c.id, isouter=True)
+                .group_by(queries.c.id).order_by(func.count(query_videos.c.video_id).desc(),
+                                                 queries.c.text))
+            return [(str(r.text), int(r.n)) for r in rows]
+
+        result: list[tuple[str, int]] = self._run("reading queries", read)
+        return result
+
+    def page_of_videos(self, query: str | None, offset: int,
+                       limit: int) -> tuple[int, list[str]]:
+        """(total, video ids of one page), newest fetch first; only ``query``'s when given."""
+
+        def read(conn: Any) -> tuple[int, list[str]]:
+            chosen = select(videos.c.video_id, videos.c.fetched_at)
+            if query is not None:
+                chosen = (chosen.join(query_videos, query_videos.c.video_id == videos.c.video_id)
+                          .join(queries, queries.c.id == query_videos.c.query_id)
+                          .where(queries.c.text == query))
+            inner = chosen.subquery()
+            total = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+            rows = conn.execute(select(inner.c.video_id).order_by(
+                inner.c.fetched_at.desc(), inner.c.video_id).offset(offset).limit(limit))
+            return total, [str(r.video_id) for r in rows]
+
+        result: tuple[int, list[str]] = self._run("reading a page of videos", read)
+        return result
+
     # -- writes ---------------------------------------------------------------
 
     def add_vectors(self, video_ids: Sequence[str], vectors: np.ndarray,

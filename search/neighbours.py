@@ -16,7 +16,14 @@ from indexer.local import LOCAL_ID_PREFIX
 from indexer.service import Service
 from indexer.vector_index import l2_normalise
 
-__all__ = ["MAX_K", "Neighbour", "SimilarResult", "similar_to_image", "similar_to_video"]
+__all__ = [
+    "MAX_K",
+    "Neighbour",
+    "SimilarResult",
+    "similar_to_bytes",
+    "similar_to_image",
+    "similar_to_video",
+]
 
 MAX_K = 1000
 
@@ -114,4 +121,13 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
     else:
         image = read_image_file(Path(source))
     return SimilarResult(query={"image": source}, model=service.spec.model_id,
+                         results=_neighbours(service, _embed_one(service, image), k))
+
+
+def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10) -> SimilarResult:
+    """Neighbours of image bytes (an upload); ``name`` labels the query."""
+    _check_k(k)
+    service.require_corpus()
+    image = decode_image(data, name)
+    return SimilarResult(query={"image": name}, model=service.spec.model_id,
                          results=_neighbours(service, _embed_one(service, image), k))

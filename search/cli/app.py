@@ -62,6 +62,16 @@ def _register() -> None:
 
     for module in (schedule, refresh, runs):
         module.register(app)
+    # reliability commands
+    from search.cli import doctor, index
+
+    doctor.register(app)
+    index.register(app)
+    # gallery and web commands
+    from search.cli import duplicates, serve
+
+    duplicates.register(app)
+    serve.register(app)
 
 
 _register()

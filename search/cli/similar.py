@@ -48,6 +48,13 @@ def similar(
     weights: Annotated[Path | None, typer.Option(
         "--weights", metavar="FILE",
         help="A local weights file for the model (used when an image is embedded).")] = None,
+    html: Annotated[Path | None, typer.Option(
+        "--html", metavar="FILE",
+        help="Also write a self-contained HTML page: the query beside its neighbours, "
+             "with titles, channels, scores and YouTube links.")] = None,
+    sheet: Annotated[Path | None, typer.Option(
+        "--sheet", metavar="FILE.png",
+        help="Also write the same as one contact-sheet image (PNG, or JPEG by suffix).")] = None,
 ) -> None:
     """Show the k videos whose thumbnails look most like a video's or an image.
 
@@ -64,6 +71,13 @@ def similar(
             result = similar_to_image(service, image, k)
         else:
             result = similar_to_video(service, parse_video_ref(video or ""), k)
+        if html is not None or sheet is not None:
+            from search.gallery import write_html, write_sheet
+
+            if html is not None:
+                write_html(service, result, html)
+            if sheet is not None:
+                write_sheet(service, result, sheet)
     finally:
         service.close()
     if as_json:
