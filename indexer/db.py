@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from indexer.errors import StoreError
+from indexer.errors import StoreError, disk_full
 
 __all__ = ["alembic_config", "has_schema", "make_engine", "upgrade_database"]
 
@@ -35,6 +35,9 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database or "").parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(url)
     except (SQLAlchemyError, ValueError, OSError) as exc:
+        full = disk_full(exc, "creating the database directory", url)
+        if full is not None:
+            raise full from exc
         raise StoreError(f"cannot open database {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -62,6 +65,9 @@ def upgrade_database(engine: Engine) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
+        full = disk_full(exc, "upgrading the database schema", engine.url.database or engine.url)
+        if full is not None:
+            raise full from exc
         raise StoreError(f"cannot upgrade the database schema: {exc}") from exc
 
 

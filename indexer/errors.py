@@ -35,6 +35,8 @@ its message on one line and exits with ``exit_code``.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ApiKeyInvalidError",
     "ApiUnreachableError",
@@ -62,6 +64,7 @@ __all__ = [
     "VideoNotFoundError",
     "WriterBusyError",
     "YouTubeError",
+    "disk_full",
 ]
 
 
@@ -171,3 +174,27 @@ class VectorIndexError(ThumbsearchError):
 
 class ModelMismatchError(VectorIndexError):
     """The index on disk was built by another model or dimension."""
+
+
+# errno values that mean "no room to write": full disk, quota, file size limit.
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_DISK_FULL_TEXTS = ("database or disk is full", "no space left on device", "disk quota exceeded")
+
+
+def disk_full(exc: BaseException, what: str, path: object) -> DiskFullError | None:
+    """A DiskFullError for ``exc`` (naming ``path``) when it means the disk is full, else None."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the exception and what caused it
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+            break
+        if any(text in str(seen).lower() for text in _DISK_FULL_TEXTS):
+            break
+        seen = seen.__cause__ or seen.__context__
+    else:
+        return None
+    if seen is None:
+        return None
+    return DiskFullError(f"no space left on device while {what}: {path}; "
+                         "free some space and run the command again (nothing stored was lost)")

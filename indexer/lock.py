@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import WriterBusyError
+from indexer.errors import WriterBusyError, disk_full
 
 __all__ = ["LOCK_NAME", "holder", "writer_lock"]
 
@@ -62,7 +62,13 @@ def writer_lock(home: Path, what: str, *, wait: float = 0.0,
         record = {"pid": os.getpid(), "what": what,
                   "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
+        try:
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        except OSError as exc:
+            full = disk_full(exc, "writing the lock file", path)
+            if full is None:
+                raise
+            raise full from exc
         try:
             yield path
         finally:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.db import has_schema, upgrade_database
-from indexer.errors import StoreError
+from indexer.errors import StoreError, disk_full
 from indexer.records import StoredVideo, VideoMeta
 from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
 
@@ -70,6 +70,9 @@ class Store:
             with self.engine.begin() as conn:
                 return fn(conn)
         except SQLAlchemyError as exc:
+            full = disk_full(exc, what, self.engine.url.database or self.engine.url)
+            if full is not None:
+                raise full from exc
             first = str(exc).splitlines()[0]
             raise StoreError(f"database error while {what}: {first}") from exc
 

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from indexer.errors import StoreError
+from indexer.errors import StoreError, disk_full
 
 __all__ = ["ThumbnailCache"]
 
@@ -28,6 +28,7 @@ class ThumbnailCache:
         target = self.path(digest)
         if target.exists():
             return digest
+        tmp: str | None = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -35,6 +36,11 @@ class ThumbnailCache:
                 handle.write(data)
             os.replace(tmp, target)
         except OSError as exc:
+            if tmp is not None:  # a half-written file would only take space
+                Path(tmp).unlink(missing_ok=True)
+            full = disk_full(exc, "writing the thumbnail cache", self.root)
+            if full is not None:
+                raise full from exc
             raise StoreError(f"cannot write the thumbnail cache under {self.root}: "
                              f"{exc.strerror or exc}") from exc
         return digest

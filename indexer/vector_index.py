@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import ModelMismatchError, VectorIndexError
+from indexer.errors import ModelMismatchError, VectorIndexError, disk_full
 from indexer.store import Store
 
 __all__ = ["IndexInfo", "VectorIndex", "l2_normalise"]
@@ -193,6 +193,9 @@ class VectorIndex:
                     "size": self.size, "watermark": self.watermark}
             _atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
         except OSError as exc:
+            full = disk_full(exc, "saving the index", self.directory)
+            if full is not None:
+                raise full from exc
             raise VectorIndexError(f"cannot save the index to {self.directory}: {exc}") from exc
 
     def info(self) -> IndexInfo:

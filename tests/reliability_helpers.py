@@ -12,8 +12,9 @@ import numpy as np
 
 from indexer.records import VideoMeta
 from indexer.service import Service
+from tests.fakes.youtube import FakeVideo
 
-__all__ = ["FIGURES_ENV", "record_figure", "seed_corpus", "video_id"]
+__all__ = ["FIGURES_ENV", "bulk_catalogue", "record_figure", "seed_corpus", "video_id"]
 
 # When set, tests append the figures the README "Reliability" section quotes to this file.
 FIGURES_ENV = "THUMBSEARCH_RELIABILITY_FIGURES"
@@ -52,3 +53,11 @@ def record_figure(name: str, value: Any) -> None:
     if target:
         with Path(target).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"name": name, "value": value}) + "\n")
+
+
+def bulk_catalogue(count: int, query: str = "bulk",
+                   prefix: str = "b") -> tuple[list[FakeVideo], dict[str, list[str]]]:
+    """``count`` cheap fake videos (solid-colour thumbnails) all found by one query."""
+    videos = [FakeVideo(video_id=video_id(i, prefix), title=f"{query} video {i}")
+              for i in range(count)]
+    return videos, {query: [v.video_id for v in videos]}

@@ -51,6 +51,7 @@ import functools
 import hashlib
 import io
 import json
+import random
 import re
 import threading
 import time
@@ -344,6 +345,9 @@ class _Injection:
     delay: float | None
 
 
+_STORM_KINDS = ("500 backendError", "503 backendError", "429 rateLimitExceeded", "timeout")
+
+
 @dataclass(frozen=True)
 class _Reply:
     status: int
@@ -448,6 +452,8 @@ class FakeYouTube:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._injections: list[_Injection] = []
+        self._storms: list[tuple[str, float, float, random.Random]] = []
+        self.storm_faults: Counter[str] = Counter()
         self._thumbnail_requests: Counter[str] = Counter()
         self._search_calls = 0
         self._videos_calls = 0
@@ -597,10 +603,23 @@ class FakeYouTube:
         with self._lock:
             self._injections.append(_Injection(path_prefix, status, reason, message, times, delay))
 
+    def storm(self, path_prefix: str, rate: float, *, seed: int = 0, stall: float = 1.5) -> None:
+        """Answer a random ``rate`` of the requests under ``path_prefix`` with a fault (seeded).
+
+        Faults: 500 backendError, 503 backendError, 429 rateLimitExceeded, or a stall of
+        ``stall`` seconds before a normal answer (a timeout for a client waiting less).
+        Counted by kind in ``storm_faults``; explicit ``inject()`` answers come first.
+        """
+        if not 0.0 <= rate < 1.0:
+            raise ValueError("rate must be in [0, 1)")
+        with self._lock:
+            self._storms.append((path_prefix, rate, stall, random.Random(seed)))
+
     def clear_injections(self) -> None:
-        """Drop every pending injection."""
+        """Drop every pending injection and storm."""
         with self._lock:
             self._injections.clear()
+            self._storms.clear()
 
     def _take_injection(self, path: str) -> _Injection | None:
         with self._lock:
@@ -611,6 +630,14 @@ class FakeYouTube:
                         if injection.remaining == 0:
                             self._injections.remove(injection)
                     return injection
+            for prefix, rate, stall, rng in self._storms:
+                if path.startswith(prefix) and rng.random() < rate:
+                    kind = rng.choice(_STORM_KINDS)
+                    self.storm_faults[kind] += 1
+                    if kind == "timeout":
+                        return _Injection(prefix, None, None, None, None, stall)
+                    status, reason = kind.split(" ")
+                    return _Injection(prefix, int(status), reason, None, None, None)
         return None
 
     def _record(
