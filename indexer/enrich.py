@@ -49,10 +49,10 @@ def store_details(store: Store, details: Sequence[VideoDetails]) -> int:
                 "category_id": d.category_id, "default_language": d.default_language,
                 "details_fetched_at": now, "fetched_at": now}
             for key in ("title", "description", "channel_id", "channel_title"):
-                if getattr(d, key):
-                    values[key] = getattr(d, key)
-            if d.published_at is not None:
-                values["published_at"] = d.published_at
+                if getattr(d.meta, key):
+                    values[key] = getattr(d.meta, key)
+            if d.meta.published_at is not None:
+                values["published_at"] = d.meta.published_at
             count += conn.execute(update(videos).where(videos.c.video_id == d.video_id)
                                   .values(**values)).rowcount
         return count

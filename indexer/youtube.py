@@ -75,13 +75,7 @@ class SearchOptions:
 class VideoDetails:
     """What videos.list (part=snippet,contentDetails,statistics) says about one video."""
 
-    video_id: str
-    title: str = ""
-    description: str = ""
-    channel_id: str = ""
-    channel_title: str = ""
-    published_at: datetime | None = None
-    thumbnail_url: str = ""
+    meta: VideoMeta  # the snippet's fields, as a search result carries them
     duration: str | None = None  # ISO 8601, e.g. PT4M13S
     duration_seconds: int | None = None
     view_count: int | None = None  # None when the owner hides it
@@ -90,6 +84,26 @@ class VideoDetails:
     tags: tuple[str, ...] = field(default=())
     category_id: str | None = None
     default_language: str | None = None
+
+    @property
+    def video_id(self) -> str:
+        """The video these details describe."""
+        return self.meta.video_id
+
+
+def _snippet_meta(video_id: str, snippet: dict[str, Any], *, escaped: bool) -> VideoMeta:
+    """VideoMeta from an API snippet; search.list HTML-escapes its text, videos.list does not."""
+    clean = html.unescape if escaped else str
+    medium = (snippet.get("thumbnails") or {}).get("medium") or {}
+    return VideoMeta(
+        video_id=video_id, source="youtube",
+        title=clean(snippet.get("title", "")),
+        description=clean(snippet.get("description", "")),
+        channel_id=snippet.get("channelId", ""),
+        channel_title=clean(snippet.get("channelTitle", "")),
+        published_at=parse_rfc3339(snippet.get("publishedAt")),
+        thumbnail_url=medium.get("url", ""),
+    )
 
 
 @dataclass(frozen=True)
@@ -327,18 +341,7 @@ class GoogleYouTubeApi:
             video_id = (item.get("id") or {}).get("videoId")
             if not video_id:
                 continue
-            snippet = item.get("snippet") or {}
-            thumbs = snippet.get("thumbnails") or {}
-            medium = thumbs.get("medium") or {}
-            found.append(VideoMeta(
-                video_id=video_id, source="youtube",
-                title=html.unescape(snippet.get("title", "")),
-                description=html.unescape(snippet.get("description", "")),
-                channel_id=snippet.get("channelId", ""),
-                channel_title=html.unescape(snippet.get("channelTitle", "")),
-                published_at=parse_rfc3339(snippet.get("publishedAt")),
-                thumbnail_url=medium.get("url", ""),
-            ))
+            found.append(_snippet_meta(video_id, item.get("snippet") or {}, escaped=True))
         return SearchPage(videos=found, next_page_token=data.get("nextPageToken") or None)
 
     def video_details(self, video_ids: Sequence[str]) -> list[VideoDetails]:
@@ -358,15 +361,9 @@ class GoogleYouTubeApi:
             snippet = item.get("snippet") or {}
             details = item.get("contentDetails") or {}
             stats = item.get("statistics") or {}
-            medium = (snippet.get("thumbnails") or {}).get("medium") or {}
             duration = details.get("duration")
             out.append(VideoDetails(
-                video_id=video_id, title=snippet.get("title", ""),
-                description=snippet.get("description", ""),
-                channel_id=snippet.get("channelId", ""),
-                channel_title=snippet.get("channelTitle", ""),
-                published_at=parse_rfc3339(snippet.get("publishedAt")),
-                thumbnail_url=medium.get("url", ""),
+                meta=_snippet_meta(video_id, snippet, escaped=False),
                 duration=duration, duration_seconds=parse_iso_duration(duration),
                 view_count=_count(stats.get("viewCount")),
                 like_count=_count(stats.get("likeCount")),
