@@ -13,17 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from indexer.db import make_engine
 from indexer.errors import EmptyCorpusError
-from indexer.fetch import HttpImageFetcher, ImageFetcher
-from indexer.models import Embedder, ModelSpec, load_embedder, model_spec
-from indexer.quota import QuotaLedger
 from indexer.settings import Settings
-from indexer.store import Store
-from indexer.thumbcache import ThumbnailCache
-from indexer.vector_index import VectorIndex
-from indexer.youtube import GoogleYouTubeApi, YouTubeApi
+
+if TYPE_CHECKING:
+    from indexer.fetch import ImageFetcher
+    from indexer.models import Embedder, ModelSpec
+    from indexer.quota import QuotaLedger
+    from indexer.store import Store
+    from indexer.thumbcache import ThumbnailCache
+    from indexer.vector_index import VectorIndex
+    from indexer.youtube import YouTubeApi
 
 __all__ = ["Service", "build_service"]
 
@@ -32,6 +34,8 @@ __all__ = ["Service", "build_service"]
 def _shared_embedder(model_id: str, weights: Path | None = None,
                      weights_dir: Path | None = None) -> Embedder:
     # One process builds a model once, however many services it wires (tests, benchmarks).
+    from indexer.models import load_embedder
+
     return load_embedder(model_id, weights, weights_dir)
 
 
@@ -67,6 +71,8 @@ class Service:
     @property
     def ledger(self) -> QuotaLedger:
         """The daily API quota ledger (its state lives in the database)."""
+        from indexer.quota import QuotaLedger
+
         return QuotaLedger(self.store, self.settings.search_quota, self.settings.units_quota)
 
     def prepare_for_writing(self) -> None:
@@ -76,6 +82,8 @@ class Service:
     def index(self) -> VectorIndex:
         """The vector index, opened and caught up with the store on first use."""
         if self._index is None:
+            from indexer.vector_index import VectorIndex
+
             self._index = VectorIndex.open(self.settings.index_dir, self.spec.model_id,
                                            self.spec.dim, self.store)
         return self._index
@@ -113,6 +121,15 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     ``clock`` (UTC now) and ``sleep`` (retry backoff) are injectable for tests;
     ``weights`` is a local weights file for the model (``--weights``).
     """
+    # Imported here so that importing this module stays cheap for the command line.
+    from indexer.db import make_engine
+    from indexer.fetch import HttpImageFetcher
+    from indexer.models import ModelSpec, model_spec
+    from indexer.quota import QuotaLedger
+    from indexer.store import Store
+    from indexer.thumbcache import ThumbnailCache
+    from indexer.youtube import GoogleYouTubeApi
+
     spec = model_spec(settings.model) if embedder is None else ModelSpec(
         embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
     engine = make_engine(settings.database_url)
