@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import VectorIndexError
+from indexer.index_types import BuildReport, choose_type
 from indexer.lock import writer_lock
 from indexer.service import Service
 from indexer.vector_index import VectorIndex, l2_normalise
@@ -69,7 +70,7 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
         return
     report.snapshot_watermark = int(meta.get("watermark", 0))
     try:
-        loaded = faiss.read_index(str(probe.snapshot_path))
+        loaded = faiss.read_index(str(probe.snapshot_path), faiss.IO_FLAG_MMAP)
     except RuntimeError:
         report.problems.append(f"index snapshot {probe.snapshot_path} is truncated or corrupt: "
                                f"{_REBUILD}")
@@ -78,8 +79,19 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
     if loaded.ntotal != meta.get("size") or loaded.d != report.dim:
         report.problems.append(f"index snapshot holds {loaded.ntotal} vectors of "
                                f"{loaded.d}-d, its metadata says {meta.get('size')}: {_REBUILD}")
-    if report.snapshot_watermark > report.last_row_id:
-        report.problems.append(f"index watermark {report.snapshot_watermark} is past the "
+    tail_size = int(meta.get("tail_size", 0))
+    if tail_size:
+        try:
+            tail = int(faiss.read_index(str(probe.tail_path), faiss.IO_FLAG_MMAP).ntotal)
+        except RuntimeError:
+            tail = -1
+        if tail != tail_size:
+            report.problems.append(f"index tail {probe.tail_path} is missing, torn or holds "
+                                   f"{max(tail, 0)} vectors, its metadata says {tail_size} "
+                                   f"(the database will be replayed on every open): {_REBUILD}")
+    watermark = max(report.snapshot_watermark, int(meta.get("tail_watermark", 0)))
+    if watermark > report.last_row_id:
+        report.problems.append(f"index watermark {watermark} is past the "
                                f"database's last row {report.last_row_id} (a database restored "
                                f"from an older backup?): {_REBUILD}")
 
@@ -131,10 +143,13 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
     picked = rng.choice(common, size=min(sample, common.size), replace=False) \
         if common.size else common
     bad = 0
+    tail_ids = set(index.ids()[index.snapshot_size:].tolist())
     for row in picked:
         expected = l2_normalise(stored[int(row)])[0]
-        if not np.allclose(index.vector(int(row)), expected, atol=1e-5):
-            bad += 1
+        if index.exact or int(row) in tail_ids:
+            bad += not np.allclose(index.vector(int(row)), expected, atol=1e-5)
+        else:  # an approximate snapshot holds codes: the row must come back when searched
+            bad += not index.contains(int(row), expected)
     report.sampled = int(picked.size)
     if bad:
         report.problems.append(f"{bad} of {picked.size} sampled vectors differ between the "
@@ -142,18 +157,28 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
     return report
 
 
-def rebuild_index(service: Service, wait: float = 0.0) -> int:
-    """Throw the snapshot away and rebuild it from the database (under the writer lock)."""
+def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None) -> BuildReport:
+    """Throw the snapshot away and build it from the database (under the writer lock).
+
+    ``kind`` is an index type of ``indexer.index_types.INDEX_TYPES`` (auto: by corpus
+    size); None keeps the type the snapshot was asked for. Returns how it was built.
+    """
+    if kind is not None:
+        choose_type(0, kind)  # an unknown type fails before anything is deleted
     spec = service.spec
     with writer_lock(service.settings.home, "index rebuild", wait=wait):
         probe = VectorIndex(service.settings.index_dir, spec.model_id, spec.dim)
-        for path in (probe.snapshot_path, probe.meta_path):
+        if kind is None:  # a repair keeps the type a user asked for, when that can be read
+            try:
+                kind = str((probe.read_meta() or {}).get("requested", "auto"))
+            except VectorIndexError:
+                kind = "auto"
+        for path in (probe.snapshot_path, probe.tail_path, probe.meta_path):
             path.unlink(missing_ok=True)
         service._index = None
         if not service.store.exists():
-            return 0
-        index = VectorIndex.open(service.settings.index_dir, spec.model_id, spec.dim,
-                                 service.store)
-        index.save()
+            return BuildReport(type="flat", factory="IDMap2,Flat")
+        index = VectorIndex(service.settings.index_dir, spec.model_id, spec.dim, service.store)
+        report = index.rebuild(service.store, kind)
         service._index = index
-        return index.size
+        return report

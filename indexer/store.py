@@ -173,6 +173,21 @@ class Store:
             yield ids, vectors
             last = int(ids[-1])
 
+    def vectors_for_rows(self, row_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids int64 (m,), vectors float32 (m, dim)) of the rows that exist, in no order."""
+        wanted = sorted({int(r) for r in row_ids if r >= 0})
+
+        def read(conn: Any) -> list[Any]:
+            return list(conn.execute(
+                select(embeddings.c.id, embeddings.c.vector, embeddings.c.dim)
+                .where(embeddings.c.id.in_(wanted))))
+
+        rows: list[Any] = self._run("reading vectors", read) if wanted else []
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+        return ids, np.stack([_vector_from(r.vector, int(r.dim)) for r in rows])
+
     def counts(self, model: str) -> dict[str, int]:
         """Numbers of videos, vectors (for ``model``) and queries."""
 

@@ -1,10 +1,19 @@
-"""The FAISS index: a snapshot on disk plus a watermark, derived from the store.
+"""The FAISS index: a snapshot on disk, a tail of newer rows, and a watermark.
 
-FAISS holds L2-normalised float32 vectors and int64 embedding row ids only, in an
-inner-product index, so scores are cosine similarities. The snapshot records the
-model id, dimension and the last row id it contains (the watermark); opening it
-replays the store's rows past the watermark, so a crash between the database
-commit and the snapshot save loses nothing.
+The database is the source of truth; the index is derived from it. FAISS holds
+L2-normalised float32 vectors (or compact codes of them) and int64 embedding row ids
+only, so scores are cosine similarities. Two files hold it, each written atomically:
+the snapshot (``<model>.faiss``, of the type chosen for the corpus size, see
+``indexer.index_types``) and the tail (``<model>.tail.faiss``, an exact index of the
+rows added since the snapshot). ``<model>.json`` records the model, dimension, how the
+snapshot was built (type, parameters, measured recall) and each file's size and
+watermark (the last row id it contains). Opening memory-maps the snapshot and replays
+the database rows past the watermark into the tail, so a crash between the database
+commit and a save loses nothing, and adding a batch rewrites only the tail. The tail
+is folded into the snapshot (compaction) once it outgrows a small share of it.
+
+Approximate snapshots only propose candidates; their final scores are exact cosines of
+the vectors re-read from the database, so rows deleted there drop out as well.
 """
 
 from __future__ import annotations
@@ -12,18 +21,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from indexer.errors import ModelMismatchError, VectorIndexError, disk_full
+from indexer.index_types import BuildReport, apply_params, build_index, choose_type, refine_count
 from indexer.store import Store
 
 __all__ = ["IndexInfo", "VectorIndex", "l2_normalise"]
 
-INDEX_TYPE = "flat-ip"
+TAIL_MIN = 2_000  # the tail may hold this many rows before it is folded in...
+TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
+TAIL_MAX = 50_000  # but never more than this (replay and exact search of the tail stay cheap)
+RETRAIN_GROWTH = 2.0  # an approximate snapshot is trained again once the corpus doubles
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -47,6 +60,14 @@ class IndexInfo:
     watermark: int
     snapshot: str
     snapshot_bytes: int
+    snapshot_size: int = 0
+    tail_size: int = 0
+    factory: str = "IDMap2,Flat"
+    params: dict[str, int] = field(default_factory=dict)
+    recall_at_10: float = 1.0
+    bytes_per_vector: float = 0.0
+    memory_bytes: int = 0
+    mmap: bool = False
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -64,48 +85,98 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _empty_flat(dim: int) -> Any:
+    import faiss
+
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _index_ids(index: Any) -> np.ndarray:
+    """Every id an index holds, int64 (n,)."""
+    import faiss
+
+    if hasattr(index, "id_map"):
+        return np.asarray(faiss.vector_to_array(index.id_map), dtype=np.int64)
+    ivf = faiss.extract_index_ivf(index)
+    lists: Any = ivf.invlists
+    parts = []
+    for number in range(ivf.nlist):
+        count = lists.list_size(number)
+        if count:
+            pointer = lists.get_ids(number)
+            parts.append(faiss.rev_swig_ptr(pointer, count).astype(np.int64).copy())
+            lists.release_ids(number, pointer)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 class VectorIndex:
-    """An inner-product FAISS index over one model's vectors, kept in step with the store."""
+    """One model's vectors: a snapshot (exact or approximate) plus an exact tail."""
 
-    def __init__(self, directory: Path, model: str, dim: int) -> None:
-        import faiss
-
+    def __init__(self, directory: Path, model: str, dim: int, store: Store | None = None) -> None:
         self.directory = directory
         self.model = model
         self.dim = dim
         self.watermark = 0
-        self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.build = BuildReport(type="flat", factory="IDMap2,Flat")
+        self.requested = "auto"
+        self._store = store
+        self._base: Any = None
+        self._base_watermark = 0
+        self._mmapped = False
+        self._stale_base = False  # removals an approximate snapshot cannot apply in place
+        self._base_changed = False  # removals applied in memory, not yet on disk
+        self._tail: Any = _empty_flat(dim)
 
     @property
     def snapshot_path(self) -> Path:
-        """File holding the serialised FAISS index."""
+        """File holding the serialised snapshot."""
         return self.directory / f"{self.model}.faiss"
 
     @property
+    def tail_path(self) -> Path:
+        """File holding the exact index of rows added since the snapshot."""
+        return self.directory / f"{self.model}.tail.faiss"
+
+    @property
     def meta_path(self) -> Path:
-        """File holding the snapshot's model, dimension and watermark."""
+        """File holding the model, dimension, build report and watermarks."""
         return self.directory / f"{self.model}.json"
+
+    @property
+    def snapshot_size(self) -> int:
+        """Vectors in the snapshot."""
+        return 0 if self._base is None else int(self._base.ntotal)
+
+    @property
+    def tail_size(self) -> int:
+        """Vectors in the tail (added since the snapshot)."""
+        return int(self._tail.ntotal)
 
     @property
     def size(self) -> int:
         """Number of vectors in the index."""
-        return int(self._index.ntotal)
+        return self.snapshot_size + self.tail_size
+
+    @property
+    def exact(self) -> bool:
+        """True when every score comes from exact search (no approximate snapshot)."""
+        return self.build.type == "flat"
 
     @classmethod
-    def open(cls, directory: Path, model: str, dim: int, store: Store) -> VectorIndex:
-        """Load the snapshot (if any) and replay the store's rows past its watermark."""
-        index = cls(directory, model, dim)
-        index._load_snapshot()
+    def open(cls, directory: Path, model: str, dim: int, store: Store, *,
+             mmap: bool = True) -> VectorIndex:
+        """Load the snapshot (memory-mapped) and tail, then replay the store's newer rows."""
+        index = cls(directory, model, dim, store)
+        index._load(mmap)
         index.catch_up(store)
         return index
 
-    def _load_snapshot(self) -> None:
-        import faiss
-
-        if not self.meta_path.exists() or not self.snapshot_path.exists():
-            return
+    def read_meta(self) -> dict[str, Any] | None:
+        """The snapshot's metadata, None when there is none; refuses another model."""
+        if not self.meta_path.exists():
+            return None
         try:
-            meta = json.loads(self.meta_path.read_text())
+            meta: dict[str, Any] = json.loads(self.meta_path.read_text())
         except (OSError, ValueError) as exc:
             raise VectorIndexError(f"index metadata {self.meta_path} is unreadable: {exc}; "
                                    "delete it to rebuild the index from the database") from exc
@@ -114,15 +185,35 @@ class VectorIndex:
                 f"index {self.snapshot_path} was built with model {meta.get('model')!r} "
                 f"({meta.get('dim')}-d), not {self.model!r} ({self.dim}-d); "
                 "delete it to rebuild the index from the database")
+        return meta
+
+    def _read(self, path: Path, mmap: bool) -> Any:
+        import faiss
+
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC if mmap else 0
         try:
-            loaded = faiss.read_index(str(self.snapshot_path))
+            return faiss.read_index(str(path), flags)
         except RuntimeError:
-            # A torn or truncated snapshot: the database still has every vector.
+            return None  # torn, truncated or missing: the database still has every vector
+
+    def _load(self, mmap: bool) -> None:
+        meta = self.read_meta()
+        if meta is None or not self.snapshot_path.exists():
             return
-        if loaded.d != self.dim or loaded.ntotal != meta.get("size"):
+        loaded = self._read(self.snapshot_path, mmap)
+        if loaded is None or loaded.d != self.dim or loaded.ntotal != meta.get("size"):
             return
-        self._index = loaded
-        self.watermark = int(meta.get("watermark", 0))
+        self.build = BuildReport.from_json(meta.get("build", meta))
+        self.requested = str(meta.get("requested", "auto"))
+        apply_params(loaded, self.build.params)
+        self._base, self._mmapped = loaded, mmap
+        self._base_watermark = self.watermark = int(meta.get("watermark", 0))
+        tail_size = int(meta.get("tail_size", 0))
+        if tail_size and self.tail_path.exists():
+            tail = self._read(self.tail_path, mmap=False)
+            if tail is not None and tail.d == self.dim and tail.ntotal == tail_size:
+                self._tail = tail
+                self.watermark = max(self.watermark, int(meta.get("tail_watermark", 0)))
 
     def catch_up(self, store: Store) -> int:
         """Add the store's rows past the watermark; return how many were added."""
@@ -141,8 +232,18 @@ class VectorIndex:
         vectors = l2_normalise(vectors)[fresh]
         if vectors.shape[1] != self.dim:
             raise VectorIndexError(f"vector of dimension {vectors.shape[1]}, index has {self.dim}")
-        self._index.add_with_ids(np.ascontiguousarray(vectors), ids[fresh])
+        self._tail.add_with_ids(np.ascontiguousarray(vectors), ids[fresh])
         self.watermark = max(self.watermark, int(ids[fresh].max()))
+
+    def _materialise(self) -> None:
+        # A memory-mapped snapshot is read-only (FAISS aborts on writes): load it into memory.
+        if self._base is not None and self._mmapped:
+            loaded = self._read(self.snapshot_path, mmap=False)
+            if loaded is None:
+                raise VectorIndexError(f"index snapshot {self.snapshot_path} changed or broke "
+                                       "while open: run `thumbsearch index rebuild`")
+            apply_params(loaded, self.build.params)
+            self._base, self._mmapped = loaded, False
 
     def remove(self, ids: np.ndarray) -> int:
         """Drop vectors by row id (deleted rows); return how many were in the index.
@@ -154,44 +255,176 @@ class VectorIndex:
         if not wanted.size:
             return 0
         try:
-            removed = int(self._index.remove_ids(wanted))
+            removed = int(self._tail.remove_ids(wanted))
+            if self._base is not None and self.build.type == "hnsw":
+                held = np.intersect1d(_index_ids(self._base), wanted)
+                removed += int(held.size)
+                self._stale_base = self._stale_base or bool(held.size)
+            elif self._base is not None:
+                self._materialise()
+                dropped = int(self._base.remove_ids(wanted))
+                removed += dropped
+                self._base_changed = self._base_changed or dropped > 0
         except RuntimeError as exc:
             raise VectorIndexError(f"cannot remove vectors from the index: {exc}") from exc
         return removed
 
     def ids(self) -> np.ndarray:
-        """The row ids held, int64 (n,), in insertion order (for consistency checks)."""
-        import faiss
-
-        return np.asarray(faiss.vector_to_array(self._index.id_map), dtype=np.int64)
+        """The row ids held, int64 (n,): the snapshot's, then the tail's."""
+        parts = [_index_ids(self._tail)]
+        if self._base is not None:
+            parts.insert(0, _index_ids(self._base))
+        return np.concatenate(parts)
 
     def vector(self, row_id: int) -> np.ndarray:
-        """The stored (normalised) vector of one row id, float32 (dim,)."""
-        try:
-            out: np.ndarray = np.asarray(self._index.reconstruct(int(row_id)), np.float32)
-        except RuntimeError as exc:
-            raise VectorIndexError(f"row {row_id} is not in the index") from exc
-        return out
+        """The stored (normalised) vector of one row id, float32 (dim,).
+
+        Exact for the tail and flat snapshots; an approximate snapshot holds codes, so
+        its vectors come back only approximately (PCA and 8-bit quantisation).
+        """
+        for part in (self._tail, self._base):
+            if part is None:
+                continue
+            try:
+                if part is self._base and not self.exact:
+                    part.make_direct_map() if hasattr(part, "make_direct_map") else None
+                out: np.ndarray = np.asarray(part.reconstruct(int(row_id)), np.float32)
+                return out
+            except RuntimeError:
+                continue
+        raise VectorIndexError(f"row {row_id} is not in the index")
+
+    def contains(self, row_id: int, vector: np.ndarray, k: int = 10) -> bool:
+        """True when searching ``vector`` finds ``row_id`` in the top ``k`` (the consistency
+        check that works for every index type)."""
+        _, found = self.search(vector[None, :], k)
+        return bool((found[0] == row_id).any())
+
+    def _rerank(self, queries: np.ndarray, candidates: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosines of candidate rows re-read from the store, best k a query."""
+        n = len(queries)
+        scores = np.full((n, k), -np.inf, np.float32)
+        ids = np.full((n, k), -1, np.int64)
+        if self._store is None:
+            return scores, ids
+        rows, vectors = self._store.vectors_for_rows(np.unique(candidates).tolist())
+        if not rows.size:
+            return scores, ids
+        position = {int(r): i for i, r in enumerate(rows)}
+        vectors = l2_normalise(vectors)
+        for q, (query, cands) in enumerate(zip(queries, candidates, strict=True)):
+            known = np.asarray([c for c in dict.fromkeys(cands.tolist()) if c in position],
+                               np.int64)
+            if not known.size:
+                continue
+            found = vectors[[position[int(c)] for c in known]] @ query
+            order = np.argsort(-found, kind="stable")[:k]
+            scores[q, :order.size], ids[q, :order.size] = found[order], known[order]
+        return scores, ids
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores float32 (n, k), row ids int64 (n, k)); missing slots have id -1."""
-        if self.size == 0:
-            n = len(queries)
-            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        queries = np.ascontiguousarray(l2_normalise(queries))
+        n = len(queries)
         k = min(k, self.size)
-        scores, ids = self._index.search(np.ascontiguousarray(l2_normalise(queries)), k)
-        return scores, ids
+        if k <= 0:
+            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        if self.tail_size:
+            parts.append(self._tail.search(queries, min(k, self.tail_size)))
+        if self.snapshot_size and self.exact:
+            parts.append(self._base.search(queries, min(k, self.snapshot_size)))
+        elif self.snapshot_size:
+            _, candidates = self._base.search(queries, min(refine_count(k), self.snapshot_size))
+            parts.append(self._rerank(queries, candidates, k))
+        scores = np.concatenate([s for s, _ in parts], axis=1)
+        ids = np.concatenate([i for _, i in parts], axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        top_ids = np.take_along_axis(ids, order, axis=1)
+        top_scores = np.take_along_axis(scores, order, axis=1)
+        return np.where(top_ids >= 0, top_scores, 0.0).astype(np.float32), top_ids
+
+    def _tail_limit(self) -> int:
+        return int(min(TAIL_MAX, max(TAIL_MIN, TAIL_SHARE * self.snapshot_size)))
+
+    def _needs_build(self) -> bool:
+        """True when the snapshot must be built again from the database, not extended."""
+        size = self.size
+        wanted = choose_type(size, self.requested)
+        if self._stale_base or wanted != self.build.type:
+            return True
+        return not self.exact and size > RETRAIN_GROWTH * max(1, self.build.trained_size)
 
     def save(self) -> None:
-        """Write the snapshot and its metadata atomically."""
+        """Make what was added durable: the tail alone, or a compaction when it has grown.
+
+        Each file is written atomically (temporary file, fsync, rename); the metadata,
+        written last, says which sizes and watermarks belong together.
+        """
+        if (self._base is None or self._stale_base or self._base_changed
+                or self.tail_size > self._tail_limit()):
+            self.compact()
+        else:
+            self._write(snapshot=False)
+
+    def compact(self) -> None:
+        """Fold the tail into the snapshot (or build it again when its type or training is due)."""
+        if self._needs_build() and self._store is not None and self.size > 0:
+            self.rebuild(self._store, self.requested)
+            return
+        self._materialise()
+        base = self._base if self._base is not None else _empty_flat(self.dim)
+        if self.tail_size:
+            tail_ids = _index_ids(self._tail)
+            tail_vectors = self._tail.index.reconstruct_n(0, self.tail_size)
+            base.add_with_ids(np.ascontiguousarray(tail_vectors), tail_ids)
+        if self._base is None:
+            self.build = BuildReport(type="flat", factory="IDMap2,Flat", trained_size=self.size)
+        self._base, self._tail = base, _empty_flat(self.dim)
+        self._base_watermark = self.watermark
+        self._write(snapshot=True)
+        self._base_changed = False
+
+    def rebuild(self, store: Store, requested: str = "auto") -> BuildReport:
+        """Build the snapshot again from every vector in the store (type for its size)."""
+        count = store.counts(self.model)["vectors"]
+        ids = np.zeros(count, np.int64)
+        vectors = np.zeros((count, self.dim), np.float32)
+        filled = 0
+        for batch_ids, batch in store.iter_vectors(self.model):
+            ids[filled:filled + len(batch_ids)] = batch_ids
+            vectors[filled:filled + len(batch_ids)] = l2_normalise(batch)
+            filled += len(batch_ids)
+        ids, vectors = ids[:filled], vectors[:filled]
+        index, report = build_index(vectors, ids, choose_type(filled, requested))
+        self.requested = requested
+        self._base, self._mmapped = index, False
+        self._stale_base = self._base_changed = False
+        self.build = report
+        self._tail = _empty_flat(self.dim)
+        self.watermark = max(self.watermark, int(ids.max()) if filled else 0)
+        self._base_watermark = self.watermark
+        self._write(snapshot=True)
+        return report
+
+    def _write(self, snapshot: bool) -> None:
         import faiss
 
         try:
-            data = faiss.serialize_index(self._index).tobytes()
-            _atomic_write(self.snapshot_path, data)
-            meta = {"model": self.model, "dim": self.dim, "type": INDEX_TYPE,
-                    "size": self.size, "watermark": self.watermark}
+            if snapshot:
+                _atomic_write(self.snapshot_path, faiss.serialize_index(self._base).tobytes())
+            if self.tail_size:
+                _atomic_write(self.tail_path, faiss.serialize_index(self._tail).tobytes())
+            meta = {"model": self.model, "dim": self.dim, "format": 2,
+                    "type": self.build.type, "requested": self.requested,
+                    "size": self.snapshot_size, "watermark": self._base_watermark,
+                    "tail_size": self.tail_size, "tail_watermark": self.watermark,
+                    "build": self.build.to_json()}
             _atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
+            if not self.tail_size:
+                self.tail_path.unlink(missing_ok=True)
         except OSError as exc:
             full = disk_full(exc, "saving the index", self.directory)
             if full is not None:
@@ -199,8 +432,16 @@ class VectorIndex:
             raise VectorIndexError(f"cannot save the index to {self.directory}: {exc}") from exc
 
     def info(self) -> IndexInfo:
-        """Type, size and where the snapshot lives."""
+        """Type, parameters, measured recall, sizes and memory of the index."""
         path = self.snapshot_path
-        return IndexInfo(type=INDEX_TYPE, model=self.model, dim=self.dim, size=self.size,
-                         watermark=self.watermark, snapshot=str(path),
-                         snapshot_bytes=path.stat().st_size if path.exists() else 0)
+        on_disk = sum(p.stat().st_size for p in (path, self.tail_path) if p.exists())
+        base_bytes = path.stat().st_size if path.exists() and self._base is not None else 0
+        per_vector = base_bytes / self.snapshot_size if self.snapshot_size else 0.0
+        memory = base_bytes + self.tail_size * (self.dim * 4 + 8)
+        return IndexInfo(type=self.build.type, model=self.model, dim=self.dim, size=self.size,
+                         watermark=self.watermark, snapshot=str(path), snapshot_bytes=on_disk,
+                         snapshot_size=self.snapshot_size, tail_size=self.tail_size,
+                         factory=self.build.factory, params=dict(self.build.params),
+                         recall_at_10=self.build.recall_at_10,
+                         bytes_per_vector=round(per_vector, 1), memory_bytes=memory,
+                         mmap=self._mmapped)

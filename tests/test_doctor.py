@@ -86,8 +86,8 @@ def _changed_vector(service: Service) -> None:
     index = service.index()
     row = int(index.ids()[5])
     index.remove(np.array([row]))
-    index._index.add_with_ids(np.ones((1, service.spec.dim), np.float32) / 40,
-                              np.array([row], np.int64))
+    index._tail.add_with_ids(np.ones((1, service.spec.dim), np.float32) / 40,
+                             np.array([row], np.int64))
     index.save()
 
 

@@ -1,36 +1,85 @@
-"""``thumbsearch index``: maintenance of the FAISS index (``index rebuild``)."""
+"""``thumbsearch index``: maintenance of the FAISS index (``index build``, ``index rebuild``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from indexer.doctor import rebuild_index
-from indexer.service import build_service
 from search.cli.ingest import WAIT_HELP
 
-__all__ = ["index_app", "rebuild", "register"]
+if TYPE_CHECKING:
+    from indexer.index_types import BuildReport
+
+__all__ = ["build", "index_app", "rebuild", "register"]
 
 index_app = typer.Typer(help="Maintain the vector index (derived from the database).",
                         no_args_is_help=True, rich_markup_mode=None)
+
+TYPE_HELP = ("Index type: auto (exact below 50,000 vectors, IVF above), flat (exact), "
+             "ivf (PCA + IVF + 8-bit codes, memory-mapped) or hnsw (PCA + HNSW graph + "
+             "8-bit codes). Approximate types are tuned for recall@10 >= 0.95 against exact "
+             "search, measured on the corpus, and rank their candidates by exact cosine.")
+
+
+def _run(ctx: typer.Context, wait: float, kind: str | None, as_json: bool, verb: str) -> None:
+    from indexer.doctor import rebuild_index
+    from indexer.service import build_service
+    from search.cli.output import echo_json
+
+    service = build_service(ctx.obj)
+    try:
+        report = rebuild_index(service, wait=wait, kind=kind)
+    finally:
+        service.close()
+    if as_json:
+        echo_json({"model": service.spec.model_id, "vectors": report.trained_size,
+                   **report.to_json()})
+        return
+    typer.echo(f"index {verb}: {report.trained_size} vectors of {service.spec.model_id}")
+    _describe(report)
+
+
+def _describe(report: BuildReport) -> None:
+    if report.type == "flat":
+        typer.echo("type flat (exact search)")
+        return
+    params = ", ".join(f"{k} {v}" for k, v in report.params.items())
+    typer.echo(f"type {report.type} ({report.factory}), {params}; recall@10 vs exact "
+               f"{report.recall_at_10:.3f} on {report.tune_queries} corpus queries; "
+               f"built in {report.seconds:.1f} s")
+
+
+@index_app.command()
+def build(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Option("--type", metavar="auto|flat|ivf|hnsw",
+                                      help=TYPE_HELP)] = "auto",
+    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print how it was built as JSON.")]
+    = False,
+) -> None:
+    """Build the index snapshot from the vectors in the database, of the type asked for.
+
+    Later ingests keep the type; they retrain an approximate index once the corpus
+    has doubled. Takes the writer lock, so it never races an ingest run.
+    """
+    _run(ctx, wait, kind, as_json, "built")
 
 
 @index_app.command()
 def rebuild(
     ctx: typer.Context,
     wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print how it was built as JSON.")]
+    = False,
 ) -> None:
     """Delete the index snapshot and rebuild it from the vectors in the database.
 
-    Takes the writer lock, so it never races an ingest run.
+    Keeps the index type last asked for with `index build`. Takes the writer lock,
+    so it never races an ingest run.
     """
-    service = build_service(ctx.obj)
-    try:
-        size = rebuild_index(service, wait=wait)
-    finally:
-        service.close()
-    typer.echo(f"index rebuilt: {size} vectors of {service.spec.model_id}")
+    _run(ctx, wait, None, as_json, "rebuilt")
 
 
 def register(app: typer.Typer) -> None:

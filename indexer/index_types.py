@@ -1,0 +1,225 @@
+"""Index types chosen for the corpus size, their parameters tuned on the corpus itself.
+
+Exact (flat) while the corpus is small; past ``FLAT_MAX`` vectors an approximate index
+whose search parameter is raised until recall@10 against exact search, measured on a
+sample of the corpus at build time, reaches ``RECALL_TARGET``. Approximate indexes only
+propose candidates: the final scores are exact cosines re-read from the database (the
+source of truth), so they can hold compact codes (a PCA learned on the corpus, then 8-bit
+scalar quantisation) and still rank like exact search.
+
+Approximate indexes search by L2 distance: on unit vectors it ranks like inner product,
+and it survives the mean removal of PCA, which inner product does not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import InputError
+
+__all__ = ["FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN", "BuildReport",
+           "apply_params", "build_index", "candidates_for", "choose_type", "recall_at",
+           "refine_count"]
+
+INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+FLAT_MAX = 50_000  # exact search below this many vectors: a few ms a query, no training
+RECALL_TARGET = 0.95
+RECALL_K = 10
+TUNE_QUERIES = 500
+PCA_DIM = 256  # 1 byte a dimension after SQ8: 256 B a vector, well inside 1 KiB
+REFINE_FACTOR = 4  # candidates re-scored exactly: k * 4, at least REFINE_MIN
+REFINE_MIN = 40
+TRAIN_PER_LIST = 50  # k-means points a list: enough for stable centroids, bounded time
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+_NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_EF_SEARCH = (16, 32, 64, 128, 256, 512)
+
+
+def refine_count(k: int) -> int:
+    """How many candidates an approximate index proposes for a top-k answer."""
+    return max(k * REFINE_FACTOR, REFINE_MIN)
+
+
+@dataclass
+class BuildReport:
+    """How an index was built: its type, factory string, tuned parameters and measured recall."""
+
+    type: str
+    factory: str
+    params: dict[str, int] = field(default_factory=dict)
+    recall_at_10: float = 1.0
+    trained_size: int = 0
+    tune_queries: int = 0
+    seconds: float = 0.0
+    tried: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready fields (stored beside the snapshot)."""
+        return {"type": self.type, "factory": self.factory, "params": dict(self.params),
+                "recall_at_10": self.recall_at_10, "trained_size": self.trained_size,
+                "tune_queries": self.tune_queries, "seconds": round(self.seconds, 3),
+                "tried": list(self.tried)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BuildReport:
+        """Read back what ``to_json`` wrote (older snapshots lack most fields)."""
+        kind = str(data.get("type", "flat"))
+        return cls(type="flat" if kind == "flat-ip" else kind,
+                   factory=str(data.get("factory", "IDMap2,Flat")),
+                   params={str(k): int(v) for k, v in dict(data.get("params", {})).items()},
+                   recall_at_10=float(data.get("recall_at_10", 1.0)),
+                   trained_size=int(data.get("trained_size", 0)),
+                   tune_queries=int(data.get("tune_queries", 0)),
+                   seconds=float(data.get("seconds", 0.0)),
+                   tried=list(data.get("tried", [])))
+
+
+def choose_type(size: int, requested: str = "auto") -> str:
+    """The index type for a corpus of ``size`` vectors (``requested`` unless it is auto)."""
+    if requested not in INDEX_TYPES:
+        raise InputError(f"unknown index type {requested!r}: choose one of "
+                         f"{', '.join(INDEX_TYPES)}")
+    if requested != "auto":
+        return requested
+    return "flat" if size < FLAT_MAX else "ivf"
+
+
+def _nlist(size: int) -> int:
+    # About 2 sqrt(n) lists, each trained from >= 39 points (FAISS warns below that).
+    return int(max(1, min(65_536, 2 * np.sqrt(size), size // 39)))
+
+
+def candidates_for(kind: str, size: int, dim: int) -> list[str]:
+    """FAISS factory strings to try for a type, smallest codes first."""
+    if kind == "flat":
+        return ["IDMap2,Flat"]
+    pca = [f"PCA{PCA_DIM}"] if dim > PCA_DIM else []
+    if kind == "ivf":
+        body = f"IVF{_nlist(size)},SQ8"
+        return [",".join([*pca, body]), body] if pca else [body]
+    if kind == "hnsw":
+        body = f"HNSW{HNSW_M},SQ8"
+        return [",".join(["IDMap", *pca, body]), f"IDMap,{body}"] if pca else [f"IDMap,{body}"]
+    raise InputError(f"unknown index type {kind!r}")
+
+
+def _hnsw_of(index: Any) -> Any:
+    """The HNSW graph inside an ``IDMap[,PCA],HNSW`` index."""
+    import faiss
+
+    inner: Any = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
+    if isinstance(inner, faiss.IndexPreTransform):
+        inner = faiss.downcast_index(inner.index)
+    return inner.hnsw
+
+
+def apply_params(index: Any, params: dict[str, int]) -> None:
+    """Set the search-time parameters (nprobe, efSearch) on a loaded index."""
+    import faiss
+
+    if "nprobe" in params:
+        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+    if "efSearch" in params:
+        _hnsw_of(index).efSearch = int(params["efSearch"])
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each row of ``truth`` (int64 (n, k)) found in the same row of ``found``."""
+    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / max(1, truth.size)
+
+
+def _exact_top(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray,
+               k: int) -> np.ndarray:
+    import faiss
+
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    _, pos = flat.search(queries, k)
+    out: np.ndarray = ids[pos]
+    return out
+
+
+def _rerank(candidates: np.ndarray, position: dict[int, int], vectors: np.ndarray,
+            queries: np.ndarray, k: int) -> np.ndarray:
+    # What VectorIndex.search does with rows from the database, done here in memory.
+    out = np.full((len(queries), k), -1, dtype=np.int64)
+    for row, (query, cands) in enumerate(zip(queries, candidates, strict=True)):
+        cands = cands[cands >= 0]
+        if not cands.size:
+            continue
+        scores = vectors[[position[int(c)] for c in cands]] @ query
+        best = cands[np.argsort(-scores, kind="stable")[:k]]
+        out[row, :len(best)] = best
+    return out
+
+
+def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, *,
+                seed: int = 0, log: Callable[[str], None] | None = None) -> tuple[Any, BuildReport]:
+    """Build an index of ``kind`` over unit ``vectors`` (float32 (n, d)) under ``ids``.
+
+    Approximate kinds try each candidate factory, raising the search parameter until
+    recall@10 against exact search on up to ``TUNE_QUERIES`` corpus vectors (themselves
+    left out of both answers) reaches ``RECALL_TARGET``; the first candidate that gets
+    there wins, else the one with the best recall.
+    """
+    import faiss
+
+    started = time.perf_counter()
+    size, dim = vectors.shape
+    if kind == "flat" or size == 0:
+        index = faiss.index_factory(dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+        if size:
+            index.add_with_ids(vectors, ids)
+        return index, BuildReport(type="flat", factory="IDMap2,Flat", trained_size=size,
+                                  seconds=time.perf_counter() - started)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(size, size=min(TUNE_QUERIES, size), replace=False)
+    queries = vectors[picks]
+    k = min(RECALL_K, size - 1)
+    truth = _exact_top(vectors, ids, queries, k + 1)
+    truth = np.stack([row[row != ids[p]][:k] for row, p in zip(truth, picks, strict=True)])
+    position = {int(i): n for n, i in enumerate(ids)}
+    train = vectors[rng.choice(size, size=min(size, TRAIN_PER_LIST * _nlist(size)),
+                               replace=False)] if kind == "ivf" else vectors
+    best: tuple[float, Any, BuildReport] | None = None
+    tried: list[dict[str, Any]] = []
+    for factory in candidates_for(kind, size, dim):
+        index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
+        index.train(np.ascontiguousarray(train))
+        if kind == "hnsw":
+            _hnsw_of(index).efConstruction = HNSW_EF_CONSTRUCTION
+        index.add_with_ids(vectors, ids)
+        grid = [{"nprobe": p} for p in _NPROBES if p <= faiss.extract_index_ivf(index).nlist] \
+            if kind == "ivf" else [{"efSearch": e} for e in _EF_SEARCH]
+        for params in grid:
+            apply_params(index, params)
+            _, cands = index.search(queries, refine_count(k + 1))
+            found = _rerank(cands, position, vectors, queries, k + 1)
+            found = np.stack([row[row != ids[p]][:k] for row, p in zip(found, picks,
+                                                                       strict=True)])
+            recall = recall_at(found, truth)
+            tried.append({"factory": factory, **params, "recall_at_10": round(recall, 4)})
+            if log is not None:
+                log(f"{factory} {params}: recall@10 {recall:.4f}")
+            report = BuildReport(type=kind, factory=factory, params=params,
+                                 recall_at_10=round(recall, 4), trained_size=size,
+                                 tune_queries=len(picks))
+            if best is None or recall > best[0]:
+                best = (recall, index, report)
+            if recall >= RECALL_TARGET:
+                break
+        if best is not None and best[0] >= RECALL_TARGET:
+            break
+    assert best is not None
+    _, index, report = best
+    apply_params(index, report.params)
+    report.tried = tried
+    report.seconds = time.perf_counter() - started
+    return index, report
