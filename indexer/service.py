@@ -123,7 +123,6 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     """
     # Imported here so that importing this module stays cheap for the command line.
     from indexer.db import make_engine
-    from indexer.fetch import HttpImageFetcher
     from indexer.models import ModelSpec, model_spec
     from indexer.quota import QuotaLedger
     from indexer.store import Store
@@ -134,9 +133,16 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
         embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
     engine = make_engine(settings.database_url)
     store = Store(engine) if clock is None else Store(engine, clock)
-    image_fetcher = fetcher or HttpImageFetcher(
-        settings.image_hosts, timeout=settings.http_timeout,
-        max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
+
+    def make_fetcher() -> ImageFetcher:
+        # requests is imported only when no fetcher is passed in.
+        from indexer.fetch import HttpImageFetcher
+
+        return HttpImageFetcher(
+            settings.image_hosts, timeout=settings.http_timeout,
+            max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
+
+    image_fetcher = fetcher or make_fetcher()
 
     def make_embedder() -> Embedder:
         if embedder is not None:
