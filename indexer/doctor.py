@@ -70,7 +70,7 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
         return
     report.snapshot_watermark = int(meta.get("watermark", 0))
     try:
-        loaded = faiss.read_index(str(probe.snapshot_path), faiss.IO_FLAG_MMAP)
+        loaded = faiss.read_index(str(probe.snapshot_path))
     except RuntimeError:
         report.problems.append(f"index snapshot {probe.snapshot_path} is truncated or corrupt: "
                                f"{_REBUILD}")
@@ -82,7 +82,7 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
     tail_size = int(meta.get("tail_size", 0))
     if tail_size:
         try:
-            tail = int(faiss.read_index(str(probe.tail_path), faiss.IO_FLAG_MMAP).ntotal)
+            tail = int(faiss.read_index(str(probe.tail_path)).ntotal)
         except RuntimeError:
             tail = -1
         if tail != tail_size:

@@ -23,7 +23,8 @@ import numpy as np
 from indexer.errors import InputError
 
 __all__ = ["FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN", "BuildReport",
-           "apply_params", "build_index", "candidates_for", "choose_type", "recall_at",
+           "apply_params", "build_index", "candidates_for", "choose_type", "drifted",
+           "fit_figures", "recall_at",
            "refine_count"]
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
@@ -34,6 +35,8 @@ TUNE_QUERIES = 500
 PCA_DIM = 256  # 1 byte a dimension after SQ8: 256 B a vector, well inside 1 KiB
 REFINE_FACTOR = 4  # candidates re-scored exactly: k * 4, at least REFINE_MIN
 REFINE_MIN = 40
+DRIFT_ENERGY = 0.05  # retrain when new vectors keep 5 points less of their variance...
+DRIFT_DISTANCE = 1.25  # ...or sit 25% farther from their nearest IVF centroid
 TRAIN_PER_LIST = 50  # k-means points a list: enough for stable centroids, bounded time
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -58,13 +61,14 @@ class BuildReport:
     tune_queries: int = 0
     seconds: float = 0.0
     tried: list[dict[str, Any]] = field(default_factory=list)
+    fit: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready fields (stored beside the snapshot)."""
         return {"type": self.type, "factory": self.factory, "params": dict(self.params),
                 "recall_at_10": self.recall_at_10, "trained_size": self.trained_size,
                 "tune_queries": self.tune_queries, "seconds": round(self.seconds, 3),
-                "tried": list(self.tried)}
+                "tried": list(self.tried), "fit": dict(self.fit)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildReport:
@@ -77,7 +81,8 @@ class BuildReport:
                    trained_size=int(data.get("trained_size", 0)),
                    tune_queries=int(data.get("tune_queries", 0)),
                    seconds=float(data.get("seconds", 0.0)),
-                   tried=list(data.get("tried", [])))
+                   tried=list(data.get("tried", [])),
+                   fit={str(k): float(v) for k, v in dict(data.get("fit", {})).items()})
 
 
 def choose_type(size: int, requested: str = "auto") -> str:
@@ -127,6 +132,44 @@ def apply_params(index: Any, params: dict[str, int]) -> None:
         faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
     if "efSearch" in params:
         _hnsw_of(index).efSearch = int(params["efSearch"])
+
+
+def fit_figures(index: Any, vectors: np.ndarray) -> dict[str, float]:
+    """How well an approximate index's trained parts describe ``vectors`` (float32 (n, d)).
+
+    ``pca_energy``: share of the (centred) variance the learned PCA keeps;
+    ``coarse_distance``: mean squared distance to the nearest IVF centroid. Vectors from
+    a shifted distribution keep less energy and land farther from the centroids.
+    """
+    import faiss
+
+    out: dict[str, float] = {}
+    if not len(vectors):
+        return out
+    inner: Any = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    reduced = np.ascontiguousarray(vectors, dtype=np.float32)
+    if isinstance(inner, faiss.IndexPreTransform):
+        pca: Any = faiss.downcast_VectorTransform(inner.chain.at(0))
+        mean = faiss.vector_to_array(pca.mean).astype(np.float32)
+        centred = float(((reduced - mean) ** 2).sum())
+        reduced = pca.apply(reduced)
+        out["pca_energy"] = float((reduced ** 2).sum()) / max(centred, 1e-12)
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return out
+    distances, _ = ivf.quantizer.search(np.ascontiguousarray(reduced), 1)
+    out["coarse_distance"] = float(distances.mean())
+    return out
+
+
+def drifted(trained: dict[str, float], now: dict[str, float]) -> bool:
+    """True when new vectors fit the trained parts clearly worse than the training set did."""
+    if "pca_energy" in trained and "pca_energy" in now \
+            and now["pca_energy"] < trained["pca_energy"] - DRIFT_ENERGY:
+        return True
+    return ("coarse_distance" in trained and "coarse_distance" in now
+            and now["coarse_distance"] > trained["coarse_distance"] * DRIFT_DISTANCE)
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
@@ -220,6 +263,7 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, *,
     assert best is not None
     _, index, report = best
     apply_params(index, report.params)
+    report.fit = fit_figures(index, train[:TRAIN_PER_LIST * 200])
     report.tried = tried
     report.seconds = time.perf_counter() - started
     return index, report

@@ -28,7 +28,15 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import ModelMismatchError, VectorIndexError, disk_full
-from indexer.index_types import BuildReport, apply_params, build_index, choose_type, refine_count
+from indexer.index_types import (
+    BuildReport,
+    apply_params,
+    build_index,
+    choose_type,
+    drifted,
+    fit_figures,
+    refine_count,
+)
 from indexer.store import Store
 
 __all__ = ["IndexInfo", "VectorIndex", "l2_normalise"]
@@ -187,10 +195,11 @@ class VectorIndex:
                 "delete it to rebuild the index from the database")
         return meta
 
-    def _read(self, path: Path, mmap: bool) -> Any:
+    def _read(self, path: Path, mmap: bool, kind: str = "flat") -> Any:
         import faiss
 
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC if mmap else 0
+        # IVF maps its inverted lists; flat and HNSW map their codes (the flags don't mix).
+        flags = 0 if not mmap else faiss.IO_FLAG_MMAP if kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
         try:
             return faiss.read_index(str(path), flags)
         except RuntimeError:
@@ -200,10 +209,11 @@ class VectorIndex:
         meta = self.read_meta()
         if meta is None or not self.snapshot_path.exists():
             return
-        loaded = self._read(self.snapshot_path, mmap)
+        build = BuildReport.from_json(meta.get("build", meta))
+        loaded = self._read(self.snapshot_path, mmap, build.type)
         if loaded is None or loaded.d != self.dim or loaded.ntotal != meta.get("size"):
             return
-        self.build = BuildReport.from_json(meta.get("build", meta))
+        self.build = build
         self.requested = str(meta.get("requested", "auto"))
         apply_params(loaded, self.build.params)
         self._base, self._mmapped = loaded, mmap
@@ -238,7 +248,7 @@ class VectorIndex:
     def _materialise(self) -> None:
         # A memory-mapped snapshot is read-only (FAISS aborts on writes): load it into memory.
         if self._base is not None and self._mmapped:
-            loaded = self._read(self.snapshot_path, mmap=False)
+            loaded = self._read(self.snapshot_path, False, self.build.type)
             if loaded is None:
                 raise VectorIndexError(f"index snapshot {self.snapshot_path} changed or broke "
                                        "while open: run `thumbsearch index rebuild`")
@@ -350,12 +360,21 @@ class VectorIndex:
         return int(min(TAIL_MAX, max(TAIL_MIN, TAIL_SHARE * self.snapshot_size)))
 
     def _needs_build(self) -> bool:
-        """True when the snapshot must be built again from the database, not extended."""
+        """True when the snapshot must be built again from the database, not extended:
+        its type no longer fits the size, the corpus has doubled since training, or the
+        new rows fit the trained PCA and centroids clearly worse than the training set."""
         size = self.size
         wanted = choose_type(size, self.requested)
         if self._stale_base or wanted != self.build.type:
             return True
-        return not self.exact and size > RETRAIN_GROWTH * max(1, self.build.trained_size)
+        if self.exact or self._base is None:
+            return False
+        if size > RETRAIN_GROWTH * max(1, self.build.trained_size):
+            return True
+        if not self.tail_size:
+            return False
+        tail = self._tail.index.reconstruct_n(0, self.tail_size)
+        return drifted(self.build.fit, fit_figures(self._base, tail))
 
     def save(self) -> None:
         """Make what was added durable: the tail alone, or a compaction when it has grown.
