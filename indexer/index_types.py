@@ -149,7 +149,8 @@ def fit_figures(index: Any, vectors: np.ndarray) -> dict[str, float]:
     inner: Any = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
     reduced = np.ascontiguousarray(vectors, dtype=np.float32)
     if isinstance(inner, faiss.IndexPreTransform):
-        pca: Any = faiss.downcast_VectorTransform(inner.chain.at(0))
+        chain: Any = inner.chain
+        pca: Any = faiss.downcast_VectorTransform(chain.at(0))
         mean = faiss.vector_to_array(pca.mean).astype(np.float32)
         centred = float(((reduced - mean) ** 2).sum())
         reduced = pca.apply(reduced)
