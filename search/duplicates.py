@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from indexer.errors import InputError
-from indexer.service import Service
-from indexer.vector_index import l2_normalise
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from indexer.service import Service
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -39,6 +40,8 @@ class _UnionFind:
     """Disjoint sets over 0..n-1 with path halving and union by size."""
 
     def __init__(self, n: int) -> None:
+        import numpy as np
+
         self.parent = np.arange(n, dtype=np.int64)
         self.size = np.ones(n, dtype=np.int64)
 
@@ -61,6 +64,7 @@ class _UnionFind:
 
 def _search_index(vectors: np.ndarray, exact: bool) -> Any:
     import faiss
+    import numpy as np
 
     n, dim = vectors.shape
     index: Any
@@ -86,6 +90,10 @@ def duplicate_components(vectors: np.ndarray, threshold: float = DEFAULT_THRESHO
     ``vectors`` is float32 (n, dim); each group comes with each member's best score to
     another member, float32 (len(group),). ``exact`` defaults to n <= EXACT_LIMIT.
     """
+    import numpy as np
+
+    from indexer.vector_index import l2_normalise
+
     if not -1.0 <= threshold <= 1.0:
         raise InputError(f"the threshold is a cosine similarity in [-1, 1], got {threshold}")
     vectors = np.ascontiguousarray(l2_normalise(np.asarray(vectors, dtype=np.float32)))
@@ -167,6 +175,8 @@ def _publish_order(video: DuplicateVideo) -> tuple[int, datetime | str, str]:
 def find_duplicates(service: Service, threshold: float = DEFAULT_THRESHOLD, *,
                     across_channels: bool = False) -> list[DuplicateGroup]:
     """Groups of near-identical thumbnails in the corpus, largest first."""
+    import numpy as np
+
     service.require_corpus()
     row_parts: list[np.ndarray] = []
     vector_parts: list[np.ndarray] = []

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import parse_qs, urlsplit
 
 from indexer.errors import VideoIdError
-from indexer.local import LOCAL_ID_PREFIX
 
 __all__ = ["VIDEO_ID", "parse_video_ref"]
 
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
-LOCAL_ID = re.compile(r"^" + re.escape(LOCAL_ID_PREFIX) + r"[0-9a-f]{16}$")
 YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com",
                  "youtube-nocookie.com", "www.youtube-nocookie.com"}
 PATH_FORMS = ("shorts", "embed", "live", "v", "e")
+
+
+@functools.cache
+def _local_id() -> re.Pattern[str]:
+    from indexer.local import LOCAL_ID_PREFIX
+
+    return re.compile(r"^" + re.escape(LOCAL_ID_PREFIX) + r"[0-9a-f]{16}$")
+
+
+def _is_local_id(value: str) -> bool:
+    # A local id holds no '/': URLs and plain ids are told apart without importing the
+    # ingest side (indexer.local pulls in the pipeline, requests and Pillow).
+    return "/" not in value and _local_id().match(value) is not None
 
 
 def _checked(candidate: str, original: str) -> str:
@@ -27,7 +39,7 @@ def _checked(candidate: str, original: str) -> str:
 def parse_video_ref(text: str) -> str:
     """The video id in a bare id, a local id, or a watch/youtu.be/shorts/embed URL."""
     value = text.strip()
-    if VIDEO_ID.match(value) or LOCAL_ID.match(value):
+    if VIDEO_ID.match(value) or _is_local_id(value):
         return value
     if "://" not in value and value.split("/")[0].lower() in YOUTUBE_HOSTS | {"youtu.be"}:
         value = "https://" + value

@@ -1,20 +1,25 @@
-"""Top-k neighbours of a stored video, an unknown video's thumbnail, or an image."""
+"""Top-k neighbours of a stored video, an unknown video's thumbnail, or an image.
+
+Importing this module is cheap: NumPy, Pillow and the index are imported by the
+functions that need them, so a caller can read ``MAX_K`` or the result types
+without loading them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import numpy as np
-from PIL import Image
-
 from indexer.errors import InputError, ThumbnailMissingError, VideoNotFoundError
-from indexer.images import decode_image, read_image_file
-from indexer.local import LOCAL_ID_PREFIX
-from indexer.service import Service
-from indexer.vector_index import l2_normalise
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from indexer.service import Service
 
 __all__ = [
     "MAX_K",
@@ -23,6 +28,7 @@ __all__ = [
     "similar_to_bytes",
     "similar_to_image",
     "similar_to_video",
+    "similar_to_videos",
 ]
 
 MAX_K = 1000
@@ -60,29 +66,39 @@ def _check_k(k: int) -> None:
 
 
 def _embed_one(service: Service, image: Image.Image) -> np.ndarray:
+    from indexer.vector_index import l2_normalise
+
     embedder = service.embedder
     vector = embedder.embed(embedder.preprocess(image)[None, ...])
     normalised: np.ndarray = l2_normalise(vector)[0]
     return normalised
 
 
-def _neighbours(service: Service, vector: np.ndarray, k: int,
-                exclude: int | None = None) -> list[Neighbour]:
+def _neighbours(service: Service, queries: np.ndarray, k: int,
+                exclude: Sequence[int | None]) -> list[list[Neighbour]]:
+    """Top-k of each query row (float32 (n, dim)), one ``index.search`` call for all.
+
+    ``exclude[i]`` is the query's own row id (a stored video is not its own neighbour).
+    """
     index = service.require_corpus()
-    scores, row_ids = index.search(vector[None, :], k + (1 if exclude is not None else 0))
-    pairs = [(int(r), float(s)) for r, s in zip(row_ids[0], scores[0], strict=True)
-             if r >= 0 and r != exclude][:k]
-    by_row = service.store.video_ids_for_rows([r for r, _ in pairs])
-    stored = service.store.get_videos(list(by_row.values()))
-    out: list[Neighbour] = []
-    for row, score in pairs:
-        video = stored.get(by_row.get(row, ""))
-        if video is None:
-            continue  # deleted after the snapshot was taken
-        out.append(Neighbour(rank=len(out) + 1, video_id=video.video_id, title=video.title,
-                             channel_title=video.channel_title, score=round(score, 6),
-                             thumbnail_url=video.thumbnail_url))
-    return out
+    extra = 1 if any(e is not None for e in exclude) else 0
+    scores, row_ids = index.search(queries, k + extra)
+    pairs = [[(int(r), float(s)) for r, s in zip(row_ids[i], scores[i], strict=True)
+              if r >= 0 and r != exclude[i]][:k] for i in range(len(exclude))]
+    by_row = service.store.video_ids_for_rows(sorted({r for p in pairs for r, _ in p}))
+    stored = service.store.get_videos(list(dict.fromkeys(by_row.values())))
+    answers: list[list[Neighbour]] = []
+    for query_pairs in pairs:
+        out: list[Neighbour] = []
+        for row, score in query_pairs:
+            video = stored.get(by_row.get(row, ""))
+            if video is None:
+                continue  # deleted after the snapshot was taken
+            out.append(Neighbour(rank=len(out) + 1, video_id=video.video_id,
+                                 title=video.title, channel_title=video.channel_title,
+                                 score=round(score, 6), thumbnail_url=video.thumbnail_url))
+        answers.append(out)
+    return answers
 
 
 def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarResult:
@@ -92,10 +108,13 @@ def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarRes
     stored = service.store.get_vector(video_id, service.spec.model_id)
     if stored is not None:
         row_id, vector = stored
-        results = _neighbours(service, vector, k, exclude=row_id)
-    elif video_id.startswith(LOCAL_ID_PREFIX):
-        raise VideoNotFoundError(f"{video_id} is not in the corpus")
+        results = _neighbours(service, vector[None, :], k, [row_id])[0]
     else:
+        from indexer.images import decode_image
+        from indexer.local import LOCAL_ID_PREFIX
+
+        if video_id.startswith(LOCAL_ID_PREFIX):
+            raise VideoNotFoundError(f"{video_id} is not in the corpus")
         url = service.settings.thumbnail_url(video_id)
         try:
             image = decode_image(service.fetcher.fetch(url), url)
@@ -103,13 +122,42 @@ def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarRes
             raise VideoNotFoundError(
                 f"video {video_id} is not in the corpus and YouTube has no thumbnail for it "
                 "(404): check the id") from exc
-        results = _neighbours(service, _embed_one(service, image), k)
+        results = _neighbours(service, _embed_one(service, image)[None, :], k, [None])[0]
     return SimilarResult(query={"video_id": video_id}, model=service.spec.model_id,
                          results=results)
 
 
+def similar_to_videos(service: Service, video_ids: Sequence[str],
+                      k: int = 10) -> list[SimilarResult | None]:
+    """Neighbours of many stored videos, in one index search; None where one is not stored.
+
+    The answer for each id is the one ``similar_to_video`` gives. Ids without a
+    stored vector for the service's model are not embedded (no download, no model).
+    """
+    import numpy as np
+
+    _check_k(k)
+    service.require_corpus()
+    model = service.spec.model_id
+    found: dict[str, tuple[int, np.ndarray]] = {}
+    for video_id in dict.fromkeys(video_ids):
+        stored = service.store.get_vector(video_id, model)
+        if stored is not None:
+            found[video_id] = stored
+    if not found:
+        return [None] * len(video_ids)
+    order = list(found)
+    matrix = np.stack([found[v][1] for v in order]).astype(np.float32, copy=False)
+    answers = dict(zip(order, _neighbours(service, matrix, k, [found[v][0] for v in order]),
+                       strict=True))
+    return [SimilarResult(query={"video_id": v}, model=model, results=answers[v])
+            if v in answers else None for v in video_ids]
+
+
 def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResult:
     """Neighbours of an image file or an http(s) image URL (from an allowed host)."""
+    from indexer.images import decode_image, read_image_file
+
     _check_k(k)
     service.require_corpus()
     scheme = urlsplit(source).scheme.lower()
@@ -121,13 +169,17 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
     else:
         image = read_image_file(Path(source))
     return SimilarResult(query={"image": source}, model=service.spec.model_id,
-                         results=_neighbours(service, _embed_one(service, image), k))
+                         results=_neighbours(service, _embed_one(service, image)[None, :], k,
+                                             [None])[0])
 
 
 def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10) -> SimilarResult:
     """Neighbours of image bytes (an upload); ``name`` labels the query."""
+    from indexer.images import decode_image
+
     _check_k(k)
     service.require_corpus()
     image = decode_image(data, name)
     return SimilarResult(query={"image": name}, model=service.spec.model_id,
-                         results=_neighbours(service, _embed_one(service, image), k))
+                         results=_neighbours(service, _embed_one(service, image)[None, :], k,
+                                             [None])[0])

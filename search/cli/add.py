@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from indexer.local import add_paths
-from indexer.service import build_service
 from search.cli.output import finish_ingest
 
 __all__ = ["add", "register"]
@@ -26,6 +24,9 @@ def add(
     metadata from the '.info.json' beside it; any other image gets a stable id
     'local:<hash>' from its content.
     """
+    from indexer.local import add_paths
+    from indexer.service import build_service
+
     service = build_service(ctx.obj)
     try:
         summary = add_paths(service, paths)

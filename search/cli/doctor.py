@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from indexer.doctor import check_corpus
-from indexer.service import build_service
 from search.cli.output import echo_json
 
 __all__ = ["doctor", "register"]
@@ -24,6 +22,9 @@ def doctor(
     A sample of vectors is read from both and compared. Exit 0 when all is well,
     1 when something is wrong (each problem on its own line, with what to run).
     """
+    from indexer.doctor import check_corpus
+    from indexer.service import build_service
+
     service = build_service(ctx.obj)
     try:
         report = check_corpus(service, sample=sample)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from indexer.errors import StoreError
-from indexer.service import build_service
 from search.cli.output import echo_json
-from search.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, find_duplicates
+from search.duplicates import DEFAULT_THRESHOLD
+
+if TYPE_CHECKING:
+    from search.duplicates import DuplicateGroup
 
 __all__ = ["duplicates", "register", "render_groups_html"]
 
@@ -69,6 +71,9 @@ def duplicates(
     Each group lists its videos (earliest publish first, the likely original), their
     channels and the first publish time. Computed through the index in batches.
     """
+    from indexer.service import build_service
+    from search.duplicates import find_duplicates
+
     service = build_service(ctx.obj)
     try:
         groups = find_duplicates(service, threshold, across_channels=across_channels)

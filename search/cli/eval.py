@@ -7,15 +7,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from indexer.errors import InputError
-from indexer.service import build_service
 from search.cli.output import echo_json
-from search.evaluate import LABEL_BY, EvalRun, Progress, evaluate_corpus, evaluate_sets, parse_ks
-from search.metrics import INDEX_TYPES
+
+if TYPE_CHECKING:
+    from search.evaluate import EvalRun, Progress
 
 __all__ = ["evaluate", "register"]
 
@@ -93,6 +93,10 @@ def evaluate(
     cosine similarity. Embeddings are cached by file hash and model under
     THUMBSEARCH_HOME/cache/eval, so a second run does not embed again.
     """
+    from indexer.service import build_service
+    from search.evaluate import LABEL_BY, evaluate_corpus, evaluate_sets, parse_ks
+    from search.metrics import INDEX_TYPES
+
     ks = parse_ks(k)
     if index not in INDEX_TYPES:
         raise InputError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {index!r}")

@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from indexer.ingest import MAX_PAGES, ingest_queries, run_queries
-from indexer.queryfile import load_queries_file
-from indexer.service import build_service
+from indexer.queryfile import MAX_PAGES
 from search.cli.output import finish_ingest
 from search.cli.progress import progress_reporter
 
@@ -44,6 +42,10 @@ def ingest(
     """
     if (queries_file is None) == (not queries):
         raise typer.BadParameter("give search queries or --queries-file FILE (not both)")
+    from indexer.ingest import ingest_queries, run_queries
+    from indexer.queryfile import load_queries_file
+    from indexer.service import build_service
+
     service = build_service(ctx.obj)
     try:
         with progress_reporter(enabled=not as_json) as progress:

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.models import MODEL_SPECS, parse_model_id, weights_status
 from indexer.settings import Settings
 from search.cli.output import echo_json
 
@@ -15,6 +14,8 @@ __all__ = ["list_models", "models", "register"]
 
 def list_models(settings: Settings) -> list[dict[str, Any]]:
     """One record per base model: id, dim, input size, weights source, availability."""
+    from indexer.models import MODEL_SPECS, parse_model_id, weights_status
+
     configured = parse_model_id(settings.model).base
     out = []
     for spec in MODEL_SPECS.values():

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from indexer.errors import InputError
-from search.neardup import make_neardup
 
 __all__ = ["make_neardup_command", "register"]
 
@@ -33,6 +32,8 @@ def make_neardup_command(
     low-quality JPEG re-encoding, crops, a drawn title and duration badge, colour
     shifts and flips. The result is a dataset for `thumbsearch eval`.
     """
+    from search.neardup import make_neardup
+
     if sample_photos:
         if out is not None or src is None:
             raise InputError("with --sample-photos give only OUT")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from indexer.summary import IngestSummary
+if TYPE_CHECKING:
+    from indexer.summary import IngestSummary
 
 __all__ = ["echo_json", "finish_ingest"]
 

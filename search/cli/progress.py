@@ -6,11 +6,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from indexer.progress import NullProgress, Progress
+if TYPE_CHECKING:
+    from indexer.progress import Progress
 
 __all__ = ["BarProgress", "LogProgress", "progress_reporter"]
 
@@ -74,6 +75,8 @@ class BarProgress:
 def progress_reporter(enabled: bool = True) -> Iterator[Progress]:
     """Bars when stderr is a terminal, log lines when it is not, nothing when disabled."""
     if not enabled:
+        from indexer.progress import NullProgress
+
         yield NullProgress()
         return
     if not sys.stderr.isatty():

@@ -8,9 +8,6 @@ from typing import Annotated
 
 import typer
 
-from indexer.models import model_spec
-from indexer.reembed import reembed as reembed_corpus
-from indexer.service import build_service
 from search.cli.output import echo_json
 
 __all__ = ["reembed", "register"]
@@ -31,6 +28,10 @@ def reembed(
     Resumable: a second run does nothing. Videos whose thumbnail is not cached are
     listed as failed.
     """
+    from indexer.models import model_spec
+    from indexer.reembed import reembed as reembed_corpus
+    from indexer.service import build_service
+
     settings = dataclasses.replace(ctx.obj, model=model_spec(model).model_id)
     service = build_service(settings, weights=weights)
     try:

@@ -6,9 +6,6 @@ from typing import Annotated
 
 import typer
 
-from indexer.enrich import refresh_videos
-from indexer.queryfile import parse_duration
-from indexer.service import build_service
 from search.cli.ingest import WAIT_HELP
 from search.cli.output import echo_json
 from search.cli.progress import progress_reporter
@@ -31,6 +28,10 @@ def refresh(
     (e.g. with --prune from cron). Exit 3 when the day's quota is spent; the next
     run continues with the rows still old.
     """
+    from indexer.enrich import refresh_videos
+    from indexer.queryfile import parse_duration
+    from indexer.service import build_service
+
     age = parse_duration(older_than)
     service = build_service(ctx.obj)
     try:

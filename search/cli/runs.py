@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from indexer.history import RunRecord, list_runs
-from indexer.service import build_service
 from search.cli.output import echo_json
+
+if TYPE_CHECKING:
+    from indexer.history import RunRecord
 
 __all__ = ["format_runs", "register", "runs"]
 
@@ -46,6 +47,9 @@ def runs(
     Status is done, quota (stopped at the day's quota; the next run resumes),
     failed or running. 'search' and 'units' are the quota each run spent.
     """
+    from indexer.history import list_runs
+    from indexer.service import build_service
+
     service = build_service(ctx.obj)
     try:
         records = list_runs(service.store, limit)

@@ -8,17 +8,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from indexer.errors import ThumbsearchError
-from indexer.queryfile import MAX_PAGES, QuerySpec, load_queries_file, parse_duration
-from indexer.schedule import run_schedule
-from indexer.service import build_service
-from indexer.summary import IngestSummary
+from indexer.queryfile import MAX_PAGES
 from search.cli.ingest import WAIT_HELP
 from search.cli.progress import progress_reporter
+
+if TYPE_CHECKING:
+    from indexer.queryfile import QuerySpec
+    from indexer.summary import IngestSummary
 
 __all__ = ["register", "schedule"]
 
@@ -70,6 +71,10 @@ def schedule(
     file is read again before each batch. One summary line per batch on stdout,
     progress on stderr.
     """
+    from indexer.queryfile import load_queries_file, parse_duration
+    from indexer.schedule import run_schedule
+    from indexer.service import build_service
+
     interval = parse_duration(every)
     load_queries_file(queries_file, pages=pages, per_page=per_page)  # fail fast on a bad file
 

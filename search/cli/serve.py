@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from indexer.errors import InputError
-from indexer.service import build_service
 
 __all__ = ["is_loopback", "register", "serve"]
 
@@ -43,6 +42,7 @@ def serve(
                          "pass --allow-remote to expose it beyond this machine")
     import uvicorn
 
+    from indexer.service import build_service
     from search.web import create_app
 
     settings = ctx.obj

@@ -1,20 +1,41 @@
-"""``thumbsearch similar``: the nearest neighbours of a video or an image."""
+"""``thumbsearch similar``: the nearest neighbours of a video, an image or a list of videos."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from indexer.models import model_spec
-from indexer.service import build_service
 from search.cli.output import echo_json
-from search.ids import parse_video_ref
-from search.neighbours import MAX_K, SimilarResult, similar_to_image, similar_to_video
+from search.neighbours import MAX_K
+
+if TYPE_CHECKING:
+    from indexer.fetch import ImageFetcher
+    from indexer.settings import Settings
+    from search.idlist import ListedAnswer
+    from search.neighbours import SimilarResult
 
 __all__ = ["register", "similar"]
+
+
+class _FetcherOnFirstUse:
+    """The HTTP image fetcher, built on the first download: a stored video needs none."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._fetcher: ImageFetcher | None = None
+
+    def fetch(self, url: str) -> bytes:
+        if self._fetcher is None:
+            from indexer.fetch import HttpImageFetcher
+
+            s = self._settings
+            self._fetcher = HttpImageFetcher(s.image_hosts, timeout=s.http_timeout,
+                                             max_bytes=s.max_image_bytes,
+                                             pool_size=s.download_workers * 2)
+        return self._fetcher.fetch(url)
 
 
 def _print_table(result: SimilarResult) -> None:
@@ -30,6 +51,21 @@ def _print_table(result: SimilarResult) -> None:
                    f"{channel:<20}  {r.thumbnail_url}")
 
 
+def _print_listed(answers: list[ListedAnswer]) -> None:
+    for number, answer in enumerate(answers):
+        if number:
+            typer.echo("")
+        if answer.result is not None:
+            typer.echo(f"line {answer.line}: {answer.video_id}")
+            _print_table(answer.result)
+        else:
+            typer.echo(f"line {answer.line}: {answer.error}: {answer.message}")
+    found = sum(a.result is not None for a in answers)
+    missing = sum(a.error == "not_found" for a in answers)
+    typer.echo(f"answered {found}, not in the corpus {missing}, "
+               f"bad lines {len(answers) - found - missing}", err=True)
+
+
 def similar(
     ctx: typer.Context,
     video: Annotated[str | None, typer.Argument(
@@ -39,6 +75,11 @@ def similar(
     image: Annotated[str | None, typer.Option(
         "--image", metavar="PATH_OR_URL",
         help="Search by an image file or http(s) image URL instead.")] = None,
+    ids_file: Annotated[str | None, typer.Option(
+        "--ids-file", metavar="FILE",
+        help="Answer many stored videos at once: a UTF-8 file of video ids or YouTube URLs, "
+             "one a line ('#' comment lines and blank lines skipped; '-' reads stdin). "
+             "Videos not in the corpus are reported as not found, not embedded.")] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help=f"Neighbours to return "
                                    f"(1..{MAX_K}).")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -60,12 +101,44 @@ def similar(
 
     A video not in the corpus is embedded on the fly from its mqdefault
     thumbnail (no API call, nothing stored). Scores are cosine similarities.
+
+    With --ids-file, every listed video is answered in one batched search: one
+    result per line, in file order (with --json a list of `similar --json`
+    objects, each with its line number, or an "error" of "bad_id" or
+    "not_found" and a message). A batch never embeds: a video that is not
+    stored is reported, and so is a line that holds no video id; the exit
+    status is 0 once the file has been read.
     """
-    if (video is None) == (image is None):
+    if ids_file is not None:
+        if video is not None or image is not None:
+            raise typer.BadParameter("--ids-file goes without VIDEO_ID_OR_URL and --image")
+        if html is not None or sheet is not None:
+            raise typer.BadParameter("--html and --sheet show one query, not an --ids-file")
+    elif (video is None) == (image is None):
         raise typer.BadParameter("give either VIDEO_ID_OR_URL or --image PATH_OR_URL")
+    from indexer.models import model_spec
+    from indexer.service import build_service
+
     settings = ctx.obj if model is None else dataclasses.replace(
         ctx.obj, model=model_spec(model).model_id)
-    service = build_service(settings, weights=weights)
+    if ids_file is not None:
+        from search.idlist import read_id_list, similar_to_listed
+
+        listed = read_id_list(ids_file)
+        service = build_service(settings, fetcher=_FetcherOnFirstUse(settings))
+        try:
+            answers = similar_to_listed(service, listed, k)
+        finally:
+            service.close()
+        if as_json:
+            echo_json([a.to_json() for a in answers])
+        else:
+            _print_listed(answers)
+        return
+    from search.ids import parse_video_ref
+    from search.neighbours import similar_to_image, similar_to_video
+
+    service = build_service(settings, weights=weights, fetcher=_FetcherOnFirstUse(settings))
     try:
         if image is not None:
             result = similar_to_image(service, image, k)

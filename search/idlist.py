@@ -1,0 +1,123 @@
+"""Lists of video ids (one id or YouTube URL a line), answered in one batched search."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from indexer.errors import InputError, VideoIdError
+from search.ids import parse_video_ref
+
+if TYPE_CHECKING:
+    from indexer.service import Service
+    from search.neighbours import SimilarResult
+
+__all__ = [
+    "ListedAnswer",
+    "ListedId",
+    "parse_id_lines",
+    "read_id_list",
+    "similar_to_listed",
+]
+
+
+@dataclass(frozen=True)
+class ListedId:
+    """One line of an id list: the video id it holds, or why it holds none."""
+
+    line: int
+    text: str
+    video_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedAnswer:
+    """The answer to one line: neighbours, or ``error`` ("bad_id", "not_found") and why."""
+
+    line: int
+    text: str
+    result: SimilarResult | None = None
+    error: str | None = None
+    message: str | None = None
+    video_id: str | None = None
+    model: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``similar --json``'s shape plus the line number, or the error and its message."""
+        if self.result is not None:
+            return {"line": self.line, **self.result.to_json()}
+        query = {"video_id": self.video_id} if self.video_id is not None else {"text": self.text}
+        out: dict[str, Any] = {"line": self.line, "query": query}
+        if self.model is not None:
+            out["model"] = self.model
+        out.update(error=self.error, message=self.message)
+        return out
+
+
+def parse_id_lines(lines: Iterable[str]) -> list[ListedId]:
+    """One entry per line holding an id or URL; blank lines and '#' comment lines are skipped."""
+    out: list[ListedId] = []
+    for number, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            out.append(ListedId(line=number, text=text, video_id=parse_video_ref(text)))
+        except VideoIdError as exc:
+            out.append(ListedId(line=number, text=text, error=str(exc)))
+    return out
+
+
+def read_id_list(source: str, stdin: TextIO | None = None) -> list[ListedId]:
+    """Read and parse an ids file (UTF-8); ``-`` reads ``stdin`` (default ``sys.stdin``)."""
+    try:
+        if source == "-":
+            text = (stdin or sys.stdin).read()
+        else:
+            text = Path(source).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"ids file {source}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"ids file {source} is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"ids file {source} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read ids file {source}: {exc.strerror or exc}") from None
+    return parse_id_lines(text.splitlines())
+
+
+def similar_to_listed(service: Service, listed: Sequence[ListedId],
+                      k: int = 10) -> list[ListedAnswer]:
+    """Answer every line: stored videos in one index search, the rest as per-line errors.
+
+    A video without a stored vector is reported as not found rather than embedded:
+    a batch never downloads thumbnails or loads the model.
+    """
+    from search.neighbours import similar_to_videos
+
+    ids = [entry.video_id for entry in listed if entry.video_id is not None]
+    results = iter(similar_to_videos(service, ids, k))
+    model = service.spec.model_id
+    answers: list[ListedAnswer] = []
+    for entry in listed:
+        if entry.video_id is None:
+            answers.append(ListedAnswer(line=entry.line, text=entry.text, error="bad_id",
+                                        message=entry.error))
+            continue
+        result = next(results)
+        if result is not None:
+            answers.append(ListedAnswer(line=entry.line, text=entry.text, result=result,
+                                        video_id=entry.video_id, model=model))
+        else:
+            answers.append(ListedAnswer(
+                line=entry.line, text=entry.text, error="not_found", video_id=entry.video_id,
+                model=model, message=f"{entry.video_id} is not in the corpus (no {model} "
+                                     "vector): a batch answers stored videos only; "
+                                     f"`thumbsearch similar {entry.video_id}` embeds a "
+                                     "YouTube video's thumbnail"))
+    return answers
