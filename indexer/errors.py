@@ -26,6 +26,7 @@ its message on one line and exits with ``exit_code``.
     │   └── DownloadBrokenError       5xx, reset, timeout, cut-off or too slow body (retried)
     ├── ImageDecodeError              bytes that are not a usable image
     ├── ModelError                    the model cannot be built or run
+    │   └── ModelConversionError      the model cannot be converted for LiteRT
     ├── StoreError                    the database failed
     │   └── DiskFullError             no space left (or file too large) while writing
     ├── WriterBusyError               another ingest run holds the writer lock
@@ -50,6 +51,7 @@ __all__ = [
     "ImagePathError",
     "InputError",
     "MissingApiKeyError",
+    "ModelConversionError",
     "ModelError",
     "ModelMismatchError",
     "NotFoundError",
@@ -154,6 +156,10 @@ class ImageDecodeError(ThumbsearchError):
 
 class ModelError(ThumbsearchError):
     """The embedding model cannot be built or run."""
+
+
+class ModelConversionError(ModelError):
+    """The model cannot be converted to a ``.tflite`` file for the LiteRT runtime."""
 
 
 class StoreError(ThumbsearchError):

@@ -32,11 +32,12 @@ __all__ = ["Service", "build_service"]
 
 @functools.lru_cache(maxsize=4)
 def _shared_embedder(model_id: str, weights: Path | None = None,
-                     weights_dir: Path | None = None) -> Embedder:
+                     weights_dir: Path | None = None, runtime: str = "auto",
+                     cache_dir: Path | None = None) -> Embedder:
     # One process builds a model once, however many services it wires (tests, benchmarks).
     from indexer.models import load_embedder
 
-    return load_embedder(model_id, weights, weights_dir)
+    return load_embedder(model_id, weights, weights_dir, runtime=runtime, cache_dir=cache_dir)
 
 
 @dataclass
@@ -147,7 +148,8 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     def make_embedder() -> Embedder:
         if embedder is not None:
             return embedder
-        return _shared_embedder(spec.model_id, weights, settings.weights_dir)
+        return _shared_embedder(spec.model_id, weights, settings.weights_dir,
+                                settings.runtime, settings.model_cache_dir)
 
     def make_youtube() -> YouTubeApi:
         if youtube is not None:

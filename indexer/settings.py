@@ -13,12 +13,15 @@ from indexer.errors import ConfigError, MissingApiKeyError
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
     "DEFAULT_MODEL",
+    "DEFAULT_RUNTIME",
     "DEFAULT_SEARCH_QUOTA",
     "DEFAULT_THUMBNAIL_BASE",
     "DEFAULT_UNITS_QUOTA",
     "DEFAULT_YOUTUBE_ENDPOINT",
     "ENV_HELP",
+    "RUNTIMES",
     "Settings",
+    "parse_runtime",
 ]
 
 DEFAULT_YOUTUBE_ENDPOINT = "https://youtube.googleapis.com/"
@@ -34,6 +37,9 @@ DEFAULT_DOWNLOAD_WORKERS = 8
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEARCH_QUOTA = 100  # search.list calls a Pacific day (its own bucket since June 2026)
 DEFAULT_UNITS_QUOTA = 10_000  # units a Pacific day for every other method
+#: Engines that can run the embedding model (indexer.models.runtime explains each one).
+RUNTIMES = ("auto", "keras", "function", "xla", "litert")
+DEFAULT_RUNTIME = "auto"
 
 ENV_HELP = """\
 Environment (read once at start):
@@ -48,11 +54,23 @@ Environment (read once at start):
   THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0+unbar)
   THUMBSEARCH_WEIGHTS_DIR       directory of model weight files (<model>.weights.h5,
                                 <model>.pth); see `thumbsearch models`
+  THUMBSEARCH_RUNTIME           engine running the model: auto (default: litert when
+                                ai-edge-litert is installed, else function), keras,
+                                function, xla or litert
   THUMBSEARCH_SEARCH_QUOTA      search.list calls a Pacific day (default 100)
   THUMBSEARCH_UNITS_QUOTA       units a Pacific day for other methods (default 10000)
 
 Exit codes: 0 done (failed thumbnails are listed, the rest stored);
 1 an error stopped it; 2 usage error; 3 stopped at the day's API quota."""
+
+
+def parse_runtime(text: str) -> str:
+    """A name from RUNTIMES (case and spaces ignored, empty = auto); else one-line ConfigError."""
+    name = text.strip().lower() or DEFAULT_RUNTIME
+    if name not in RUNTIMES:
+        raise ConfigError(
+            f"THUMBSEARCH_RUNTIME must be one of {', '.join(RUNTIMES)}, got {text.strip()!r}")
+    return name
 
 
 def _optional_path(text: str) -> Path | None:
@@ -96,6 +114,7 @@ class Settings:
     weights_dir: Path | None = None
     search_quota: int = DEFAULT_SEARCH_QUOTA
     units_quota: int = DEFAULT_UNITS_QUOTA
+    runtime: str = DEFAULT_RUNTIME
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +148,7 @@ class Settings:
             weights_dir=_optional_path(env.get("THUMBSEARCH_WEIGHTS_DIR", "")),
             search_quota=_quota(env, "THUMBSEARCH_SEARCH_QUOTA", DEFAULT_SEARCH_QUOTA),
             units_quota=_quota(env, "THUMBSEARCH_UNITS_QUOTA", DEFAULT_UNITS_QUOTA),
+            runtime=parse_runtime(env.get("THUMBSEARCH_RUNTIME", "")),
         )
 
     @property
@@ -144,6 +164,11 @@ class Settings:
                 "and export YOUTUBE_API_KEY=..."
             )
         return self.youtube_api_key
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Directory of converted models (``.tflite`` files for the LiteRT runtime)."""
+        return self.home / "models"
 
     @property
     def thumbnail_cache_dir(self) -> Path:

@@ -17,7 +17,14 @@ from indexer.models.preprocess import Preprocessing, prepare_rgb
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["GEM_P", "Embedder", "GraphEmbedder", "pool_feature_map", "squash_rgb"]
+__all__ = [
+    "GEM_P",
+    "GRAPH_RUNTIMES",
+    "Embedder",
+    "GraphEmbedder",
+    "pool_feature_map",
+    "squash_rgb",
+]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -71,30 +78,44 @@ def pool_feature_map(feature_map: Any, pooling: str) -> Any:
     raise ModelError(f"unknown pooling {pooling!r}; known: avg, max, gem")
 
 
+#: The TensorFlow runtimes GraphEmbedder offers (indexer.models.runtime describes them).
+GRAPH_RUNTIMES = ("keras", "function", "xla")
+
+
 class GraphEmbedder:
-    """An Embedder running a Keras model through one traced ``tf.function``."""
+    """An Embedder running a Keras model through TensorFlow: a traced ``tf.function`` by
+    default, or ``model.predict`` (runtime "keras"), or XLA (runtime "xla")."""
 
     def __init__(
         self, model_id: str, model: keras.Model, scale: Callable[[FloatArray], FloatArray],
         *, preprocessing: Preprocessing | None = None, pooling: str | None = None,
+        runtime: str = "function",
     ) -> None:
         """Wrap ``model`` ((n, h, w, 3) -> (n, dim)); ``scale`` maps 0..255 RGB to its input.
 
         With ``pooling``, ``model`` gives a (n, h', w', c) feature map that is pooled here.
         """
+        if runtime not in GRAPH_RUNTIMES:
+            raise ModelError(f"unknown TensorFlow runtime {runtime!r}; known: "
+                             f"{', '.join(GRAPH_RUNTIMES)}")
         self.model_id = model_id
         self.model = model
-        self._scale = scale
+        self.scale = scale
         self.preprocessing = preprocessing or Preprocessing()
         self.pooling = pooling
+        self.runtime = runtime
         _, height, width, _ = model.input_shape
         self.input_size = (int(height), int(width))
         self.dim = int(model.output_shape[-1])
-        self._features = self.trace(model, pooling)
-        # Trace now, so the first batch's timing is the model's and not TensorFlow's tracing.
-        self._features.get_concrete_function()
+        self._features: Any = self._predict
+        if runtime != "keras":
+            traced = self.trace(model, pooling, jit_compile=runtime == "xla")
+            # Trace now, so the first batch's timing is the model's, not the tracing's.
+            traced.get_concrete_function()
+            self._features = traced
 
-    def trace(self, model: keras.Model, pooling: str | None = None) -> Any:
+    def trace(self, model: keras.Model, pooling: str | None = None, *,
+              jit_compile: bool = False) -> Any:
         """A ``tf.function`` calling ``model`` in inference mode on this input size, pooled."""
         import tensorflow as tf
 
@@ -105,13 +126,21 @@ class GraphEmbedder:
             out = model(x, training=False)
             return out if pooling is None else pool_feature_map(out, pooling)
 
-        # A fixed signature traces once; tf.function beats model.predict ~1.7x on CPU here,
-        # and XLA (jit_compile) is ~10x slower on these machines, so it stays off.
-        return tf.function(call, input_signature=[spec], jit_compile=False)
+        # A fixed signature traces once. XLA is measured by bench.models: on these CPUs it
+        # is several times slower than the plain graph, so only runtime "xla" asks for it.
+        return tf.function(call, input_signature=[spec], jit_compile=jit_compile)
+
+    def concrete_function(self) -> Any:
+        """The embedding graph (no XLA) as a concrete function, for conversion to LiteRT."""
+        return self.trace(self.model, self.pooling).get_concrete_function()
+
+    def _predict(self, array: FloatArray) -> Any:
+        out = self.model.predict(array, batch_size=max(1, len(array)), verbose=0)
+        return out if self.pooling is None else pool_feature_map(out, self.pooling)
 
     def preprocess(self, image: Image.Image) -> FloatArray:
         """One image of any mode -> (h, w, 3) float32 with the model's scaling (thread-safe)."""
-        return self._scale(prepare_rgb(image, self.input_size, self.preprocessing))
+        return self.scale(prepare_rgb(image, self.input_size, self.preprocessing))
 
     def _check(self, batch: FloatArray) -> FloatArray:
         array = np.asarray(batch, dtype=np.float32)
@@ -130,7 +159,7 @@ class GraphEmbedder:
             return np.zeros((0, width), dtype=np.float32)
         try:
             result = fn(array)
-            return np.asarray(result.numpy(), dtype=np.float32)
+            return np.asarray(getattr(result, "numpy", lambda: result)(), dtype=np.float32)
         except Exception as exc:  # TensorFlow raises many types; translate them all here
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.model_id} failed to run: {message}") from exc

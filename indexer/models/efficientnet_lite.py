@@ -272,17 +272,19 @@ class LiteEmbedder(GraphEmbedder):
     """EfficientNet-Lite embedder: 1280-d pooled features; ``classify`` gives ImageNet odds."""
 
     def __init__(self, model_id: str, model: keras.Model, *, pooling: str = "avg",
-                 preprocessing: Preprocessing | None = None) -> None:
-        """Wrap a model made by ``build_efficientnet_lite``; ``pooling`` is avg, max or gem."""
+                 preprocessing: Preprocessing | None = None, runtime: str = "function") -> None:
+        """Wrap a model made by ``build_efficientnet_lite``; ``pooling`` is avg, max or gem;
+        ``runtime`` one of base.GRAPH_RUNTIMES."""
         import keras
 
         if pooling == "avg":  # the network's own pooling layer, the reference path
             features = keras.Model(model.input, model.outputs[0], name=f"{model.name}_features")
-            super().__init__(model_id, features, scale_lite, preprocessing=preprocessing)
+            super().__init__(model_id, features, scale_lite, preprocessing=preprocessing,
+                             runtime=runtime)
         else:
             feature_map = keras.Model(model.input, model.outputs[2], name=f"{model.name}_map")
             super().__init__(model_id, feature_map, scale_lite, preprocessing=preprocessing,
-                             pooling=pooling)
+                             pooling=pooling, runtime=runtime)
         probabilities = keras.layers.Softmax(name="probabilities")(model.outputs[1])
         self.classifier = keras.Model(model.input, probabilities, name=f"{model.name}_classifier")
         self._classify = self.trace(self.classifier)
@@ -302,6 +304,7 @@ def _network(variant: str, path: Path, mtime_ns: int) -> keras.Model:
 def load_lite_embedder(
     variant: str = "lite0", weights: str | Path | None = None, model_id: str | None = None,
     *, pooling: str = "avg", preprocessing: Preprocessing | None = None,
+    runtime: str = "function",
 ) -> LiteEmbedder:
     """Build an EfficientNet-Lite embedder from a legacy ``.pth`` (default: the package's)."""
     spec = _variant(variant)
@@ -312,7 +315,7 @@ def load_lite_embedder(
         # Folding BN into the convolutions changes features by ~1e-5 and runs ~10-20% faster.
         model = _network(spec.name, path.resolve(), path.stat().st_mtime_ns)
         return LiteEmbedder(model_id or f"efficientnet-{spec.name}", model, pooling=pooling,
-                            preprocessing=preprocessing)
+                            preprocessing=preprocessing, runtime=runtime)
     except ModelError:
         raise
     except Exception as exc:  # Keras/TensorFlow failures while building

@@ -122,6 +122,7 @@ def build_keras_app(model_id: str, weights: str | Path | None = "imagenet",
 def load_keras_embedder(
     model_id: str, weights: str | Path | None = None, *, embedder_id: str | None = None,
     pooling: str | None = None, preprocessing: Preprocessing | None = None,
+    runtime: str = "function",
 ) -> GraphEmbedder:
     """Embedder for a ``keras.applications`` backbone; ``weights`` None means ImageNet.
 
@@ -131,7 +132,8 @@ def load_keras_embedder(
     own = pooling is None or pooling == app.pooling
     model = build_keras_app(model_id, "imagenet" if weights is None else weights, pooled=own)
     embedder = GraphEmbedder(embedder_id or model_id, model, app.scale,
-                             preprocessing=preprocessing, pooling=None if own else pooling)
+                             preprocessing=preprocessing, pooling=None if own else pooling,
+                             runtime=runtime)
     if embedder.dim != app.dim:
         raise ModelError(f"{model_id} gives {embedder.dim}-d features, expected {app.dim}")
     return embedder

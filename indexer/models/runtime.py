@@ -1,0 +1,83 @@
+"""Which engine runs a model, and what the CPU offers. Imports neither TensorFlow nor LiteRT.
+
+Runtimes, all fed the same Keras model:
+
+    keras     ``model.predict`` (the reference, slowest on small batches)
+    function  one traced ``tf.function`` (no XLA)
+    xla       the same with ``jit_compile=True`` (measured much slower on these CPUs)
+    litert    the model converted to ``.tflite`` and run by the LiteRT interpreter with
+              XNNPACK, one thread per core
+    auto      litert when ``ai-edge-litert`` is installed, else function (the order
+              ``python -m bench.models`` measured, fastest first)
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+
+from indexer.settings import RUNTIMES, parse_runtime
+
+__all__ = [
+    "AUTO_ORDER",
+    "RUNTIMES",
+    "cpu_flags",
+    "cpu_has_bf16",
+    "cpu_threads",
+    "litert_available",
+    "parse_runtime",
+    "resolve_runtime",
+]
+
+#: What ``auto`` tries, fastest first on the benchmark; each must keep cosine >= 0.999
+#: to the fp32 Keras output (tests/test_runtimes.py checks it on real photos).
+AUTO_ORDER = ("litert", "function")
+
+# Flags meaning the CPU computes bf16 natively; without them TensorFlow emulates bf16
+# through fp32 and it is slower, not faster.
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def litert_available() -> bool:
+    """True when the LiteRT interpreter (PyPI ``ai-edge-litert``) can be imported."""
+    try:
+        return importlib.util.find_spec("ai_edge_litert") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_runtime(runtime: str) -> str:
+    """The concrete runtime for ``runtime``: ``auto`` becomes the first of AUTO_ORDER here."""
+    name = parse_runtime(runtime)
+    if name != "auto":
+        return name
+    return "litert" if litert_available() else "function"
+
+
+@functools.cache
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = cpuinfo.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512_BF16 or AMX-BF16)."""
+    return bool(_BF16_FLAGS & (cpu_flags() if flags is None else flags))
+
+
+def cpu_threads() -> int:
+    """Cores this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
