@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 
 from indexer.errors import QuotaExceededError, ThumbsearchError
 from indexer.lock import writer_lock
@@ -53,9 +53,22 @@ def ingest_run(service: Service, kind: str, *, wait: float = 0.0) -> Iterator[In
         yield stack.enter_context(_recorded_run(service, kind))
 
 
+def _remove_dead_writers_temporaries(service: Service) -> None:
+    """Delete the model's index temporaries (``.<file name>.<random>.tmp``) a killed writer left.
+
+    Only the writer holding the lock writes them, so while it is held none is in progress.
+    """
+    prefix = f".{service.spec.model_id}."
+    with suppress(OSError):  # a leftover only takes space: never a reason to stop a run
+        for path in service.settings.index_dir.iterdir():
+            if path.name.startswith(prefix) and path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+
+
 @contextmanager
 def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
     service.prepare_for_writing()
+    _remove_dead_writers_temporaries(service)
     store = service.store
     run = IngestRun(service, IngestSummary())
     run_id = store.start_run(kind)
@@ -70,8 +83,11 @@ def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
     finally:
         run.summary.times.wall = time.perf_counter() - started
         try:
-            if run.index is not None:
-                run.index.save()  # rows are already committed; replay covers a failed save
+            if run.index is None:
+                run.index = service.index()
+            # Saved even when nothing new was stored: a writer killed in the middle of a save
+            # can leave the index files disagreeing, and every open replays until the next one.
+            run.index.save()  # rows are already committed; replay covers a failed save
         except ThumbsearchError:
             if status != "failed":
                 raise
