@@ -48,14 +48,17 @@ class Store:
     def __init__(self, engine: Engine, clock: Clock = _utcnow) -> None:
         self.engine = engine
         self._clock = clock
+        self._exists = False
 
     def upgrade(self) -> None:
         """Create or upgrade the schema (called by commands that write)."""
         upgrade_database(self.engine)
 
     def exists(self) -> bool:
-        """True when the database has been created."""
-        return has_schema(self.engine)
+        """True when the database has been created (remembered once true: it stays so)."""
+        if not self._exists:
+            self._exists = has_schema(self.engine)
+        return self._exists
 
     def now(self) -> datetime:
         """The store's clock: the current time in UTC (injectable in tests)."""

@@ -45,6 +45,7 @@ TAIL_MIN = 2_000  # the tail may hold this many rows before it is folded in...
 TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
 TAIL_MAX = 50_000  # but never more than this (replay and exact search of the tail stay cheap)
 RETRAIN_GROWTH = 2.0  # an approximate snapshot is trained again once the corpus doubles
+FEW_QUERIES = 4  # searches of this many queries or fewer run on one thread
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -335,11 +336,31 @@ class VectorIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores float32 (n, k), row ids int64 (n, k)); missing slots have id -1."""
+        import faiss
+
         queries = np.ascontiguousarray(l2_normalise(queries))
         n = len(queries)
         k = min(k, self.size)
         if k <= 0:
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        threads = faiss.omp_get_max_threads()
+        if n <= FEW_QUERIES:  # a lookup or two: starting threads costs more than it saves
+            faiss.omp_set_num_threads(1)
+        try:
+            parts = self._search_parts(queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        scores = np.concatenate([s for s, _ in parts], axis=1)
+        ids = np.concatenate([i for _, i in parts], axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        top_ids = np.take_along_axis(ids, order, axis=1)
+        top_scores = np.take_along_axis(scores, order, axis=1)
+        return np.where(top_ids >= 0, top_scores, 0.0).astype(np.float32), top_ids
+
+    def _search_parts(self, queries: np.ndarray,
+                      k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(scores, ids) of the tail and of the snapshot, each exact, to be merged."""
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         if self.tail_size:
             parts.append(self._tail.search(queries, min(k, self.tail_size)))
@@ -348,13 +369,7 @@ class VectorIndex:
         elif self.snapshot_size:
             _, candidates = self._base.search(queries, min(refine_count(k), self.snapshot_size))
             parts.append(self._rerank(queries, candidates, k))
-        scores = np.concatenate([s for s, _ in parts], axis=1)
-        ids = np.concatenate([i for _, i in parts], axis=1)
-        scores = np.where(ids >= 0, scores, -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        top_ids = np.take_along_axis(ids, order, axis=1)
-        top_scores = np.take_along_axis(scores, order, axis=1)
-        return np.where(top_ids >= 0, top_scores, 0.0).astype(np.float32), top_ids
+        return parts
 
     def _tail_limit(self) -> int:
         return int(min(TAIL_MAX, max(TAIL_MIN, TAIL_SHARE * self.snapshot_size)))

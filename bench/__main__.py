@@ -1,0 +1,109 @@
+"""``make bench``: every benchmark in one run, printed as one JSON object with its targets.
+
+Parts, each a module of bench/ with ``measure()``: ``models`` (SGEMM rate, the default
+model on each runtime, VGG16 in fp32 and bf16), ``ingest`` (end-to-end ingest against
+loopback fakes versus the model alone), ``notebook`` (the original notebook's way versus
+ours), ``index`` (lookups, recall, adding and memory at 10k, 100k and 1M vectors) and
+``cli`` (``similar`` wall time versus ``--help`` at 100k vectors). The object ends with
+a ``targets`` block: each entry ``{"value", "target", "met"}``, computed from the raw
+figures beside it. Ratios are measured within one run: absolute times on shared
+machines are noisy, ratios much less so.
+
+Run: ``make bench`` or ``.venv/bin/python -m bench [--quick] [--only PART ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+PARTS = ("models", "ingest", "notebook", "index", "cli")
+
+
+def _target(value: float | None, target: str, met: Callable[[float], bool],
+            why: str = "") -> dict[str, Any]:
+    entry: dict[str, Any] = {"value": None if value is None else round(float(value), 4),
+                             "target": target,
+                             "met": bool(value is not None and met(float(value)))}
+    if why:
+        entry["note"] = why
+    return entry
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def targets(figures: dict[str, Any]) -> dict[str, Any]:
+    """The targets block, from the raw figures of the parts."""
+    models, ingest, notebook = (figures.get(p, {}) for p in ("models", "ingest", "notebook"))
+    index, cli = figures.get("index", {}), figures.get("cli", {})
+    sizes = index.get("sizes", {})
+    largest = max(sizes, key=int) if sizes else None
+    smallest = min(sizes, key=int) if sizes else None
+    add_ratio = None
+    if largest and smallest and largest != smallest:
+        add_ratio = sizes[largest]["add_1000_s"] / sizes[smallest]["add_1000_s"]
+    big = sizes.get(largest, {}) if largest else {}
+    bf16 = _get(models, "vgg16", "bf16_speedup")
+    return {
+        "ingest_vs_model": _target(ingest.get("ingest_vs_model"), ">= 0.9",
+                                   lambda v: v >= 0.9),
+        "default_vs_keras_predict": _target(models.get("default_vs_keras_predict"), ">= 2.0",
+                                            lambda v: v >= 2.0),
+        "vgg16_sgemm_fraction": _target(_get(models, "vgg16", "sgemm_fraction"), ">= 0.85",
+                                        lambda v: v >= 0.85),
+        "vgg16_bf16_speedup": _target(
+            bf16, ">= 1.5 where the CPU has AVX512_BF16 or AMX, recall@10 within 0.01",
+            lambda v: v >= 1.5 and bool(models.get("cpu_bf16"))
+            and abs(float(_get(models, "vgg16", "bf16_recall_delta") or 1.0)) <= 0.01,
+            "" if models.get("cpu_bf16") else "this CPU has no AVX512_BF16 or AMX: bf16 is "
+            "emulated, so production stays in fp32"),
+        "vs_notebook_default": _target(notebook.get("vs_notebook_default"), ">= 25",
+                                       lambda v: v >= 25),
+        "vs_notebook_vgg16": _target(notebook.get("vs_notebook_vgg16"), ">= 1.5",
+                                     lambda v: v >= 1.5),
+        "add_1000_at_1m_vs_10k": _target(add_ratio, "<= 1.3", lambda v: v <= 1.3),
+        "lookup_p50_ms_1m": _target(big.get("lookup_p50_ms"), "<= 5", lambda v: v <= 5),
+        "recall_at_10_1m": _target(big.get("recall_at_10"), ">= 0.95", lambda v: v >= 0.95),
+        "bytes_per_vector_1m": _target(big.get("bytes_per_vector"), "<= 1024",
+                                       lambda v: v <= 1024),
+        "similar_cli_vs_help": _target(cli.get("similar_cli_vs_help"), "<= 1.5",
+                                       lambda v: v <= 1.5),
+    }
+
+
+def main() -> None:
+    """Run the parts and print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="run only these parts")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    figures: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "processor": platform.processor() or platform.machine()}}
+    for part in args.only:
+        started = time.perf_counter()
+        module = __import__(f"bench.{part}", fromlist=["measure"])
+        figures[part] = module.measure(quick=args.quick)
+        figures[part]["bench_seconds"] = round(time.perf_counter() - started, 1)
+        print(f"bench: {part} done in {figures[part]['bench_seconds']} s", file=sys.stderr,
+              flush=True)
+    figures["targets"] = targets(figures)
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

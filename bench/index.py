@@ -1,0 +1,220 @@
+"""Index figures against corpus size: lookup latency, recall, cost of adding, memory.
+
+The corpus is built through the library API (the store, then the index) from synthetic
+unit vectors of the default model's dimension (1280), because millions of thumbnails
+cannot be embedded here. They are clustered, as thumbnails of recurring scenes are:
+each vector is one of ``n / 50`` random centres plus isotropic noise of norm about 0.8
+of the centre's, so exact neighbours are well defined and approximate search has
+structure to exploit (uniform random vectors would have none; real ones have more).
+
+For each size (10k, 100k, 1M by default), in one run:
+  - the index type ``auto`` picks, built from the database, with its tuned parameters;
+  - lookup latency p50/p99 of ``similar_to_video`` for stored ids (the stored vector read
+    from SQLite, the index searched, candidates re-ranked, titles read), in this process;
+  - recall@10 of those answers against exact search over every vector;
+  - time to add a batch of 1,000 (database rows, index, the save that follows a batch);
+  - bytes per vector of the snapshot, and peak RSS of a fresh process that opens the index
+    and answers 200 lookups, for each index type at the middle size.
+
+Run: ``.venv/bin/python -m bench.index [--sizes 10000 100000 1000000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL = "efficientnet-lite0+unbar"
+DIM = 1280
+BATCH = 1000
+LOOKUPS = 300
+_CHILD = """
+import json, sys
+from pathlib import Path
+from indexer.db import make_engine
+from indexer.store import Store
+from indexer.vector_index import VectorIndex
+home, model, dim = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+store = Store(make_engine(f"sqlite:///{home / 'thumbsearch.sqlite3'}"))
+index = VectorIndex.open(home / 'index', model, dim, store)
+rows, vectors = store.vectors_for_rows(list(range(1, 201)))
+index.search(vectors, 10)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec.
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"peak_rss_mib": int(peak.split()[1]) / 1024, "type": index.build.type}))
+"""
+
+
+def synthetic(n: int, seed: int, centres: np.ndarray) -> np.ndarray:
+    """``n`` clustered unit vectors (float32 (n, DIM)) around ``centres``."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(centres), n)
+    noise = rng.standard_normal((n, DIM), dtype=np.float32) * np.float32(0.8 / np.sqrt(DIM))
+    out = centres[picks] + noise
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def _metas(start: int, n: int) -> list[Any]:
+    from indexer.records import VideoMeta
+    from tests.reliability_helpers import video_id
+
+    return [VideoMeta(video_id=video_id(i, "s"), source="bench", title=f"synthetic {i}",
+                      thumbnail_url="https://i.ytimg.com/vi/x/mqdefault.jpg")
+            for i in range(start, start + n)]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(values) * 1000, q)), 3)
+
+
+def _peak_rss(home: Path) -> float:
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(home), MODEL, str(DIM)],
+                          check=True, capture_output=True, text=True, timeout=1800)
+    return round(float(json.loads(done.stdout)["peak_rss_mib"]), 1)
+
+
+def _exact_top(all_vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the exact top-k of each query (int64 (n, k)), in chunks of the corpus."""
+    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
+    best_pos = np.zeros((len(queries), 0), np.int64)
+    for start in range(0, len(all_vectors), 200_000):
+        scores = queries @ all_vectors[start:start + 200_000].T
+        top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, 1)], 1)
+        best_pos = np.concatenate([best_pos, top + start], 1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+    out: np.ndarray = np.take_along_axis(best_pos, order, 1)
+    return out
+
+
+def _lookups(service: Any, all_vectors: np.ndarray, all_ids: np.ndarray,
+             all_videos: list[str], rng: np.random.Generator) -> dict[str, float]:
+    from search.neighbours import similar_to_video
+
+    picks = rng.choice(len(all_vectors), size=LOOKUPS, replace=False)
+    times: list[float] = []
+    hits = 0
+    truth = _exact_top(all_vectors, all_vectors[picks], 11)
+    for pick, expected in zip(picks, truth, strict=True):
+        start = time.perf_counter()
+        result = similar_to_video(service, all_videos[pick], 10)
+        times.append(time.perf_counter() - start)
+        wanted = {all_videos[e] for e in expected if e != pick}
+        hits += len({n.video_id for n in result.results} & set(list(wanted)[:10]))
+    return {"lookup_p50_ms": _percentile(times, 50), "lookup_p99_ms": _percentile(times, 99),
+            "recall_at_10": round(hits / (10 * len(picks)), 4)}
+
+
+def _per_type(service: Any) -> dict[str, Any]:
+    from indexer.doctor import rebuild_index
+
+    out: dict[str, Any] = {}
+    for kind in ("flat", "ivf", "hnsw"):
+        report = rebuild_index(service, kind=kind)
+        service._index = None
+        info = service.index().info()
+        out[kind] = {"bytes_per_vector": info.bytes_per_vector,
+                     "peak_rss_mib": _peak_rss(service.settings.home),
+                     "recall_at_10_at_build": report.recall_at_10,
+                     "params": report.params, "build_s": round(report.seconds, 2)}
+    rebuild_index(service, kind="auto")
+    service._index = None
+    return {"at_vectors": service.index().size, **out}
+
+
+def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
+            quick: bool = False) -> dict[str, Any]:
+    """Build the corpus up through ``sizes`` and return the figures (see module docstring)."""
+    import dataclasses
+
+    from indexer.doctor import rebuild_index
+    from indexer.service import build_service
+    from indexer.settings import Settings
+
+    if quick:
+        sizes = (2_000, 10_000)
+    per_type_at = sizes[min(1, len(sizes) - 1)]
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((max(sizes) // 50, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    out: dict[str, Any] = {"dim": DIM, "vectors": "synthetic, clustered", "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="thumbsearch-bench-index-") as tmp:
+        home = Path(tmp)
+        settings = dataclasses.replace(Settings.from_env({"THUMBSEARCH_HOME": str(home)}),
+                                       model=MODEL)
+        service = build_service(settings)
+        service.prepare_for_writing()
+        chunks: list[np.ndarray] = []
+        id_chunks: list[np.ndarray] = []
+        videos: list[str] = []
+        made = 0
+        for size in sizes:
+            while sum(len(c) for c in chunks) < size:
+                n = min(50_000, size - sum(len(c) for c in chunks))
+                vectors = synthetic(n, made, centres)
+                metas = _metas(made, n)
+                id_chunks.append(service.store.add_embedded(metas, vectors, MODEL))
+                chunks.append(vectors)
+                videos.extend(m.video_id for m in metas)
+                made += n
+            all_vectors, all_ids = np.concatenate(chunks), np.concatenate(id_chunks)
+            chunks, id_chunks = [all_vectors], [all_ids]
+            started = time.perf_counter()
+            report = rebuild_index(service, kind="auto")
+            build_s = time.perf_counter() - started
+            service._index = None  # lookups open it from disk, as the CLI does
+            index = service.index()
+            figures: dict[str, Any] = {
+                "vectors": index.size, "type": report.type, "factory": report.factory,
+                "params": report.params, "recall_at_10_at_build": report.recall_at_10,
+                "build_s": round(build_s, 2), "bytes_per_vector": index.info().bytes_per_vector,
+                "mmap": index.info().mmap}
+            figures.update(_lookups(service, all_vectors, all_ids, videos, rng))
+            # One batch of 1,000 the way an ingest run adds it: rows, index, the save after.
+            batch = synthetic(BATCH, made, centres)
+            metas = _metas(made, BATCH)
+            made += BATCH
+            started = time.perf_counter()
+            rows = service.store.add_embedded(metas, batch, MODEL)
+            index.add(rows, batch)
+            index.save()
+            figures["add_1000_s"] = round(time.perf_counter() - started, 4)
+            figures["add_1000_rewrote_snapshot"] = index.tail_size == 0
+            started = time.perf_counter()
+            index.compact()
+            figures["compaction_s"] = round(time.perf_counter() - started, 2)
+            figures["peak_rss_mib"] = _peak_rss(home)
+            chunks.append(batch)
+            id_chunks.append(rows)
+            videos.extend(m.video_id for m in metas)
+            out["sizes"][str(size)] = figures
+            print(json.dumps({str(size): figures}), file=sys.stderr, flush=True)
+            if size == per_type_at:
+                out["per_type"] = _per_type(service)
+                print(json.dumps({"per_type": out["per_type"]}), file=sys.stderr, flush=True)
+        service.close()
+    return out
+
+
+def main() -> None:
+    """Run the benchmark and print its figures as one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--quick", action="store_true", help="2k and 10k vectors only")
+    args = parser.parse_args()
+    print(json.dumps(measure(tuple(args.sizes), quick=args.quick), indent=1))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    main()
