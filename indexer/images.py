@@ -19,8 +19,14 @@ _WARNINGS_LOCK = threading.Lock()
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
-def decode_image(data: bytes, name: str = "image") -> Image.Image:
-    """Decode bytes to an RGB image (EXIF rotation applied, first frame of animations)."""
+def decode_image(data: bytes, name: str = "image",
+                 reduce_to: tuple[int, int] | None = None) -> Image.Image:
+    """Decode bytes to an RGB image (EXIF rotation applied, first frame of animations).
+
+    With ``reduce_to`` (height, width), a JPEG at least twice that size on both sides is
+    scaled down by 1/2, 1/4 or 1/8 while it decodes, never below that size: several times
+    cheaper than decoding every pixel, and the resize to the model's input follows anyway.
+    """
     if not data:
         raise ImageDecodeError(f"{name}: empty body, not an image")
     try:
@@ -36,6 +42,10 @@ def decode_image(data: bytes, name: str = "image") -> Image.Image:
             if width * height > MAX_PIXELS:
                 raise ImageDecodeError(f"{name}: {width}x{height} pixels is over the "
                                        f"{MAX_PIXELS} pixel limit")
+            if reduce_to is not None and opened.format == "JPEG":
+                # Square on the longer side, so an EXIF rotation cannot leave a side short.
+                side = max(reduce_to)
+                opened.draft(None, (side, side))
             opened.load()
             return (ImageOps.exif_transpose(opened) or opened).convert("RGB")
     except ImageDecodeError:

@@ -10,6 +10,7 @@ the quota is continued where it stopped, never repeating a page.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,9 +113,15 @@ class _Runner:
         self.progress = progress
         self.seen: set[str] = set()
         self.to_enrich: list[str] = []
+        self.stop: QuotaExceededError | None = None
 
     def page(self, query: _Query) -> bool:
-        """Read one page of ``query``; return whether its pass has more pages."""
+        """Read one page of ``query`` and submit its new videos; return whether its pass
+        has more pages.
+
+        The page is accounted for (links, cursor, counts, progress) once its videos are
+        stored, while later pages are already being read and downloaded.
+        """
         service, summary, cursor, spec = self.service, self.run.summary, query.cursor, query.spec
         page = service.youtube.search_page(spec.q, cursor.page_token, spec.per_page,
                                            query.options)
@@ -127,13 +134,8 @@ class _Runner:
         known = service.store.embedded_ids(ids, service.spec.model_id) | (self.seen & set(ids))
         fresh = {v.video_id: v for v in page.videos if v.video_id not in known}
         self.seen.update(ids)
-        stored = self.run.embed([WorkItem(meta=v, url=v.thumbnail_url
-                                          or service.settings.thumbnail_url(v.video_id))
-                                 for v in fresh.values()])
         known_count = sum(1 for i in ids if i in known)
-        summary.known += known_count
-        service.store.link_query(cursor.query_id, [(vid, cursor.pass_pages * spec.per_page + rank)
-                                                   for rank, vid in enumerate(ids)])
+        ranks = [(vid, cursor.pass_pages * spec.per_page + rank) for rank, vid in enumerate(ids)]
         cursor.pass_pages += 1
         cursor.pages_total += 1
         cursor.last_fetched_at = now
@@ -143,17 +145,35 @@ class _Runner:
             cursor.page_token = None
             cursor.passes_done += 1
             cursor.pass_done_at = now
-        if self.resume:
-            save_cursor(service.store, cursor)
-        stats = query.stats
-        stats["pages"] += 1
-        stats["new"] += len(stored)
-        stats["known"] += known_count
-        self.progress.advanced(spec.label, f"page {cursor.pass_pages}: {len(stored)} new, "
-                                           f"{known_count} known")
-        self.to_enrich.extend(stored)
-        if len(self.to_enrich) >= MAX_IDS_PER_CALL:
-            self.enrich(full_batches_only=True)
+        # Saved only once the page is stored, so a crash before that reads it again.
+        saved = dataclasses.replace(cursor, params=dict(cursor.params))
+
+        def stored_page(stored: list[str]) -> None:
+            summary.known += known_count
+            service.store.link_query(cursor.query_id, ranks)
+            if self.resume:
+                saved.stored = cursor.stored  # an earlier page may have inserted the row
+                save_cursor(service.store, saved)
+                cursor.stored = True
+            stats = query.stats
+            stats["pages"] += 1
+            stats["new"] += len(stored)
+            stats["known"] += known_count
+            self.progress.advanced(spec.label, f"page {saved.pass_pages}: {len(stored)} new, "
+                                               f"{known_count} known")
+            if not more:
+                stats["state"] = "pass done"
+                self.progress.finished(spec.label, "pass done")
+            self.to_enrich.extend(stored)
+            if len(self.to_enrich) >= MAX_IDS_PER_CALL and self.stop is None:
+                try:
+                    self.enrich(full_batches_only=True)
+                except QuotaExceededError as exc:
+                    self.stop = exc  # raised by rounds(); later pages are still accounted
+
+        self.run.submit([WorkItem(meta=v, url=v.thumbnail_url
+                                  or service.settings.thumbnail_url(v.video_id))
+                         for v in fresh.values()], stored_page)
         return more
 
     def enrich(self, full_batches_only: bool = False) -> None:
@@ -181,10 +201,12 @@ class _Runner:
             for query in active:
                 if self.page(query):
                     still.append(query)
-                else:
-                    query.stats["state"] = "pass done"
-                    self.progress.finished(query.spec.label, "pass done")
+                if self.stop is not None:
+                    raise self.stop
             active = still
+        self.run.drain()
+        if self.stop is not None:
+            raise self.stop
 
 
 def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = True,
@@ -210,12 +232,17 @@ def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = 
                            else q.spec.pages) for q in queries])
         try:
             try:
-                runner.rounds(queries)
+                try:
+                    runner.rounds(queries)
+                except QuotaExceededError:
+                    runner.run.drain()  # pages read before the stop are stored and linked
+                    raise
             finally:
                 # Details of what was stored, even after a search quota stop (another bucket).
-                stop: QuotaExceededError | None = None
+                stop: QuotaExceededError | None = runner.stop
                 try:
-                    runner.enrich()
+                    if stop is None:
+                        runner.enrich()
                 except QuotaExceededError as exc:
                     stop = exc
             if stop is not None:

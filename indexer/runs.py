@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 
 from indexer.errors import QuotaExceededError, ThumbsearchError
 from indexer.lock import writer_lock
-from indexer.pipeline import WorkItem, make_loader, run_pipeline
+from indexer.pipeline import Pipeline, PipelineResult, WorkItem, make_loader
 from indexer.service import Service
 from indexer.summary import IngestSummary
 from indexer.vector_index import VectorIndex
@@ -17,29 +17,71 @@ __all__ = ["IngestRun", "ingest_run"]
 
 
 class IngestRun:
-    """The state of one run: its summary and, once something is embedded, the open index."""
+    """The state of one run: its summary and, once something is embedded, the open index.
+
+    Work submitted with ``submit`` goes through one pipeline for the whole run, so the
+    model embeds one group while the next is searched for and downloaded.
+    """
 
     def __init__(self, service: Service, summary: IngestSummary) -> None:
         self.service = service
         self.summary = summary
         self.index: VectorIndex | None = None
         self._loader = make_loader(service.fetcher)
+        self._pipeline: Pipeline | None = None
+
+    def _started(self) -> Pipeline:
+        if self._pipeline is None:
+            if self.index is None:
+                self.index = self.service.index()
+            settings = self.service.settings
+            self._pipeline = Pipeline(loader=self._loader, embedder=self.service.embedder,
+                                      store=self.service.store, index=self.index,
+                                      cache=self.service.cache, batch_size=settings.batch_size,
+                                      workers=settings.download_workers)
+        return self._pipeline
+
+    def submit(self, items: Sequence[WorkItem], done: Callable[[list[str]], None]) -> None:
+        """Queue ``items``; once all are stored or failed, count them and call ``done``.
+
+        ``done`` gets the stored video ids; it runs on this thread, in submission order,
+        during a later ``submit`` or ``drain``.
+        """
+
+        def finished(result: PipelineResult) -> None:
+            self.summary.new += len(result.stored)
+            self.summary.failed.extend(result.failed)
+            done(result.stored)
+
+        if not items and self._pipeline is None:
+            finished(PipelineResult())
+            return
+        self._started().submit(items, finished)
+
+    def drain(self) -> None:
+        """Wait until everything submitted is stored (or failed) and its callbacks ran."""
+        if self._pipeline is not None:
+            self._pipeline.drain()
 
     def embed(self, items: Sequence[WorkItem]) -> list[str]:
         """Load, embed and store ``items``; count what went in and what failed."""
-        if not items:
-            return []
-        if self.index is None:
-            self.index = self.service.index()
-        settings = self.service.settings
-        result = run_pipeline(items, loader=self._loader, embedder=self.service.embedder,
-                              store=self.service.store, index=self.index,
-                              cache=self.service.cache,
-                              batch_size=settings.batch_size, workers=settings.download_workers)
-        self.summary.new += len(result.stored)
-        self.summary.failed.extend(result.failed)
-        self.summary.times.add(result.times)
-        return result.stored
+        stored: list[str] = []
+        if items:
+            self.submit(items, stored.extend)
+            self.drain()
+        return stored
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the pipeline (finishing its work, unless ``cancel``) and add up its times."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return
+        try:
+            if not cancel:
+                pipeline.drain()
+        finally:
+            pipeline.close(cancel=cancel)
+            self.summary.times.add(pipeline.times)
 
 
 @contextmanager
@@ -75,12 +117,18 @@ def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
     started = time.perf_counter()
     status = "failed"
     try:
-        yield run
+        try:
+            yield run
+        except QuotaExceededError:
+            run.close()  # what was fetched before the stop is stored
+            raise
+        run.close()
         status = "done"
     except QuotaExceededError as exc:
         run.summary.stopped = str(exc)
         status = "quota"
     finally:
+        run.close(cancel=True)
         run.summary.times.wall = time.perf_counter() - started
         try:
             if run.index is None:

@@ -73,6 +73,22 @@ def _bar_length(profile_mean: np.ndarray, profile_peak: np.ndarray, limit: int) 
     return length if length >= _MIN_BAR else 0
 
 
+def _edge_bar(lines: np.ndarray, limit: int) -> int:
+    """``_bar_length`` of ``lines`` ((n, length) luma, edge first), peaks only where needed.
+
+    The 98th percentile is the costly part; a line whose mean is already too bright ends
+    the bar whatever its peak, so only the lines before the first bright mean need one.
+    """
+    mean = lines[:limit].mean(axis=1)
+    bright = mean > _BAR_MEAN
+    candidates = int(np.argmax(bright)) if bright.any() else len(mean)
+    peak = np.full(len(mean), np.inf, dtype=np.float64)
+    if candidates:
+        # From the first bright mean on, a line is no bar whatever its peak (left at inf).
+        peak[:candidates] = np.percentile(lines[:candidates], 98, axis=1)
+    return _bar_length(mean, peak, limit)
+
+
 def find_content_box(image: Image.Image) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the picture inside letterbox bars (the whole image if none).
 
@@ -84,11 +100,10 @@ def find_content_box(image: Image.Image) -> tuple[int, int, int, int]:
     box = [0, 0, width, height]
     for axis, size in ((1, height), (0, width)):
         # axis=1 averages along rows: one value per row (top/bottom bars).
-        mean = luma.mean(axis=axis)
-        peak = np.percentile(luma, 98, axis=axis)
+        lines = luma if axis == 1 else luma.T
         limit = int(size * BAR_MAX_FRACTION)
-        first = _bar_length(mean, peak, limit)
-        last = _bar_length(mean[::-1], peak[::-1], limit)
+        first = _edge_bar(lines, limit)
+        last = _edge_bar(lines[::-1], limit)
         cut = min(first, last)
         if cut:
             if axis == 1:
