@@ -57,12 +57,14 @@ def catalogue(n: int, prefix: str = "bench") -> tuple[list[FakeVideo], dict[str,
     return videos, {prefix: [v.video_id for v in videos]}
 
 
-def youtube_env(fake: FakeYouTube, home: str, model: str) -> dict[str, str]:
+def youtube_env(fake: FakeYouTube, home: str, model: str,
+                runtime: str = "auto") -> dict[str, str]:
     """The environment pointing thumbsearch at ``fake``, with its data under ``home``."""
     return {**os.environ, "THUMBSEARCH_HOME": home, "YOUTUBE_API_KEY": fake.api_key,
             "THUMBSEARCH_YOUTUBE_ENDPOINT": fake.api_endpoint,
             "THUMBSEARCH_THUMBNAIL_BASE": fake.thumbnail_base,
-            "THUMBSEARCH_ALLOWED_HOSTS": fake.thumbnail_host, "THUMBSEARCH_MODEL": model}
+            "THUMBSEARCH_ALLOWED_HOSTS": fake.thumbnail_host, "THUMBSEARCH_MODEL": model,
+            "THUMBSEARCH_RUNTIME": runtime}
 
 
 def model_rate(embedder: Embedder, batch: int, images: int) -> float:
@@ -84,33 +86,37 @@ def _cli_seconds(args: list[str], env: dict[str, str]) -> float:
 
 
 def measure(quick: bool = False, *, videos: int | None = None, batch: int | None = None,
-            model: str | None = None, rounds: int | None = None) -> dict[str, Any]:
+            model: str | None = None, rounds: int | None = None,
+            runtime: str | None = None) -> dict[str, Any]:
     """Model alone vs ingest end to end, in alternating rounds; see the module docstring.
 
-    Defaults: the default model, the default batch size, 300 videos and 3 rounds
-    (``quick``: 100 videos, 1 round, no CLI timings).
+    Defaults: the default model on the runtime THUMBSEARCH_RUNTIME names (else the
+    default runtime), the default batch size, 300 videos and 3 rounds (``quick``: 100
+    videos, 1 round, no CLI timings).
     """
     from indexer.ingest import ingest_queries
     from indexer.models import load_embedder
     from indexer.service import build_service
-    from indexer.settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Settings
+    from indexer.settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Settings, parse_runtime
     from tests.fakes.youtube import FakeYouTube
 
     videos = min(videos or (100 if quick else 300), 500)
     batch = batch or DEFAULT_BATCH_SIZE
     model = model or DEFAULT_MODEL
     rounds = rounds or (1 if quick else 3)
+    runtime = parse_runtime(runtime or os.environ.get("THUMBSEARCH_RUNTIME", ""))
     fakes, searches = catalogue(videos)
-    embedder = load_embedder(model)
+    embedder = load_embedder(model, runtime=runtime)
     model_rate(embedder, batch, batch)  # warm-up: the first calls allocate
     half = max(batch, videos // 2)
     rows: list[dict[str, float]] = []
-    out: dict[str, Any] = {"model": embedder.model_id, "videos": videos, "batch": batch}
+    out: dict[str, Any] = {"model": embedder.model_id, "runtime": runtime,
+                           "embedder": type(embedder).__name__, "videos": videos, "batch": batch}
     with FakeYouTube(fakes, searches) as fake:
         for _ in range(rounds):
             before = model_rate(embedder, batch, half)
             with tempfile.TemporaryDirectory() as home:
-                env = youtube_env(fake, home, embedder.model_id)
+                env = youtube_env(fake, home, embedder.model_id, runtime)
                 settings = dataclasses.replace(Settings.from_env(env), batch_size=batch)
                 service = build_service(settings, embedder=embedder)
                 start = time.perf_counter()
@@ -156,10 +162,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="model batch size")
     parser.add_argument("--model", default=None, help="model id (default: the default model)")
     parser.add_argument("--rounds", type=int, default=None, help="model/ingest rounds")
+    parser.add_argument("--runtime", default=None, help="model runtime (settings.RUNTIMES)")
     parser.add_argument("--quick", action="store_true", help="100 videos, 1 round, no CLI")
     args = parser.parse_args()
     print(json.dumps(measure(args.quick, videos=args.videos, batch=args.batch,
-                             model=args.model, rounds=args.rounds), indent=2))
+                             model=args.model, rounds=args.rounds, runtime=args.runtime),
+                     indent=2))
 
 
 if __name__ == "__main__":
