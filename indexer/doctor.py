@@ -12,7 +12,7 @@ from indexer.errors import VectorIndexError
 from indexer.index_types import BuildReport, choose_type
 from indexer.lock import writer_lock
 from indexer.service import Service
-from indexer.vector_index import VectorIndex, l2_normalise
+from indexer.vector_index import VectorIndex, l2_normalise, read_tail
 
 __all__ = ["DoctorReport", "check_corpus", "rebuild_index"]
 
@@ -80,15 +80,11 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
         report.problems.append(f"index snapshot holds {loaded.ntotal} vectors of "
                                f"{loaded.d}-d, its metadata says {meta.get('size')}: {_REBUILD}")
     tail_size = int(meta.get("tail_size", 0))
-    if tail_size:
-        try:
-            tail = int(faiss.read_index(str(probe.tail_path)).ntotal)
-        except RuntimeError:
-            tail = -1
-        if tail != tail_size:
-            report.problems.append(f"index tail {probe.tail_path} is missing, torn or holds "
-                                   f"{max(tail, 0)} vectors, its metadata says {tail_size} "
-                                   f"(the database will be replayed on every open): {_REBUILD}")
+    if read_tail(probe.tail_path, report.dim, tail_size,
+                 int(meta.get("tail_watermark", 0))) is None:
+        report.problems.append(f"index tail {probe.tail_path} is missing, short or torn: its "
+                               f"metadata says {tail_size} rows (the database is replayed on "
+                               f"every open until it is repaired): {_REBUILD}")
     watermark = max(report.snapshot_watermark, int(meta.get("tail_watermark", 0)))
     if watermark > report.last_row_id:
         report.problems.append(f"index watermark {watermark} is past the "

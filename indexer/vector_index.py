@@ -2,15 +2,17 @@
 
 The database is the source of truth; the index is derived from it. FAISS holds
 L2-normalised float32 vectors (or compact codes of them) and int64 embedding row ids
-only, so scores are cosine similarities. Two files hold it, each written atomically:
-the snapshot (``<model>.faiss``, of the type chosen for the corpus size, see
-``indexer.index_types``) and the tail (``<model>.tail.faiss``, an exact index of the
-rows added since the snapshot). ``<model>.json`` records the model, dimension, how the
-snapshot was built (type, parameters, measured recall) and each file's size and
-watermark (the last row id it contains). Opening memory-maps the snapshot and replays
-the database rows past the watermark into the tail, so a crash between the database
-commit and a save loses nothing, and adding a batch rewrites only the tail. The tail
-is folded into the snapshot (compaction) once it outgrows a small share of it.
+only, so scores are cosine similarities. Three files hold it. The snapshot
+(``<model>.faiss``, of the type chosen for the corpus size, see ``indexer.index_types``)
+is written atomically (temporary file, fsync, rename). The tail (``<model>.tail``) holds
+the rows added since, as raw (id, vector) records appended batch by batch (after cutting
+any torn end) and searched exactly, so adding a batch costs the same at any corpus size.
+``<model>.json``, written atomically last, records the model, dimension, how the
+snapshot was built (type, parameters, measured recall) and how many rows of each file
+are valid up to which watermark (the last row id). Opening memory-maps the snapshot and
+replays the database rows past the watermark into the tail, so a crash between the
+database commit and a save loses nothing. The tail is folded into the snapshot
+(compaction) once it outgrows a small share of it.
 
 Approximate snapshots only propose candidates; their final scores are exact cosines of
 the vectors re-read from the database, so rows deleted there drop out as well.
@@ -39,7 +41,7 @@ from indexer.index_types import (
 )
 from indexer.store import Store
 
-__all__ = ["IndexInfo", "VectorIndex", "l2_normalise"]
+__all__ = ["IndexInfo", "VectorIndex", "l2_normalise", "read_tail", "tail_record"]
 
 TAIL_MIN = 2_000  # the tail may hold this many rows before it is folded in...
 TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
@@ -118,6 +120,28 @@ def _index_ids(index: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def tail_record(dim: int) -> np.dtype[Any]:
+    """One record of a tail file: the row id, then its normalised vector."""
+    return np.dtype([("id", "<i8"), ("vector", "<f4", (dim,))])
+
+
+def read_tail(path: Path, dim: int, size: int, watermark: int) -> np.ndarray | None:
+    """The first ``size`` records of a tail file, None when it is short or does not end at
+    ``watermark`` (a torn or stale file: the database is replayed instead)."""
+    if size <= 0:
+        return np.zeros(0, tail_record(dim))
+    record = tail_record(dim)
+    try:
+        if path.stat().st_size < size * record.itemsize:
+            return None
+        records = np.fromfile(path, dtype=record, count=size)
+    except (OSError, ValueError):
+        return None
+    if len(records) != size or int(records["id"][-1]) != watermark:
+        return None
+    return records
+
+
 class VectorIndex:
     """One model's vectors: a snapshot (exact or approximate) plus an exact tail."""
 
@@ -135,6 +159,7 @@ class VectorIndex:
         self._stale_base = False  # removals an approximate snapshot cannot apply in place
         self._base_changed = False  # removals applied in memory, not yet on disk
         self._tail: Any = _empty_flat(dim)
+        self._tail_saved = 0  # leading tail rows already in the tail file
 
     @property
     def snapshot_path(self) -> Path:
@@ -143,8 +168,13 @@ class VectorIndex:
 
     @property
     def tail_path(self) -> Path:
-        """File holding the exact index of rows added since the snapshot."""
-        return self.directory / f"{self.model}.tail.faiss"
+        """File holding the rows added since the snapshot: raw (int64 id, float32 vector)."""
+        return self.directory / f"{self.model}.tail"
+
+    @property
+    def tail_record(self) -> np.dtype[Any]:
+        """One record of the tail file."""
+        return tail_record(self.dim)
 
     @property
     def meta_path(self) -> Path:
@@ -219,12 +249,12 @@ class VectorIndex:
         apply_params(loaded, self.build.params)
         self._base, self._mmapped = loaded, mmap
         self._base_watermark = self.watermark = int(meta.get("watermark", 0))
-        tail_size = int(meta.get("tail_size", 0))
-        if tail_size and self.tail_path.exists():
-            tail = self._read(self.tail_path, mmap=False)
-            if tail is not None and tail.d == self.dim and tail.ntotal == tail_size:
-                self._tail = tail
-                self.watermark = max(self.watermark, int(meta.get("tail_watermark", 0)))
+        records = read_tail(self.tail_path, self.dim, int(meta.get("tail_size", 0)),
+                            int(meta.get("tail_watermark", 0)))
+        if records is not None and len(records):
+            self._tail.add_with_ids(np.ascontiguousarray(records["vector"]), records["id"])
+            self._tail_saved = len(records)
+            self.watermark = max(self.watermark, int(records["id"][-1]))
 
     def catch_up(self, store: Store) -> int:
         """Add the store's rows past the watermark; return how many were added."""
@@ -267,6 +297,8 @@ class VectorIndex:
             return 0
         try:
             removed = int(self._tail.remove_ids(wanted))
+            if removed:
+                self._tail_saved = 0  # rows moved: the tail file is written again whole
             if self._base is not None and self.build.type == "hnsw":
                 held = np.intersect1d(_index_ids(self._base), wanted)
                 removed += int(held.size)
@@ -416,7 +448,7 @@ class VectorIndex:
             base.add_with_ids(np.ascontiguousarray(tail_vectors), tail_ids)
         if self._base is None:
             self.build = BuildReport(type="flat", factory="IDMap2,Flat", trained_size=self.size)
-        self._base, self._tail = base, _empty_flat(self.dim)
+        self._base, self._tail, self._tail_saved = base, _empty_flat(self.dim), 0
         self._base_watermark = self.watermark
         self._write(snapshot=True)
         self._base_changed = False
@@ -437,7 +469,7 @@ class VectorIndex:
         self._base, self._mmapped = index, False
         self._stale_base = self._base_changed = False
         self.build = report
-        self._tail = _empty_flat(self.dim)
+        self._tail, self._tail_saved = _empty_flat(self.dim), 0
         self.watermark = max(self.watermark, int(ids.max()) if filled else 0)
         self._base_watermark = self.watermark
         self._write(snapshot=True)
@@ -450,7 +482,7 @@ class VectorIndex:
             if snapshot:
                 _atomic_write(self.snapshot_path, faiss.serialize_index(self._base).tobytes())
             if self.tail_size:
-                _atomic_write(self.tail_path, faiss.serialize_index(self._tail).tobytes())
+                self._append_tail()
             meta = {"model": self.model, "dim": self.dim, "format": 2,
                     "type": self.build.type, "requested": self.requested,
                     "size": self.snapshot_size, "watermark": self._base_watermark,
@@ -464,6 +496,24 @@ class VectorIndex:
             if full is not None:
                 raise full from exc
             raise VectorIndexError(f"cannot save the index to {self.directory}: {exc}") from exc
+
+    def _append_tail(self) -> None:
+        """Append the tail rows not yet in the tail file (after cutting any torn end)."""
+        record = self.tail_record
+        fresh = self.tail_size - self._tail_saved
+        if fresh <= 0:
+            return
+        rows = np.zeros(fresh, dtype=record)
+        rows["id"] = _index_ids(self._tail)[self._tail_saved:]
+        rows["vector"] = self._tail.index.reconstruct_n(self._tail_saved, fresh)
+        self.tail_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.tail_path.open("r+b" if self.tail_path.exists() else "wb") as handle:
+            handle.truncate(self._tail_saved * record.itemsize)
+            handle.seek(self._tail_saved * record.itemsize)
+            handle.write(rows.tobytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._tail_saved = self.tail_size
 
     def info(self) -> IndexInfo:
         """Type, parameters, measured recall, sizes and memory of the index."""

@@ -113,19 +113,24 @@ def test_a_batch_rewrites_only_the_tail_until_compaction(store: Store, tmp_path:
     index.add(rows, clustered(500, seed=1))
     index.save()
     assert index.snapshot_path.read_bytes() == snapshot  # the snapshot was not rewritten
-    assert index.tail_path.exists() and index.tail_size == 500
+    assert index.tail_size == 500
+    assert index.tail_path.stat().st_size == 500 * index.tail_record.itemsize
+    rows2 = _fill(store, 10, start=3500, seed=6)
+    index.add(rows2, clustered(10, seed=6))
+    index.save()  # appended: the file grows by exactly the batch
+    assert index.tail_path.stat().st_size == 510 * index.tail_record.itemsize
     reopened = VectorIndex.open(directory, MODEL, DIM, store)
-    assert (reopened.snapshot_size, reopened.tail_size) == (3000, 500)
+    assert (reopened.snapshot_size, reopened.tail_size) == (3000, 510)
     assert sorted(reopened.ids().tolist()) == sorted(_all(store)[0].tolist())
 
-    more = _fill(store, TAIL_MIN, start=3500, seed=2)  # the tail outgrows its limit
+    more = _fill(store, TAIL_MIN, start=3510, seed=2)  # the tail outgrows its limit
     reopened.add(more, clustered(TAIL_MIN, seed=2))
     reopened.save()
-    assert (reopened.snapshot_size, reopened.tail_size) == (5500, 0)
+    assert (reopened.snapshot_size, reopened.tail_size) == (5510, 0)
     assert not reopened.tail_path.exists()
     assert reopened.build.trained_size == 3000  # folded in, not trained again
     final = VectorIndex.open(directory, MODEL, DIM, store)
-    assert final.size == 5500 and final.build.type == "ivf"
+    assert final.size == 5510 and final.build.type == "ivf"
     queries = near(store, 100, seed=9)
     assert recall_at(final.search(queries, 10)[1], _exact(store, queries, 10)[1]) \
         >= RECALL_TARGET
@@ -169,6 +174,25 @@ def test_a_lost_tail_is_replayed_from_the_database(store: Store, tmp_path: Path)
     index.tail_path.unlink()
     reopened = VectorIndex.open(directory, MODEL, DIM, store)
     assert (reopened.snapshot_size, reopened.tail_size) == (100, 50)
+
+
+def test_a_torn_tail_append_is_cut_and_nothing_is_lost(store: Store, tmp_path: Path) -> None:
+    _fill(store, 100)
+    directory = tmp_path / "index"
+    index = VectorIndex.open(directory, MODEL, DIM, store)
+    index.save()
+    rows = _fill(store, 30, start=100, seed=4)
+    index.add(rows, clustered(30, seed=4))
+    index.save()
+    with index.tail_path.open("ab") as handle:  # a crash in the middle of the next append
+        handle.write(b"\x07" * (index.tail_record.itemsize + 17))
+    more = _fill(store, 5, start=130, seed=8)  # committed, never saved to the index
+    reopened = VectorIndex.open(directory, MODEL, DIM, store)
+    assert (reopened.tail_size, reopened.watermark) == (35, int(more.max()))
+    reopened.save()
+    assert reopened.tail_path.stat().st_size == 35 * reopened.tail_record.itemsize
+    again = VectorIndex.open(directory, MODEL, DIM, store)
+    assert sorted(again.ids().tolist()) == sorted(_all(store)[0].tolist())
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
