@@ -237,12 +237,17 @@ class VectorIndex:
             return None  # torn, truncated or missing: the database still has every vector
 
     def _load(self, mmap: bool) -> None:
-        meta = self.read_meta()
-        if meta is None or not self.snapshot_path.exists():
-            return
-        build = BuildReport.from_json(meta.get("build", meta))
-        loaded = self._read(self.snapshot_path, mmap, build.type)
-        if loaded is None or loaded.d != self.dim or loaded.ntotal != meta.get("size"):
+        for _attempt in range(3):
+            meta = self.read_meta()
+            if meta is None or not self.snapshot_path.exists():
+                return
+            build = BuildReport.from_json(meta.get("build", meta))
+            loaded = self._read(self.snapshot_path, mmap, build.type)
+            if loaded is not None and loaded.d == self.dim and loaded.ntotal == meta.get("size"):
+                break
+            if self.read_meta() == meta:
+                return  # torn or lost, not replaced under us by a compaction: replay instead
+        else:
             return
         self.build = build
         self.requested = str(meta.get("requested", "auto"))
