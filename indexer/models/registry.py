@@ -24,7 +24,7 @@ from indexer.settings import parse_runtime
 if TYPE_CHECKING:
     from indexer.models.base import GraphEmbedder
 
-__all__ = ["MODEL_SPECS", "ModelSpec", "load_embedder", "model_spec"]
+__all__ = ["MODEL_SPECS", "ModelSpec", "import_tensorflow_quietly", "load_embedder", "model_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def model_spec(model_id: str) -> ModelSpec:
                      f"{base.description}; {', '.join(options)}")
 
 
-def _import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly() -> None:
     """Import TensorFlow with its native start-up logging (CUDA probes, CPU flags) muted.
 
     Some of it is written by C++ before TF_CPP_MIN_LOG_LEVEL is read, so file
@@ -122,7 +122,7 @@ def _weights_file(base: str, path: Path | None) -> Path | None:
 def _build_graph(spec: ModelSpec, config: ModelConfig, path: Path | None,
                  runtime: str) -> GraphEmbedder:
     """The TensorFlow embedder of ``spec`` on one of base.GRAPH_RUNTIMES."""
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     if config.base.startswith("efficientnet-lite"):
         from indexer.models.efficientnet_lite import load_lite_embedder
 

@@ -1,0 +1,386 @@
+"""How fast the embedding models run, and on which runtime, measured in one run.
+
+Figures (keys of ``measure()``):
+- ``sgemm_gflops``: numpy float32 matmul rate (4096 x 4096), the best seen in the run
+  (measured at the start and between the VGG16 rounds): the reference compute rate.
+- the default model (``efficientnet-lite0+unbar``) in img/s on each runtime, each at its
+  best batch size from a sweep whose rounds interleave the runtimes (so a neighbour's
+  load hits them alike): Keras ``predict`` (the whole set in one call, batched), a traced
+  ``tf.function``, the same with XLA, and LiteRT (XNNPACK, one thread per core, and one
+  thread for comparison); the runtime ``auto`` picks and its ratio to Keras ``predict``;
+  the worst cosine of each runtime against Keras fp32 on real photos and their thumbnail
+  variants; recall@1/@10 on the near-duplicate set per runtime; load times in a fresh
+  process (from the cached ``.tflite`` without TensorFlow, and through TensorFlow).
+- VGG16 (``keras.applications``, no top, max-pooled, random weights: speed only): its
+  FLOPs an image counted from its conv layers, img/s in fp32 on Keras ``predict``,
+  ``tf.function`` and LiteRT, and the fraction of the SGEMM rate (the best of the
+  measurements taken between its rounds) each reaches; then bf16
+  (Keras ``mixed_bfloat16``, same weights) against fp32: speed-up and recall@10 change
+  on the near-duplicate set, with whether the CPU computes bf16 natively (``cpu_bf16``).
+
+Run: ``.venv/bin/python -m bench.models [--quick]`` (prints JSON). The full run takes
+about 6-9 minutes on 2 shared cores; ``--quick`` is a smoke run of about 2 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DEFAULT_MODEL", "main", "measure", "sgemm_gflops", "vgg16_flops_per_image"]
+
+DEFAULT_MODEL = "efficientnet-lite0+unbar"
+_RUNTIMES = ("keras_predict", "tf_function", "xla", "litert")
+
+
+def sgemm_gflops(n: int = 4096, repeats: int = 4) -> float:
+    """Best numpy float32 (n x n) @ (n x n) rate in GFLOP/s (2 n^3 flops a product)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b  # warm-up: threads, pages
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * n**3 / best / 1e9
+
+
+def vgg16_flops_per_image(model: Any) -> float:
+    """Multiply-adds x 2 of every Conv2D and Dense layer of ``model`` for one image."""
+    import keras
+
+    flops = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw, c_in, _ = layer.kernel.shape
+            flops += 2.0 * h * w * kh * kw * c_in * c_out
+        elif isinstance(layer, keras.layers.Dense):
+            c_in, c_out = layer.kernel.shape
+            flops += 2.0 * c_in * c_out
+    return flops
+
+
+def _rate(run: Callable[[], object], images_per_call: int, min_images: int) -> float:
+    """img/s of ``run`` (which embeds ``images_per_call`` images) over >= min_images."""
+    run()  # warm-up: allocation, resize, tracing
+    calls = max(1, math.ceil(min_images / images_per_call))
+    started = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return calls * images_per_call / (time.perf_counter() - started)
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    result: np.ndarray = (a * b).sum(axis=1) / (
+        np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return result
+
+
+def _real_images(variants: int) -> list[Any]:
+    """Every sample photo at each thumbnail size (JPEG-encoded at 60) plus edited copies."""
+    import io
+
+    from PIL import Image
+
+    from indexer import samples
+
+    out = []
+    for name, photo in samples.sample_photos().items():
+        for size in samples.THUMBNAIL_SIZES:
+            buf = io.BytesIO()
+            samples.youtube_thumbnail(photo, size).save(buf, "JPEG", quality=60)
+            out.append(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        out.extend(image for _, image in samples.make_variants(photo, variants, seed=len(name)))
+    return out
+
+
+def _recall(vectors: np.ndarray, labels: list[str]) -> dict[str, float]:
+    from search.metrics import score_vectors
+
+    normalised = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    scores = score_vectors(normalised, labels, ks=(1, 10))
+    return {"recall@1": round(scores.recall[1], 4), "recall@10": round(scores.recall[10], 4)}
+
+
+def _in_chunks(embed: Callable[[np.ndarray], np.ndarray], batch: np.ndarray,
+               size: int) -> np.ndarray:
+    return np.concatenate([embed(batch[i:i + size]) for i in range(0, len(batch), size)])
+
+
+def _fresh_load_seconds(runtime: str, cache_dir: Path) -> dict[str, Any]:
+    """Import + load + one 8-image embedding in a new process, and whether TF was imported."""
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from indexer.models import load_embedder\n"
+        f"e = load_embedder({DEFAULT_MODEL!r}, runtime={runtime!r}, "
+        f"cache_dir=Path({str(cache_dir)!r}))\n"
+        "loaded = time.perf_counter() - t\n"
+        "e.embed(np.zeros((8, 224, 224, 3), np.float32))\n"
+        "print(loaded, time.perf_counter() - t, 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=600)
+    loaded, first, tf_imported = done.stdout.split()[-3:]
+    return {"load_s": round(float(loaded), 2), "first_embedding_s": round(float(first), 2),
+            "imports_tensorflow": tf_imported == "True"}
+
+
+def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
+    """Runtimes of the default model: speed sweep, cosine, recall, load times."""
+    from bench.compare_models import near_duplicate_set
+    from indexer.models import load_embedder
+    from indexer.models.base import GraphEmbedder
+    from indexer.models.efficientnet_lite import scale_lite
+    from indexer.models.litert import LiteRtEmbedder, convert_to_tflite
+    from indexer.models.runtime import cpu_threads, resolve_runtime
+
+    graph = load_embedder(DEFAULT_MODEL, runtime="function")
+    assert isinstance(graph, GraphEmbedder)
+    model = graph.model
+    xla = GraphEmbedder(DEFAULT_MODEL, model, scale_lite, preprocessing=graph.preprocessing,
+                        runtime="xla")
+    started = time.perf_counter()
+    tflite = convert_to_tflite(graph)
+    convert_s = time.perf_counter() - started
+    threads = cpu_threads()
+    litert = LiteRtEmbedder(DEFAULT_MODEL, tflite, scale_lite, input_size=graph.input_size,
+                            preprocessing=graph.preprocessing, threads=threads)
+    litert_1 = LiteRtEmbedder(DEFAULT_MODEL, tflite, scale_lite, input_size=graph.input_size,
+                              preprocessing=graph.preprocessing, threads=1)
+
+    photos = np.stack([graph.preprocess(image) for image in _real_images(1 if quick else 2)])
+    batches = (8, 32) if quick else (1, 8, 16, 32)
+    rounds = 1 if quick else 2
+    min_images = 16 if quick else 48
+    pool = np.concatenate([photos] * math.ceil(max((*batches, min_images)) / len(photos)))
+
+    def predict(b: int) -> Callable[[], object]:
+        x = pool[:max(b, min_images)]
+        return lambda: model.predict(x, batch_size=b, verbose=0)
+
+    def call(embedder: Any, b: int) -> Callable[[], object]:
+        x = pool[:b]
+
+        def run() -> object:
+            if isinstance(embedder, LiteRtEmbedder):
+                embedder.chunk = b
+            return embedder.embed(x)
+        return run
+
+    sweep: dict[str, dict[int, float]] = {name: {} for name in (*_RUNTIMES, "litert_1_thread")}
+    for _ in range(rounds):
+        for b in batches:
+            cases: list[tuple[str, Callable[[], object], int]] = [
+                ("keras_predict", predict(b), max(b, min_images)),
+                ("tf_function", call(graph, b), b),
+                ("litert", call(litert, b), b),
+                ("litert_1_thread", call(litert_1, b), b),
+            ]
+            # XLA compiles each batch shape anew and runs ~5x slower: two sizes, one round.
+            if b in (8, 32) and not sweep["xla"].get(b):
+                cases.append(("xla", call(xla, b), b))
+            for name, run, per_call in cases:
+                rate = _rate(run, per_call, min_images if name != "xla" else per_call)
+                sweep[name][b] = max(sweep[name].get(b, 0.0), rate)
+    best_batch = {name: max(rates, key=lambda b: rates[b]) for name, rates in sweep.items()}
+    img_s = {name: round(sweep[name][best_batch[name]], 2) for name in sweep}
+    litert.chunk = litert_1.chunk = best_batch["litert"]
+
+    reference = model.predict(photos, batch_size=32, verbose=0)
+    outputs = {"tf_function": _in_chunks(graph.embed, photos, 32),
+               "xla": _in_chunks(xla.embed, photos, 32),
+               "litert": litert.embed(photos)}
+    cosine_min = {name: float(_cosines(reference, vectors).min())
+                  for name, vectors in outputs.items()}
+
+    images, labels = near_duplicate_set(2 if quick else 9, 0)
+    neardup = np.stack([graph.preprocess(image) for image in images])
+    recall = {"keras_predict": _recall(model.predict(neardup, batch_size=32, verbose=0), labels),
+              "tf_function": _recall(_in_chunks(graph.embed, neardup, 32), labels),
+              "litert": _recall(litert.embed(neardup), labels)}
+
+    # Fill the on-disk cache the way production does, then time fresh processes.
+    load_embedder(DEFAULT_MODEL, runtime="litert", cache_dir=cache_dir)
+    load = {"litert_cached": _fresh_load_seconds("litert", cache_dir),
+            "tf_function": _fresh_load_seconds("function", cache_dir)}
+
+    chosen = resolve_runtime("auto")
+    chosen_key = {"litert": "litert", "function": "tf_function"}[chosen]
+    return {
+        "default_model": DEFAULT_MODEL,
+        "default_model_img_s": {name: img_s[name] for name in _RUNTIMES},
+        "default_model_best_batch": {name: best_batch[name] for name in _RUNTIMES},
+        "default_model_sweep_img_s": {name: {str(b): round(r, 2) for b, r in rates.items()}
+                                      for name, rates in sweep.items()},
+        "litert_threads": threads,
+        "litert_1_thread_img_s": img_s["litert_1_thread"],
+        "default_model_cosine_min": cosine_min,
+        "default_model_cosine_images": len(photos),
+        "default_model_recall": recall,
+        "default_model_neardup_images": len(images),
+        "litert_convert_s": round(convert_s, 2),
+        "default_model_load": load,
+        "chosen_runtime": chosen,
+        "chosen_img_s": img_s[chosen_key],
+        "chosen_vs_keras_predict": round(img_s[chosen_key] / img_s["keras_predict"], 3),
+    }
+
+
+def _vgg16(quick: bool, sgemm: Callable[[], float]) -> dict[str, Any]:
+    """VGG16 fp32 on each runtime against the SGEMM rate, and bf16 against fp32.
+
+    ``sgemm()`` measures the SGEMM rate again; it is called between the rounds, so the
+    reference rate is taken under the same neighbours' load as VGG16 itself."""
+    import keras
+
+    from bench.compare_models import near_duplicate_set
+    from indexer.models.base import GraphEmbedder
+    from indexer.models.keras_apps import scale_caffe
+    from indexer.models.litert import LiteRtEmbedder, convert_to_tflite
+    from indexer.models.preprocess import prepare_rgb
+    from indexer.models.runtime import cpu_has_bf16
+
+    def build() -> Any:
+        return keras.applications.VGG16(include_top=False, weights=None,
+                                        input_shape=(224, 224, 3), pooling="max")
+
+    keras.utils.set_random_seed(0)
+    fp32 = build()
+    flops = vgg16_flops_per_image(fp32)
+    graph = GraphEmbedder("vgg16", fp32, scale_caffe)
+    litert = LiteRtEmbedder("vgg16", convert_to_tflite(graph), scale_caffe,
+                            input_size=(224, 224))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        bf16_model = build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    bf16_model.set_weights(fp32.get_weights())
+    bf16 = GraphEmbedder("vgg16-bf16", bf16_model, scale_caffe)
+
+    images, labels = near_duplicate_set(1 if quick else 3, 0)
+    batch = np.stack([scale_caffe(prepare_rgb(image, (224, 224))) for image in images])
+    b = 8
+    x = batch[:b]
+    min_images = 8 if quick else 24
+    rates: dict[str, float] = {}
+    reference = 0.0
+    for _ in range(1 if quick else 2):
+        reference = max(reference, sgemm())
+        for name, run, per_call in (
+            ("keras_predict", lambda: fp32.predict(batch[:min_images], batch_size=b,
+                                                   verbose=0), min_images),
+            ("tf_function", lambda: graph.embed(x), b),
+            ("litert", lambda: litert.embed(x), b),
+            ("bf16_tf_function", lambda: bf16.embed(x), b),
+        ):
+            rates[name] = max(rates.get(name, 0.0), _rate(run, per_call, min_images))
+    reference = max(reference, sgemm())
+    fp32_runtimes = ("keras_predict", "tf_function", "litert")
+    fastest = max(fp32_runtimes, key=lambda name: rates[name])
+
+    vectors32 = _in_chunks(graph.embed, batch, b)
+    vectors16 = _in_chunks(bf16.embed, batch, b)
+    recall32, recall16 = _recall(vectors32, labels), _recall(vectors16, labels)
+
+    def fraction(img_s: float) -> float:
+        return round(img_s * flops / 1e9 / reference, 3)
+
+    return {
+        "vgg16_gflop_per_image": round(flops / 1e9, 2),
+        "vgg16_sgemm_gflops": round(reference, 1),
+        "vgg16_batch": b,
+        "vgg16_img_s": {name: round(rates[name], 2) for name in fp32_runtimes},
+        "vgg16_fp32_img_s": round(rates["keras_predict"], 2),
+        "vgg16_fp32_sgemm_fraction": fraction(rates["keras_predict"]),
+        "vgg16_fastest_runtime": fastest,
+        "vgg16_fastest_img_s": round(rates[fastest], 2),
+        "vgg16_fastest_sgemm_fraction": fraction(rates[fastest]),
+        "vgg16_bf16_img_s": round(rates["bf16_tf_function"], 2),
+        "vgg16_bf16_speedup": round(rates["bf16_tf_function"] / rates["tf_function"], 3),
+        "vgg16_bf16_cosine_min": float(_cosines(vectors32, vectors16).min()),
+        "vgg16_recall10_fp32": recall32["recall@10"],
+        "vgg16_recall10_bf16": recall16["recall@10"],
+        "vgg16_bf16_recall10_change": round(recall16["recall@10"] - recall32["recall@10"], 4),
+        "vgg16_neardup_images": len(images),
+        "cpu_bf16": cpu_has_bf16(),
+    }
+
+
+def _cpu() -> dict[str, Any]:
+    from indexer.models.runtime import cpu_flags, cpu_threads
+
+    flags = cpu_flags()
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        name = platform.processor()
+    return {"model": name, "cores": cpu_threads(),
+            **{flag: flag in flags for flag in ("avx2", "fma", "avx512f", "avx512_bf16",
+                                                 "amx_bf16")}}
+
+
+def measure(quick: bool = False) -> dict[str, Any]:
+    """Every figure in one run (see the module docstring); ``quick`` for a smoke run."""
+    from indexer.models.registry import import_tensorflow_quietly
+
+    started = time.perf_counter()
+    result: dict[str, Any] = {"quick": quick, "cpu": _cpu()}
+    size = 2048 if quick else 4096
+    rates = [sgemm_gflops(size)]
+    result["sgemm_gflops"] = round(rates[0], 1)  # replaced by the run's best at the end
+
+    def sgemm() -> float:
+        rates.append(sgemm_gflops(size, repeats=2))
+        return rates[-1]
+
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    result["tf_version"] = tf.__version__
+    result["tf_threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
+        result.update(_default_model(quick, Path(tmp)))
+    result.update(_vgg16(quick, sgemm))
+    # The best rate seen in the run: the machine's, with the least of its neighbours' load.
+    result["sgemm_gflops"] = round(max(rates), 1)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print ``measure()`` as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print(json.dumps(measure(quick=args.quick), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
