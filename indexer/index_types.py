@@ -24,6 +24,7 @@ from indexer.errors import InputError
 
 __all__ = ["FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN", "BuildReport",
            "apply_params", "build_index", "candidates_for", "choose_type", "drifted",
+           "exact_positions",
            "fit_figures", "recall_at",
            "refine_count"]
 
@@ -37,6 +38,7 @@ REFINE_FACTOR = 4  # candidates re-scored exactly: k * 4, at least REFINE_MIN
 REFINE_MIN = 40
 DRIFT_ENERGY = 0.05  # retrain when new vectors keep 5 points less of their variance...
 DRIFT_DISTANCE = 1.25  # ...or sit 25% farther from their nearest IVF centroid
+EXACT_CHUNK = 100_000
 TRAIN_PER_LIST = 50  # k-means points a list: enough for stable centroids, bounded time
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -179,14 +181,22 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / max(1, truth.size)
 
 
-def _exact_top(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray,
-               k: int) -> np.ndarray:
-    import faiss
+def exact_positions(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row positions of each query's exact top-k by inner product (int64 (n, k)).
 
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-    _, pos = flat.search(queries, k)
-    out: np.ndarray = ids[pos]
+    The corpus is scanned in chunks, so nothing of its size is copied.
+    """
+    k = min(k, len(vectors))
+    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
+    best_pos = np.zeros((len(queries), 0), np.int64)
+    for start in range(0, len(vectors), EXACT_CHUNK):
+        scores = queries @ vectors[start:start + EXACT_CHUNK].T
+        keep = min(k, scores.shape[1])
+        top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, 1)], 1)
+        best_pos = np.concatenate([best_pos, top + start], 1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+    out: np.ndarray = np.take_along_axis(best_pos, order, 1)
     return out
 
 
@@ -227,7 +237,7 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, *,
     picks = rng.choice(size, size=min(TUNE_QUERIES, size), replace=False)
     queries = vectors[picks]
     k = min(RECALL_K, size - 1)
-    truth = _exact_top(vectors, ids, queries, k + 1)
+    truth = ids[exact_positions(vectors, queries, k + 1)]
     truth = np.stack([row[row != ids[p]][:k] for row, p in zip(truth, picks, strict=True)])
     position = {int(i): n for n, i in enumerate(ids)}
     train = vectors[rng.choice(size, size=min(size, TRAIN_PER_LIST * _nlist(size)),
