@@ -73,6 +73,9 @@ def test_unknown_runtime_is_rejected_with_one_line(monkeypatch: pytest.MonkeyPat
 
 def test_auto_resolves_to_litert_when_installed_else_function() -> None:
     assert resolve_runtime("auto") == ("litert" if litert_available() else "function")
+    assert resolve_runtime("auto", litert=False) == "function"
+    assert resolve_runtime("auto", litert=True) == "litert"
+    assert resolve_runtime("litert", litert=False) == "litert"  # asked for: load says why not
     assert resolve_runtime("xla") == "xla"
     with pytest.raises(ConfigError):
         resolve_runtime("fast")

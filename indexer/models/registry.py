@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from indexer.errors import ModelConversionError, ModelError
 from indexer.models.base import Embedder, FloatArray
 from indexer.models.config import ModelConfig, parse_model_id
-from indexer.models.runtime import resolve_runtime
+from indexer.models.runtime import litert_available, resolve_runtime
 from indexer.models.weights import KERAS_WEIGHT_FILES, keras_cache_dir, resolve_weights
 from indexer.settings import parse_runtime
 
@@ -165,6 +165,9 @@ def load_embedder(model_id: str, weights: str | Path | None = None,
     chosen = resolve_runtime(requested)
     embedder: Embedder
     if chosen == "litert":
+        if not litert_available():
+            raise ModelError("the LiteRT runtime needs ai-edge-litert: pip install "
+                             "ai-edge-litert, or set THUMBSEARCH_RUNTIME=auto or function")
         try:
             embedder = _build_litert(spec, config, path, cache_dir)
         except ModelConversionError as exc:

@@ -48,12 +48,16 @@ def litert_available() -> bool:
         return False
 
 
-def resolve_runtime(runtime: str) -> str:
-    """The concrete runtime for ``runtime``: ``auto`` becomes the first of AUTO_ORDER here."""
+def resolve_runtime(runtime: str, litert: bool | None = None) -> str:
+    """The concrete runtime for ``runtime``: ``auto`` becomes the first of AUTO_ORDER here.
+
+    ``litert`` says whether LiteRT is installed (None: look).
+    """
     name = parse_runtime(runtime)
     if name != "auto":
         return name
-    return "litert" if litert_available() else "function"
+    installed = litert_available() if litert is None else litert
+    return next(r for r in AUTO_ORDER if r != "litert" or installed)
 
 
 @functools.cache
