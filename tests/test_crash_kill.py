@@ -8,7 +8,8 @@ from outside and started again, until every phase has been hit several times:
 - embedding: the embedder holds a marker file while it embeds a batch;
 - commit: the child holds SQLite's WAL write lock (byte 120 of the ``-shm`` file, read
   from ``/proc/locks``) right after a batch was embedded: the transaction storing it;
-- index save: a new ``*.tmp`` file (an atomic write in progress) is in the index directory.
+- index save: tail records appended past what the index metadata counts, or a new
+  ``*.tmp`` file (an atomic write in progress) in the index directory.
 
 Each moment is confirmed with the child stopped (SIGSTOP) before the SIGKILL, and which
 batch or how far into a stall is drawn from a seeded generator. Every cycle adds new
@@ -42,6 +43,7 @@ from typer.testing import CliRunner
 from indexer.doctor import check_corpus
 from indexer.service import Service, build_service
 from indexer.settings import Settings
+from indexer.vector_index import tail_record
 from search.cli import app
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.ingest_child import EMBEDDING_MARKER
@@ -65,6 +67,7 @@ STALL = 3.0  # seconds each thumbnail request stalls in a download cycle
 CYCLE_DEADLINE = 60.0  # seconds: a run that neither reaches its moment nor ends is hung
 WAL_WRITE_LOCK = 120  # SQLite's WAL write lock: this byte of the -shm file, locked to write
 QUERY = "bulk"
+MODEL = "tiny-test"  # TinyEmbedder's model id: its index files are named after it
 REAL_VIDEOS = 50  # one page: its first write after the downloads begin stores a batch
 REAL_DEADLINE = 240.0  # seconds for a run of the real command (it loads TensorFlow)
 
@@ -220,18 +223,28 @@ class _Scene:
             time.sleep(0.001)
         return False
 
-    def kill_in_save(self, child: _Child, nth: int | None = None) -> bool:
-        # A save writes its files one after the other: kill in the first or the second.
-        nth = nth or int(self.rng.integers(1, 3))
+    def _unacknowledged_tail(self) -> bool:
+        """Tail records appended past what the metadata (written last) counts as valid."""
+        try:
+            meta = json.loads((self.index_dir / f"{MODEL}.json").read_text())
+            length = (self.index_dir / f"{MODEL}.tail").stat().st_size
+        except (FileNotFoundError, ValueError):
+            return False
+        return length > int(meta.get("tail_size", 0)) * tail_record(int(meta["dim"])).itemsize
+
+    def kill_in_save(self, child: _Child, moment: str | None = None) -> bool:
+        """Kill while a save writes: its tail records appended but not yet counted by the
+        metadata (``tail``), or the metadata's temporary file written but not renamed
+        (``meta``; a compaction writes the snapshot's first)."""
+        moment = moment or ("tail", "meta")[int(self.rng.integers(0, 2))]
         old = _temporaries(self.index_dir)
-        seen: set[str] = set()
-        calls = self.fake.videos_calls
 
         def writing() -> bool:
-            now = _temporaries(self.index_dir) - old
-            seen.update(now)
-            return bool(now) and len(seen) >= nth
+            if moment == "tail":
+                return self._unacknowledged_tail()
+            return bool(_temporaries(self.index_dir) - old)
 
+        calls = self.fake.videos_calls
         while child.running():
             if self.fake.videos_calls > calls:  # details of the new videos come just before
                 return self._kill_on(child, writing, seconds=5.0)
@@ -327,7 +340,7 @@ def test_sigkill_at_every_phase_of_an_ingest_loses_nothing(isolated_env: Path,
         for _ in range(END_ATTEMPTS):
             scene.add_videos(NEW_PER_CYCLE)
             child = scene.start()
-            if scene.kill_in_save(child, nth=2):  # the files written, not yet all named
+            if scene.kill_in_save(child, "tail"):  # records written, not yet counted
                 kills["index save"] += 1
                 break
             assert child.finish() == 0, child.log.read_text()
