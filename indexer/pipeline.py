@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -45,10 +44,6 @@ __all__ = [
 
 # Errors that belong to one item: it is skipped and listed, the batch goes on.
 ITEM_ERRORS = (FetchError, ImageDecodeError, ImagePathError)
-
-# How often blocked stage threads look for a cancellation (seconds).
-_POLL = 0.05
-
 
 @dataclass(frozen=True)
 class WorkItem:
@@ -307,13 +302,32 @@ class Pipeline:
         # The writer takes every message until the end marker, so this never blocks for long.
         self._writes.put(message)
 
-    def _result(self, future: Future[_Loaded]) -> _Loaded | None:
-        while True:
-            try:
-                return future.result(timeout=_POLL)
-            except FutureTimeout:
+    def _top_up(self, in_flight: deque[tuple[_Group, Future[_Loaded]]]) -> None:
+        # Called with the lock held: keep ``window`` items loading or loaded.
+        assert self._pool is not None
+        while len(in_flight) < self.window and self._pending and not self._cancel:
+            group, item = self._pending.popleft()
+            future = self._pool.submit(_load_one, item, self.loader, self.embedder, self.cache)
+            future.add_done_callback(self._wake)
+            in_flight.append((group, future))
+            self._cv.notify_all()  # room for a blocked submit
+
+    def _wake(self, _future: Future[_Loaded]) -> None:
+        with self._cv:
+            self._cv.notify_all()
+
+    def _result(self, future: Future[_Loaded],
+                in_flight: deque[tuple[_Group, Future[_Loaded]]]) -> _Loaded | None:
+        """The next item in order, dispatching newly submitted ones while it loads."""
+        with self._cv:
+            while not future.done():
                 if self._cancel:
                     return None
+                self._top_up(in_flight)
+                self._cv.wait()
+            if self._cancel:
+                return None
+        return future.result()
 
     def _embed_loop(self) -> None:
         try:
@@ -324,17 +338,12 @@ class Pipeline:
             self._put(None)
 
     def _embed_items(self) -> None:
-        assert self._pool is not None
         in_flight: deque[tuple[_Group, Future[_Loaded]]] = deque()
         entries: list[tuple[_Group, VideoMeta]] = []
         arrays: list[np.ndarray] = []
         while True:
             with self._cv:
-                while len(in_flight) < self.window and self._pending and not self._cancel:
-                    group, item = self._pending.popleft()
-                    in_flight.append((group, self._pool.submit(
-                        _load_one, item, self.loader, self.embedder, self.cache)))
-                    self._cv.notify_all()  # room for a blocked submit
+                self._top_up(in_flight)
                 if self._cancel:
                     return
                 if not in_flight and not entries:
@@ -347,7 +356,7 @@ class Pipeline:
                 entries, arrays = [], []
                 continue
             group, future = in_flight.popleft()
-            loaded = self._result(future)
+            loaded = self._result(future, in_flight)
             if loaded is None:
                 return
             self.times.load += loaded.seconds
