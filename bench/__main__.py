@@ -36,14 +36,6 @@ def _target(value: float | None, target: str, met: Callable[[float], bool],
     return entry
 
 
-def _get(data: dict[str, Any], *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
-
-
 def targets(figures: dict[str, Any]) -> dict[str, Any]:
     """The targets block, from the raw figures of the parts."""
     models, ingest, notebook = (figures.get(p, {}) for p in ("models", "ingest", "notebook"))
@@ -55,18 +47,18 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
     if largest and smallest and largest != smallest:
         add_ratio = sizes[largest]["add_1000_s"] / sizes[smallest]["add_1000_s"]
     big = sizes.get(largest, {}) if largest else {}
-    bf16 = _get(models, "vgg16", "bf16_speedup")
+    bf16 = models.get("vgg16_bf16_speedup")
     return {
         "ingest_vs_model": _target(ingest.get("ingest_vs_model"), ">= 0.9",
                                    lambda v: v >= 0.9),
-        "default_vs_keras_predict": _target(models.get("default_vs_keras_predict"), ">= 2.0",
+        "default_vs_keras_predict": _target(models.get("chosen_vs_keras_predict"), ">= 2.0",
                                             lambda v: v >= 2.0),
-        "vgg16_sgemm_fraction": _target(_get(models, "vgg16", "sgemm_fraction"), ">= 0.85",
+        "vgg16_sgemm_fraction": _target(models.get("vgg16_fastest_sgemm_fraction"), ">= 0.85",
                                         lambda v: v >= 0.85),
         "vgg16_bf16_speedup": _target(
             bf16, ">= 1.5 where the CPU has AVX512_BF16 or AMX, recall@10 within 0.01",
             lambda v: v >= 1.5 and bool(models.get("cpu_bf16"))
-            and abs(float(_get(models, "vgg16", "bf16_recall_delta") or 1.0)) <= 0.01,
+            and abs(float(models.get("vgg16_bf16_recall10_change", 1.0))) <= 0.01,
             "" if models.get("cpu_bf16") else "this CPU has no AVX512_BF16 or AMX: bf16 is "
             "emulated, so production stays in fp32"),
         "vs_notebook_default": _target(notebook.get("vs_notebook_default"), ">= 25",

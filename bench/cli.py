@@ -43,8 +43,13 @@ def _video_id(n: int) -> str:
     return ("b" + "".join(reversed(digits)))[:11]
 
 
-def build_corpus(home: Path, count: int, seed: int = 0) -> tuple[list[str], dict[str, Any]]:
-    """Store ``count`` videos with random unit vectors of the default model; save the index."""
+def build_corpus(home: Path, count: int, seed: int = 0,
+                 index_type: str = "auto") -> tuple[list[str], dict[str, Any]]:
+    """Store ``count`` videos with random unit vectors of the default model; save the index.
+
+    ``auto`` saves the index as an ingest does (its type chosen for the corpus size);
+    another type (``flat``, ``ivf``, ``hnsw``) builds that type, as ``index build --type``.
+    """
     settings = Settings.from_env({"THUMBSEARCH_HOME": str(home),
                                   "THUMBSEARCH_MODEL": DEFAULT_MODEL})
     service = build_service(settings)
@@ -63,7 +68,10 @@ def build_corpus(home: Path, count: int, seed: int = 0) -> tuple[list[str], dict
             row_ids = service.store.add_embedded(metas, vectors, service.spec.model_id)
             index.add(row_ids, vectors)
             ids.extend(names)
-        index.save()
+        if index_type == "auto":
+            index.save()
+        else:
+            index.rebuild(service.store, index_type)
         info = index.info()
         return ids, {"index_type": info.type, "index_size": info.size}
     finally:
@@ -84,14 +92,14 @@ def time_command(argv: list[str], env: dict[str, str], runs: int = RUNS) -> floa
     return statistics.median(times)
 
 
-def measure(quick: bool = False) -> dict[str, Any]:
+def measure(quick: bool = False, index_type: str = "auto") -> dict[str, Any]:
     """Build the corpus (10,000 vectors when ``quick``) and time the three commands."""
     count = 10_000 if quick else 100_000
     exe = str(Path(sys.executable).with_name("thumbsearch"))
     with tempfile.TemporaryDirectory(prefix="thumbsearch-bench-cli-") as tmp:
         home = Path(tmp) / "home"
         start = time.perf_counter()
-        ids, index = build_corpus(home, count)
+        ids, index = build_corpus(home, count, index_type=index_type)
         build_s = time.perf_counter() - start
         env = {k: v for k, v in os.environ.items() if not k.startswith(("THUMBSEARCH_",
                                                                         "YOUTUBE_"))}
@@ -120,8 +128,10 @@ def main() -> None:
     """Print the figures as one JSON object."""
     parser = argparse.ArgumentParser(prog="python -m bench.cli")
     parser.add_argument("--quick", action="store_true", help="10,000 vectors instead of 100,000")
+    parser.add_argument("--index-type", default="auto", choices=("auto", "flat", "ivf", "hnsw"),
+                        help="index type of the corpus (auto: as an ingest saves it)")
     args = parser.parse_args()
-    print(json.dumps(measure(quick=args.quick), indent=1))
+    print(json.dumps(measure(quick=args.quick, index_type=args.index_type), indent=1))
 
 
 if __name__ == "__main__":
