@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from indexer.errors import ThumbsearchError
+    from indexer.idlist_ingest import add_video_ids
     from indexer.ingest import ingest_queries
     from indexer.local import add_paths
     from indexer.records import Failure, StoredVideo, VideoMeta
@@ -36,6 +37,7 @@ __all__ = [
     "VectorIndex",
     "VideoMeta",
     "add_paths",
+    "add_video_ids",
     "build_service",
     "ingest_queries",
 ]
@@ -51,6 +53,7 @@ _HOMES = {
     "VectorIndex": "indexer.vector_index",
     "VideoMeta": "indexer.records",
     "add_paths": "indexer.local",
+    "add_video_ids": "indexer.idlist_ingest",
     "build_service": "indexer.service",
     "ingest_queries": "indexer.ingest",
 }

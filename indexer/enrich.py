@@ -3,7 +3,8 @@
 YouTube's terms require API data kept from public videos to be refreshed or
 deleted within 30 days; ``refresh_videos`` re-fetches the oldest rows in batches
 of 50 ids (1 unit a call, within the day's quota) and, with ``prune``, deletes
-videos YouTube no longer has, together with their vectors.
+videos YouTube no longer has, together with their vectors. Ids that videos.list
+leaves out when enriching are recorded as gone (``indexer.gone``) and not asked for again.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, exists, select, update
 
+from indexer.gone import GONE_FROM_API, forget_gone, record_gone
 from indexer.progress import NullProgress, Progress
 from indexer.runs import IngestRun, ingest_run
-from indexer.schema import embeddings, query_videos, videos
+from indexer.schema import embeddings, gone_videos, query_videos, videos
 from indexer.service import Service
 from indexer.store import Store
 from indexer.summary import IngestSummary
@@ -55,28 +57,44 @@ def store_details(store: Store, details: Sequence[VideoDetails]) -> int:
                 values["published_at"] = d.meta.published_at
             count += conn.execute(update(videos).where(videos.c.video_id == d.video_id)
                                   .values(**values)).rowcount
+        forget_gone(conn, [d.video_id for d in details])  # YouTube knows them again
         return count
 
     result: int = store.transact("storing video details", write)
     return result
 
 
-def unenriched_video_ids(store: Store, limit: int = 5_000) -> list[str]:
-    """Searched-for videos still without videos.list details (left over by a quota stop)."""
-    linked = exists().where(query_videos.c.video_id == videos.c.video_id)
+def unenriched_video_ids(store: Store, limit: int | None = 5_000, *,
+                         linked_only: bool = True) -> list[str]:
+    """YouTube videos still without videos.list details (left by a quota stop), oldest first.
+
+    Gone videos are left out; with ``linked_only``, so are videos no search found.
+    """
+    conditions = [videos.c.source == "youtube", videos.c.details_fetched_at.is_(None),
+                  ~exists().where(gone_videos.c.video_id == videos.c.video_id)]
+    if linked_only:
+        conditions.append(exists().where(query_videos.c.video_id == videos.c.video_id))
     rows = store.transact("reading videos to enrich", lambda conn: list(conn.execute(
-        select(videos.c.video_id).where(videos.c.source == "youtube",
-                                        videos.c.details_fetched_at.is_(None), linked)
+        select(videos.c.video_id).where(*conditions)
         .order_by(videos.c.created_at, videos.c.video_id).limit(limit))))
     return [r[0] for r in rows]
 
 
 def enrich_videos(service: Service, summary: IngestSummary, video_ids: Sequence[str]) -> None:
-    """Fetch and store details of ``video_ids``, 50 ids a videos.list call."""
+    """Fetch and store details of ``video_ids``, 50 ids a videos.list call.
+
+    Ids the answer leaves out are recorded as gone and listed in ``summary.gone``.
+    """
     ids = list(dict.fromkeys(video_ids))
     for start in range(0, len(ids), MAX_IDS_PER_CALL):
-        found = service.youtube.video_details(ids[start:start + MAX_IDS_PER_CALL])
+        batch = ids[start:start + MAX_IDS_PER_CALL]
+        found = service.youtube.video_details(batch)
         summary.enriched += store_details(service.store, found)
+        present = {d.video_id for d in found}
+        gone = [v for v in batch if v not in present]
+        if gone:
+            record_gone(service.store, dict.fromkeys(gone, GONE_FROM_API))
+            summary.gone.extend(gone)
 
 
 def stale_video_ids(store: Store, older_than: timedelta, limit: int = 1_000_000) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
+from typing import TYPE_CHECKING
 
 from indexer.errors import QuotaExceededError, ThumbsearchError
 from indexer.lock import writer_lock
@@ -13,6 +14,9 @@ from indexer.service import Service
 from indexer.summary import IngestSummary
 from indexer.vector_index import VectorIndex
 
+if TYPE_CHECKING:
+    from indexer.fetch import ImageFetcher
+
 __all__ = ["IngestRun", "ingest_run"]
 
 
@@ -20,14 +24,16 @@ class IngestRun:
     """The state of one run: its summary and, once something is embedded, the open index.
 
     Work submitted with ``submit`` goes through one pipeline for the whole run, so the
-    model embeds one group while the next is searched for and downloaded.
+    model embeds one group while the next is searched for and downloaded. Images are
+    downloaded with ``fetcher`` (default: the service's).
     """
 
-    def __init__(self, service: Service, summary: IngestSummary) -> None:
+    def __init__(self, service: Service, summary: IngestSummary,
+                 fetcher: ImageFetcher | None = None) -> None:
         self.service = service
         self.summary = summary
         self.index: VectorIndex | None = None
-        self._loader = make_loader(service.fetcher)
+        self._loader = make_loader(fetcher or service.fetcher)
         self._pipeline: Pipeline | None = None
 
     def _started(self) -> Pipeline:
@@ -85,14 +91,16 @@ class IngestRun:
 
 
 @contextmanager
-def ingest_run(service: Service, kind: str, *, wait: float = 0.0) -> Iterator[IngestRun]:
+def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
+               fetcher: ImageFetcher | None = None) -> Iterator[IngestRun]:
     """Run a recorded ingest under the writer lock; a quota stop ends it with ``stopped`` set.
 
-    The lock is waited for up to ``wait`` seconds (WriterBusyError after that).
+    The lock is waited for up to ``wait`` seconds (WriterBusyError after that); images
+    are downloaded with ``fetcher`` (default: the service's).
     """
     with ExitStack() as stack:
         stack.enter_context(writer_lock(service.settings.home, kind, wait=wait))
-        yield stack.enter_context(_recorded_run(service, kind))
+        yield stack.enter_context(_recorded_run(service, kind, fetcher))
 
 
 def _remove_dead_writers_temporaries(service: Service) -> None:
@@ -108,11 +116,12 @@ def _remove_dead_writers_temporaries(service: Service) -> None:
 
 
 @contextmanager
-def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
+def _recorded_run(service: Service, kind: str,
+                  fetcher: ImageFetcher | None) -> Iterator[IngestRun]:
     service.prepare_for_writing()
     _remove_dead_writers_temporaries(service)
     store = service.store
-    run = IngestRun(service, IngestSummary())
+    run = IngestRun(service, IngestSummary(), fetcher)
     run_id = store.start_run(kind)
     started = time.perf_counter()
     status = "failed"

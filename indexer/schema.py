@@ -19,6 +19,7 @@ from sqlalchemy import (
 
 __all__ = [
     "embeddings",
+    "gone_videos",
     "ingest_runs",
     "metadata",
     "queries",
@@ -137,4 +138,15 @@ query_cursors = Table(
     Column("pass_done_at", DateTime(timezone=True), nullable=True),
     Column("last_fetched_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Video ids YouTube no longer serves: the thumbnail host answered 404, or videos.list left
+# the id out of its answer. A stored video keeps its row and vector here until pruned;
+# an id list skips these ids instead of downloading them again (revision 0004).
+gone_videos = Table(
+    "gone_videos",
+    metadata,
+    Column("video_id", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("noted_at", DateTime(timezone=True), nullable=False),
 )

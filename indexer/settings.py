@@ -46,7 +46,7 @@ Environment (read once at start):
   THUMBSEARCH_HOME              data directory: database, index, caches
                                 (default: the per-user data directory)
   THUMBSEARCH_DATABASE_URL      SQLAlchemy URL (default: sqlite file under home)
-  YOUTUBE_API_KEY               YouTube Data API key (needed by ingest only)
+  YOUTUBE_API_KEY               YouTube Data API key (ingest, schedule, refresh, add-ids)
   THUMBSEARCH_YOUTUBE_ENDPOINT  API root URL (default https://youtube.googleapis.com/)
   THUMBSEARCH_THUMBNAIL_BASE    thumbnail root (default https://i.ytimg.com/vi)
   THUMBSEARCH_ALLOWED_HOSTS     comma-separated host[:port] images may come from

@@ -1,7 +1,10 @@
-"""Lists of video ids (one id or YouTube URL a line), answered in one batched search."""
+"""Lists of video ids (one id or YouTube URL a line, or a CSV column), and their batch answers."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -9,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from indexer.errors import InputError, VideoIdError
-from search.ids import parse_video_ref
+from search.ids import VIDEO_ID, parse_video_ref
 
 if TYPE_CHECKING:
     from indexer.service import Service
@@ -18,9 +21,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ListedAnswer",
     "ListedId",
+    "parse_id_csv",
     "parse_id_lines",
     "read_id_list",
     "similar_to_listed",
+    "youtube_ids",
 ]
 
 
@@ -60,8 +65,12 @@ class ListedAnswer:
 
 def parse_id_lines(lines: Iterable[str]) -> list[ListedId]:
     """One entry per line holding an id or URL; blank lines and '#' comment lines are skipped."""
+    return _parse_numbered(enumerate(lines, start=1))
+
+
+def _parse_numbered(lines: Iterable[tuple[int, str]]) -> list[ListedId]:
     out: list[ListedId] = []
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in lines:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
@@ -72,8 +81,79 @@ def parse_id_lines(lines: Iterable[str]) -> list[ListedId]:
     return out
 
 
-def read_id_list(source: str, stdin: TextIO | None = None) -> list[ListedId]:
-    """Read and parse an ids file (UTF-8); ``-`` reads ``stdin`` (default ``sys.stdin``)."""
+def parse_id_csv(text: str, source: str, column: str | None = None) -> list[ListedId]:
+    """Entries of one CSV column, numbered by file line; blank and '#' cells are skipped.
+
+    The first row is the header. With ``column`` (a header name; case is ignored when
+    only one column matches that way) that column is read, else the first one, and then
+    a first row that holds a video id is data, not a header.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise InputError(f"ids file {source} is not valid CSV (line {reader.line_num}: "
+                         f"{exc})") from None
+    if not rows:
+        return []
+    header = [cell.strip() for cell in rows[0][1]]
+    if column is None:
+        where = 0
+        try:
+            parse_video_ref(header[0])
+        except VideoIdError:
+            rows = rows[1:]
+    else:
+        folded = [i for i, name in enumerate(header) if name.casefold() == column.casefold()]
+        if column in header:
+            where = header.index(column)
+        elif len(folded) == 1:
+            where = folded[0]
+        else:
+            names = ", ".join(repr(name) for name in header)
+            raise InputError(f"ids file {source} has no column {column!r} (its header row "
+                             f"holds {names})")
+        rows = rows[1:]
+    return _parse_numbered((line, row[where] if where < len(row) else "")
+                           for line, row in rows)
+
+
+def youtube_ids(listed: Sequence[ListedId], source: str) -> tuple[list[str], list[ListedId]]:
+    """The distinct YouTube video ids of a list, in order, and the entries that hold none.
+
+    A local image id ('local:...') is not a YouTube id. Raises InputError when the
+    list is empty or no entry holds a YouTube id.
+    """
+    ids: list[str] = []
+    bad: list[ListedId] = []
+    for entry in listed:
+        if entry.video_id is not None and VIDEO_ID.match(entry.video_id):
+            ids.append(entry.video_id)
+        elif entry.video_id is not None:
+            bad.append(dataclasses.replace(entry, video_id=None, error=(
+                f"{entry.text!r} is a local image id, not a YouTube video id")))
+        else:
+            bad.append(entry)
+    if not listed:
+        raise InputError(f"ids file {source} holds no video ids (it is empty, or only blank "
+                         "and '#' comment lines)")
+    if not ids:
+        first = bad[0]
+        raise InputError(f"none of the {len(bad)} entries of ids file {source} holds a "
+                         f"YouTube video id (line {first.line}: {first.error})")
+    return list(dict.fromkeys(ids)), bad
+
+
+def read_id_list(source: str, stdin: TextIO | None = None, *, column: str | None = None,
+                 as_csv: bool = False) -> list[ListedId]:
+    """Read and parse an ids file (UTF-8); ``-`` reads ``stdin`` (default ``sys.stdin``).
+
+    With ``as_csv`` or a ``column`` the file is CSV and one column is read
+    (``parse_id_csv``); otherwise it holds one id or URL a line.
+    """
     try:
         if source == "-":
             text = (stdin or sys.stdin).read()
@@ -88,6 +168,8 @@ def read_id_list(source: str, stdin: TextIO | None = None) -> list[ListedId]:
                          f"{exc.start})") from None
     except OSError as exc:
         raise InputError(f"cannot read ids file {source}: {exc.strerror or exc}") from None
+    if as_csv or column is not None:
+        return parse_id_csv(text, source, column)
     return parse_id_lines(text.splitlines())
 
 

@@ -42,9 +42,9 @@ def _root(ctx: typer.Context) -> None:
 
 
 def _register() -> None:
-    from search.cli import add, ingest, similar, stats
+    from search.cli import add, add_ids, ingest, similar, stats
 
-    for module in (ingest, add, similar, stats):
+    for module in (ingest, add, add_ids, similar, stats):
         module.register(app)
     # evaluation commands
     from search.cli import eval as eval_command

@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from indexer.summary import IngestSummary
 
-__all__ = ["echo_json", "finish_ingest"]
+__all__ = ["echo_json", "exit_if_stopped", "finish_ingest"]
 
 
 def echo_json(data: Any) -> None:
@@ -33,6 +33,11 @@ def finish_ingest(summary: IngestSummary, as_json: bool) -> None:
             typer.echo(counts)
         for failure in summary.failed:
             typer.echo(f"  failed {failure.video_id}: {failure.reason}")
-    if summary.stopped:
-        typer.echo(f"stopped: {summary.stopped}", err=True)
+    exit_if_stopped(summary.stopped)
+
+
+def exit_if_stopped(stopped: str | None) -> None:
+    """After a summary: name the quota stop on stderr and exit 3, if the run was stopped."""
+    if stopped:
+        typer.echo(f"stopped: {stopped}", err=True)
         raise typer.Exit(3)
