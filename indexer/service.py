@@ -124,12 +124,14 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     """
     # Imported here so that importing this module stays cheap for the command line.
     from indexer.db import make_engine
+    from indexer.memory import keep_large_blocks_mapped
     from indexer.models import ModelSpec, model_spec
     from indexer.quota import QuotaLedger
     from indexer.store import Store
     from indexer.thumbcache import ThumbnailCache
     from indexer.youtube import GoogleYouTubeApi
 
+    keep_large_blocks_mapped()
     spec = model_spec(settings.model) if embedder is None else ModelSpec(
         embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
     engine = make_engine(settings.database_url)
