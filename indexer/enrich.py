@@ -21,7 +21,7 @@ from indexer.progress import NullProgress, Progress
 from indexer.runs import IngestRun, ingest_run
 from indexer.schema import embeddings, gone_videos, query_videos, videos
 from indexer.service import Service
-from indexer.store import Store
+from indexer.store import Store, in_chunks
 from indexer.summary import IngestSummary
 from indexer.youtube import MAX_IDS_PER_CALL, VideoDetails
 
@@ -114,11 +114,13 @@ def delete_videos(store: Store, video_ids: Sequence[str], model: str) -> np.ndar
     ids = list(dict.fromkeys(video_ids))
 
     def write(conn: Any) -> list[int]:
-        rows = [int(r[0]) for r in conn.execute(select(embeddings.c.id).where(
-            embeddings.c.video_id.in_(ids), embeddings.c.model == model))]
-        conn.execute(delete(embeddings).where(embeddings.c.video_id.in_(ids)))
-        conn.execute(delete(query_videos).where(query_videos.c.video_id.in_(ids)))
-        conn.execute(delete(videos).where(videos.c.video_id.in_(ids)))
+        rows: list[int] = []
+        for chunk in in_chunks(ids):
+            rows += [int(r[0]) for r in conn.execute(select(embeddings.c.id).where(
+                embeddings.c.video_id.in_(chunk), embeddings.c.model == model))]
+            conn.execute(delete(embeddings).where(embeddings.c.video_id.in_(chunk)))
+            conn.execute(delete(query_videos).where(query_videos.c.video_id.in_(chunk)))
+            conn.execute(delete(videos).where(videos.c.video_id.in_(chunk)))
         return rows
 
     removed: list[int] = store.transact("deleting videos", write) if ids else []

@@ -13,12 +13,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from indexer.schema import gone_videos
-from indexer.store import Store
+from indexer.store import Store, in_chunks
 
 __all__ = ["GONE_FROM_API", "forget_gone", "gone_reasons", "record_gone"]
 
 GONE_FROM_API = "videos.list does not return it (deleted, private or never existed)"
-_CHUNK = 500  # ids per IN (...) clause
 
 
 def record_gone(store: Store, reasons: Mapping[str, str]) -> None:
@@ -29,8 +28,7 @@ def record_gone(store: Store, reasons: Mapping[str, str]) -> None:
 
     def write(conn: Any) -> None:
         now = store.now()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
+        for chunk in in_chunks(ids):
             conn.execute(delete(gone_videos).where(gone_videos.c.video_id.in_(chunk)))
             conn.execute(insert(gone_videos), [
                 {"video_id": v, "reason": reasons[v], "noted_at": now} for v in chunk])
@@ -41,9 +39,8 @@ def record_gone(store: Store, reasons: Mapping[str, str]) -> None:
 def forget_gone(conn: Any, video_ids: Iterable[str]) -> None:
     """Drop the gone records of ``video_ids`` inside the caller's transaction."""
     ids = list(dict.fromkeys(video_ids))
-    for start in range(0, len(ids), _CHUNK):
-        conn.execute(delete(gone_videos).where(
-            gone_videos.c.video_id.in_(ids[start:start + _CHUNK])))
+    for chunk in in_chunks(ids):
+        conn.execute(delete(gone_videos).where(gone_videos.c.video_id.in_(chunk)))
 
 
 def gone_reasons(store: Store, video_ids: Iterable[str]) -> dict[str, str]:
@@ -54,9 +51,9 @@ def gone_reasons(store: Store, video_ids: Iterable[str]) -> dict[str, str]:
 
     def read(conn: Any) -> dict[str, str]:
         out: dict[str, str] = {}
-        for start in range(0, len(ids), _CHUNK):
+        for chunk in in_chunks(ids):
             rows = conn.execute(select(gone_videos.c.video_id, gone_videos.c.reason).where(
-                gone_videos.c.video_id.in_(ids[start:start + _CHUNK])))
+                gone_videos.c.video_id.in_(chunk)))
             out.update({str(r.video_id): str(r.reason) for r in rows})
         return out
 

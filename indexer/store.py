@@ -15,7 +15,7 @@ from indexer.errors import StoreError, disk_full
 from indexer.records import StoredVideo, VideoMeta
 from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
 
-__all__ = ["Store"]
+__all__ = ["IN_CHUNK", "Store", "in_chunks"]
 
 Clock = Callable[[], datetime]
 
@@ -40,6 +40,16 @@ def _vector_from(blob: bytes, dim: int) -> np.ndarray:
     if vector.shape != (dim,):
         raise StoreError(f"stored vector has {vector.size} values, expected {dim}")
     return vector.astype(np.float32)
+
+
+# Ids a query binds at most: SQLite refuses more than 32,766 variables in one statement.
+IN_CHUNK = 500
+
+
+def in_chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``values`` in slices of IN_CHUNK, for ``IN (...)`` clauses of any length."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start:start + IN_CHUNK]
 
 
 class Store:
@@ -181,9 +191,9 @@ class Store:
         wanted = sorted({int(r) for r in row_ids if r >= 0})
 
         def read(conn: Any) -> list[Any]:
-            return list(conn.execute(
+            return [row for chunk in in_chunks(wanted) for row in conn.execute(
                 select(embeddings.c.id, embeddings.c.vector, embeddings.c.dim)
-                .where(embeddings.c.id.in_(wanted))))
+                .where(embeddings.c.id.in_(chunk)))]
 
         rows: list[Any] = self._run("reading vectors", read) if wanted else []
         if not rows:
@@ -310,9 +320,9 @@ class Store:
 
         def write(conn: Any) -> np.ndarray:
             now = self._clock()
-            have = {r.video_id: int(r.id) for r in conn.execute(
-                select(embeddings.c.video_id, embeddings.c.id).where(
-                    embeddings.c.video_id.in_(list(video_ids)), embeddings.c.model == model))}
+            have = {r.video_id: int(r.id) for chunk in in_chunks(list(video_ids))
+                    for r in conn.execute(select(embeddings.c.video_id, embeddings.c.id).where(
+                        embeddings.c.video_id.in_(chunk), embeddings.c.model == model))}
             out = np.empty(len(video_ids), dtype=np.int64)
             for i, (video_id, vector) in enumerate(zip(video_ids, vectors, strict=True)):
                 if video_id not in have:
@@ -345,11 +355,11 @@ class Store:
 
         def write(conn: Any) -> None:
             ids = [v for v, _ in video_ranks]
-            present = {r[0] for r in conn.execute(
+            present = {r[0] for chunk in in_chunks(ids) for r in conn.execute(
                 select(query_videos.c.video_id).where(query_videos.c.query_id == query_id,
-                                                      query_videos.c.video_id.in_(ids)))}
-            stored = {r[0] for r in conn.execute(
-                select(videos.c.video_id).where(videos.c.video_id.in_(ids)))}
+                                                      query_videos.c.video_id.in_(chunk)))}
+            stored = {r[0] for chunk in in_chunks(ids) for r in conn.execute(
+                select(videos.c.video_id).where(videos.c.video_id.in_(chunk)))}
             now = self._clock()
             rows = [{"query_id": query_id, "video_id": v, "first_seen_at": now, "rank": rank}
                     for v, rank in dict(video_ranks).items() if v in stored and v not in present]
@@ -372,11 +382,11 @@ class Store:
         def write(conn: Any) -> np.ndarray:
             now = self._clock()
             ids = [m.video_id for m in metas]
-            have_video = {r[0] for r in conn.execute(
-                select(videos.c.video_id).where(videos.c.video_id.in_(ids)))}
-            have_vector = {r.video_id: int(r.id) for r in conn.execute(
+            have_video = {r[0] for chunk in in_chunks(ids) for r in conn.execute(
+                select(videos.c.video_id).where(videos.c.video_id.in_(chunk)))}
+            have_vector = {r.video_id: int(r.id) for chunk in in_chunks(ids) for r in conn.execute(
                 select(embeddings.c.video_id, embeddings.c.id).where(
-                    embeddings.c.video_id.in_(ids), embeddings.c.model == model))}
+                    embeddings.c.video_id.in_(chunk), embeddings.c.model == model))}
             out = np.empty(len(metas), dtype=np.int64)
             for i, (meta, vector) in enumerate(zip(metas, vectors, strict=True)):
                 values = {

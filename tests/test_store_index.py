@@ -172,3 +172,34 @@ def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+
+def test_batches_larger_than_sqlites_variable_limit(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from indexer.enrich import delete_videos
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+
+    @event.listens_for(engine, "connect")
+    def _low_limit(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # As an SQLite built with the historical default of 999 variables a statement.
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    store = Store(engine)
+    store.upgrade()
+    count = 2_500
+    metas = _metas(count)
+    row_ids = store.add_embedded(metas, _vectors(count, 1), "m")
+    again = store.add_embedded(metas, _vectors(count, 2), "m")  # every video known now
+    assert np.array_equal(again, row_ids)
+    store.link_query(store.query_id("q"), [(m.video_id, n) for n, m in enumerate(metas)])
+    found, vectors = store.vectors_for_rows(row_ids.tolist())
+    assert sorted(found.tolist()) == sorted(row_ids.tolist()) and vectors.shape == (count, DIM)
+    assert store.embedded_ids([m.video_id for m in metas], "m") == {m.video_id for m in metas}
+    removed = delete_videos(store, [m.video_id for m in metas], "m")
+    assert sorted(removed.tolist()) == sorted(row_ids.tolist())
+    assert store.counts("m")["vectors"] == 0
