@@ -34,8 +34,11 @@ RECALL_TARGET = 0.95
 RECALL_K = 10
 TUNE_QUERIES = 500
 PCA_DIM = 256  # 1 byte a dimension after SQ8: 256 B a vector, well inside 1 KiB
-REFINE_FACTOR = 4  # candidates re-scored exactly: k * 4, at least REFINE_MIN
+REFINE_FACTOR = 4  # candidates re-scored exactly: k * 4, at least the tuned minimum
 REFINE_MIN = 40
+# Minimums tried for each search parameter, the cheaper first: more candidates re-read
+# from the database cost less than scanning many more lists when neighbours nearly tie.
+_CANDIDATES = (REFINE_MIN, 100, 200)
 DRIFT_ENERGY = 0.05  # retrain when new vectors keep 5 points less of their variance...
 DRIFT_DISTANCE = 1.25  # ...or sit 25% farther from their nearest IVF centroid
 EXACT_CHUNK = 100_000
@@ -46,9 +49,14 @@ _NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _EF_SEARCH = (16, 32, 64, 128, 256, 512)
 
 
-def refine_count(k: int) -> int:
-    """How many candidates an approximate index proposes for a top-k answer."""
-    return max(k * REFINE_FACTOR, REFINE_MIN)
+def refine_count(k: int, params: dict[str, int] | None = None) -> int:
+    """How many candidates an approximate index proposes for a top-k answer.
+
+    ``k * REFINE_FACTOR``, at least the ``candidates`` minimum tuned at build time
+    (``REFINE_MIN`` for indexes built before it was tuned).
+    """
+    minimum = (params or {}).get("candidates", REFINE_MIN)
+    return max(k * REFINE_FACTOR, int(minimum))
 
 
 @dataclass
@@ -127,7 +135,10 @@ def _hnsw_of(index: Any) -> Any:
 
 
 def apply_params(index: Any, params: dict[str, int]) -> None:
-    """Set the search-time parameters (nprobe, efSearch) on a loaded index."""
+    """Set the search-time parameters (nprobe, efSearch) on a loaded index.
+
+    ``candidates`` (how many are re-scored exactly) is read by ``refine_count``.
+    """
     import faiss
 
     if "nprobe" in params:
@@ -250,11 +261,12 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, *,
         if kind == "hnsw":
             _hnsw_of(index).efConstruction = HNSW_EF_CONSTRUCTION
         index.add_with_ids(vectors, ids)
-        grid = [{"nprobe": p} for p in _NPROBES if p <= faiss.extract_index_ivf(index).nlist] \
+        steps = [{"nprobe": p} for p in _NPROBES if p <= faiss.extract_index_ivf(index).nlist] \
             if kind == "ivf" else [{"efSearch": e} for e in _EF_SEARCH]
+        grid = [{**step, "candidates": c} for step in steps for c in _CANDIDATES]
         for params in grid:
             apply_params(index, params)
-            _, cands = index.search(queries, refine_count(k + 1))
+            _, cands = index.search(queries, refine_count(k + 1, params))
             found = _rerank(cands, position, vectors, queries, k + 1)
             found = np.stack([row[row != ids[p]][:k] for row, p in zip(found, picks,
                                                                        strict=True)])

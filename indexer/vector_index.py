@@ -404,7 +404,8 @@ class VectorIndex:
         if self.snapshot_size and self.exact:
             parts.append(self._base.search(queries, min(k, self.snapshot_size)))
         elif self.snapshot_size:
-            _, candidates = self._base.search(queries, min(refine_count(k), self.snapshot_size))
+            wanted = refine_count(k, self.build.params)
+            _, candidates = self._base.search(queries, min(wanted, self.snapshot_size))
             parts.append(self._rerank(queries, candidates, k))
         return parts
 
