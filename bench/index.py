@@ -6,6 +6,10 @@ cannot be embedded here. They are clustered, as thumbnails of recurring scenes a
 each vector is one of ``n / 50`` random centres plus isotropic noise of norm about 0.8
 of the centre's, so exact neighbours are well defined and approximate search has
 structure to exploit (uniform random vectors would have none; real ones have more).
+Each stage of the growing corpus draws from the first ``size / 50`` centres, so every
+vector has about 50 cluster mates or more at every size. The mates are nearly tied
+(cosine about 0.6 to one another, spread by the noise alone), a harder case for
+approximate search than real thumbnails, whose re-uploads stand out from look-alikes.
 
 For each size (10k, 100k, 1M by default), in one run:
   - the index type ``auto`` picks, built from the database, with its tuned parameters;
@@ -38,6 +42,8 @@ import numpy as np
 MODEL = "efficientnet-lite0+unbar"
 DIM = 1280
 BATCH = 1000
+CLUSTER = 50  # vectors a cluster: a corpus of n vectors draws from its first n / 50 centres
+NOISE = 0.8  # norm of a vector's noise against its centre's: cluster mates nearly tie
 ADD_BATCHES = 5
 LOOKUPS = 300
 _CHILD = """
@@ -57,11 +63,11 @@ print(json.dumps({"peak_rss_mib": int(peak.split()[1]) / 1024, "type": index.bui
 """
 
 
-def synthetic(n: int, seed: int, centres: np.ndarray) -> np.ndarray:
-    """``n`` clustered unit vectors (float32 (n, DIM)) around ``centres``."""
+def synthetic(n: int, seed: int, centres: np.ndarray, upto: int | None = None) -> np.ndarray:
+    """``n`` clustered unit vectors (float32 (n, DIM)) around the first ``upto`` centres."""
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(centres), n)
-    noise = rng.standard_normal((n, DIM), dtype=np.float32) * np.float32(0.8 / np.sqrt(DIM))
+    picks = rng.integers(0, upto or len(centres), n)
+    noise = rng.standard_normal((n, DIM), dtype=np.float32) * np.float32(NOISE / np.sqrt(DIM))
     out = centres[picks] + noise
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
@@ -135,7 +141,7 @@ def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
         sizes = (2_000, 10_000)
     per_type_at = sizes[min(1, len(sizes) - 1)]
     rng = np.random.default_rng(0)
-    centres = rng.standard_normal((max(sizes) // 50, DIM)).astype(np.float32)
+    centres = rng.standard_normal((max(sizes) // CLUSTER, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     out: dict[str, Any] = {"dim": DIM, "vectors": "synthetic, clustered", "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="thumbsearch-bench-index-") as tmp:
@@ -151,7 +157,7 @@ def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
         for size in sizes:
             while sum(len(c) for c in chunks) < size:
                 n = min(50_000, size - sum(len(c) for c in chunks))
-                vectors = synthetic(n, made, centres)
+                vectors = synthetic(n, made, centres, upto=max(1, size // CLUSTER))
                 metas = _metas(made, n)
                 id_chunks.append(service.store.add_embedded(metas, vectors, MODEL))
                 chunks.append(vectors)
@@ -174,7 +180,7 @@ def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
             # (an append to the tail, or a compaction when the tail has outgrown its share).
             times = []
             for _ in range(ADD_BATCHES):
-                batch = synthetic(BATCH, made, centres)
+                batch = synthetic(BATCH, made, centres, upto=max(1, size // CLUSTER))
                 metas = _metas(made, BATCH)
                 made += BATCH
                 started = time.perf_counter()
