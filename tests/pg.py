@@ -12,6 +12,7 @@ except in CI (``CI=true``), where they fail so that a missing install is noticed
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import os
 import shutil
@@ -25,11 +26,17 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PgServer", "pg_binaries", "pg_env", "pg_server", "pg_url"]
+__all__ = ["BINDIR_ENV", "PgServer", "pg_binaries", "pg_env", "pg_server", "pg_url"]
+
+
+BINDIR_ENV = "THUMBSEARCH_TEST_PG_BINDIR"  # a bin directory to use instead of looking
 
 
 def pg_binaries() -> Path | None:
     """The bin directory of the newest PostgreSQL installed, or None."""
+    given = os.environ.get(BINDIR_ENV)
+    if given is not None:
+        return Path(given) if (Path(given) / "initdb").is_file() else None
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                    key=lambda p: [int(x) for x in Path(p).parent.parent.name.split(".")
                                   if x.isdigit()])
@@ -129,6 +136,7 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
     try:
         yield pg_server.url(name)
     finally:
+        gc.collect()  # a connection the test left open is reported against the test itself
         with contextlib.suppress(Exception):
             pg_server.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
