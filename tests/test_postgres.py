@@ -259,3 +259,23 @@ def test_an_unreachable_server_stops_a_writer_before_it_writes(
     code, output = _cli("add", str(image))
     assert code == 1 and output.startswith("error: cannot connect to the database at "), output
     assert "s3cr3t" not in output
+
+
+@pytest.mark.slow
+def test_the_console_script_with_the_real_model(youtube_env: FakeYouTube) -> None:
+    exe = Path(sys.executable).with_name("thumbsearch")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=600,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "new videos 3" in run("ingest", "cats")
+    stored = youtube_env.searches["cats"][0]
+    results = json.loads(run("similar", "-k", "2", "--json", "--", stored))["results"]
+    assert len(results) == 2 and stored not in [r["video_id"] for r in results]
+    stats = json.loads(run("stats", "--json"))
+    assert (stats["videos"], stats["vectors"], stats["index"]["size"]) == (3, 3, 3)
+    assert run("doctor").strip().endswith("ok")
+    assert json.loads(run("runs", "--json"))[0]["status"] == "done"
