@@ -1,4 +1,9 @@
-"""Database engine creation and schema upgrades through Alembic."""
+"""Database engine creation and schema upgrades through Alembic.
+
+SQLite (the default, a file in the data directory) and PostgreSQL (a
+``postgresql+psycopg://`` URL, shared by several hosts) run the same code: only
+connection settings differ here.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError, disk_full
 
-__all__ = ["alembic_config", "has_schema", "make_engine", "upgrade_database"]
+__all__ = [
+    "alembic_config",
+    "has_schema",
+    "make_engine",
+    "safe_url",
+    "store_error",
+    "upgrade_database",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -26,19 +38,74 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def safe_url(url: str | URL) -> str:
+    """The URL as text with its password masked (for messages)."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except (SQLAlchemyError, ValueError):
+        return "<unparsable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException, secret: str | None) -> str:
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+    return line.replace(secret, "***") if secret else line
+
+
+def _server_connect(url: URL) -> Any:
+    """A ``do_connect`` hook: a server that cannot be reached is one StoreError line."""
+    shown = safe_url(url)
+
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as exc:
+            raise StoreError(f"cannot connect to the database at {shown}: "
+                             f"{_first_line(exc, url.password and str(url.password))}") from exc
+
+    return connect
+
+
+def store_error(exc: SQLAlchemyError, what: str, engine: Engine) -> StoreError:
+    """The StoreError for a database error while ``what``: disk full (SQLite), else one line."""
+    if engine.dialect.name == "sqlite":
+        full = disk_full(exc, what, engine.url.database or safe_url(engine.url))
+        if full is not None:
+            return full
+    secret = engine.url.password and str(engine.url.password)
+    return StoreError(f"database error while {what}: {_first_line(exc, secret)}")
+
+
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite files get their directory, WAL mode and foreign keys."""
+    """Create an engine; SQLite files get their directory, WAL mode and foreign keys.
+
+    A PostgreSQL engine checks pooled connections before use, works in UTC and turns a
+    server it cannot reach into one StoreError line (password masked). Its driver is
+    imported only here, when such a URL is used.
+    """
     try:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        backend = parsed.get_backend_name()
+        if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             # The data directory is private to its user: it holds the database.
             Path(parsed.database or "").parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        engine = create_engine(url)
-    except (SQLAlchemyError, ValueError, OSError) as exc:
-        full = disk_full(exc, "creating the database directory", url)
+        if backend == "postgresql":
+            connect_args: dict[str, Any] = {"application_name": "thumbsearch"}
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = 10
+            if "options" not in parsed.query:
+                connect_args["options"] = "-c timezone=UTC"
+            engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                                   pool_recycle=1800, connect_args=connect_args)
+            event.listen(engine, "do_connect", _server_connect(parsed))
+            return engine
+        engine = create_engine(parsed)
+    except (SQLAlchemyError, ValueError, OSError, ImportError) as exc:
+        full = disk_full(exc, "creating the database directory", safe_url(url))
         if full is not None:
             raise full from exc
-        raise StoreError(f"cannot open database {url!r}: {exc}") from exc
+        raise StoreError(f"cannot open database {safe_url(url)}: "
+                         f"{_first_line(exc, None)}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -65,10 +132,7 @@ def upgrade_database(engine: Engine) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        full = disk_full(exc, "upgrading the database schema", engine.url.database or engine.url)
-        if full is not None:
-            raise full from exc
-        raise StoreError(f"cannot upgrade the database schema: {exc}") from exc
+        raise store_error(exc, "upgrading the database schema", engine) from exc
 
 
 def has_schema(engine: Engine) -> bool:
@@ -76,4 +140,4 @@ def has_schema(engine: Engine) -> bool:
     try:
         return inspect(engine).has_table("videos")
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the database: {exc}") from exc
+        raise store_error(exc, "reading the database", engine) from exc

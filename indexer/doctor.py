@@ -162,7 +162,8 @@ def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None) 
     if kind is not None:
         choose_type(0, kind)  # an unknown type fails before anything is deleted
     spec = service.spec
-    with writer_lock(service.settings.home, "index rebuild", wait=wait):
+    with writer_lock(service.settings.home, "index rebuild", wait=wait,
+                     engine=service.store.engine):
         probe = VectorIndex(service.settings.index_dir, spec.model_id, spec.dim)
         if kind is None:  # a repair keeps the type a user asked for, when that can be read
             try:

@@ -4,26 +4,42 @@ An OS advisory lock (``fcntl.flock``) on ``$THUMBSEARCH_HOME/ingest.lock``: the
 kernel releases it when the holding process exits or dies, so a crashed run
 never leaves it stuck. The file also names the holder (pid, start time, what it
 runs) so a second writer can say who is in the way.
+
+A PostgreSQL database may be shared by writers on several hosts, each with its own
+data directory: there the run also holds a session-level advisory lock
+(``pg_try_advisory_lock``) on a connection of its own for the whole run. The
+server releases it when that session ends, so a killed writer's lock goes with
+its connection. One writer at a time is also what keeps embedding row ids
+increasing in commit order, which the vector index's watermark relies on.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from indexer.errors import WriterBusyError, disk_full
 
-__all__ = ["LOCK_NAME", "holder", "writer_lock"]
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+__all__ = ["ADVISORY_KEY", "LOCK_NAME", "advisory_holder", "holder", "writer_lock"]
 
 LOCK_NAME = "ingest.lock"
+# The advisory lock's bigint key, the same for every thumbsearch writer of a database.
+ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"thumbsearch writer").digest()[:8], "big",
+                              signed=True)
 _POLL = 0.2  # seconds between attempts while waiting
+_APP_PREFIX = "thumbsearch writer "
 
 
 def holder(path: Path) -> dict[str, Any]:
@@ -35,35 +51,52 @@ def holder(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _record(what: str) -> dict[str, Any]:
+    return {"pid": os.getpid(), "what": what,
+            "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+
+def _busy(who: dict[str, Any], where: str, wait: float) -> WriterBusyError:
+    text = (f"pid {who.get('pid', '?')}"
+            + (f" on {who['host']}" if who.get("host") else "")
+            + f", started {who.get('started', '?')}"
+            + (f", {who['what']}" if who.get("what") else ""))
+    waited = f" after waiting {wait:g}s" if wait > 0 else ""
+    return WriterBusyError(f"another ingest run ({text}) holds the lock {where}{waited}; "
+                           "try again later or pass --wait SECONDS")
+
+
+def _poll(what: Callable[[], bool], *, wait: float, sleep: Callable[[float], None],
+          monotonic: Callable[[], float]) -> bool:
+    """Try ``what`` until it returns True or ``wait`` seconds have passed."""
+    deadline = monotonic() + max(0.0, wait)
+    while True:
+        if what():
+            return True
+        if monotonic() >= deadline:
+            return False
+        sleep(min(_POLL, max(0.0, deadline - monotonic())) or _POLL)
+
+
 @contextmanager
-def writer_lock(home: Path, what: str, *, wait: float = 0.0,
-                sleep: Callable[[float], None] = time.sleep,
-                monotonic: Callable[[], float] = time.monotonic) -> Iterator[Path]:
-    """Hold the writer lock for the block; wait up to ``wait`` seconds, then WriterBusyError."""
+def _file_lock(home: Path, what: str, wait: float, sleep: Callable[[float], None],
+               monotonic: Callable[[], float]) -> Iterator[Path]:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database
     path = home / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = monotonic() + max(0.0, wait)
-        while True:
+        def take() -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if monotonic() >= deadline:
-                    info = holder(path)
-                    who = (f"pid {info.get('pid', '?')}, started {info.get('started', '?')}"
-                           + (f", {info['what']}" if info.get("what") else ""))
-                    waited = f" after waiting {wait:g}s" if wait > 0 else ""
-                    raise WriterBusyError(
-                        f"another ingest run ({who}) holds the lock {path}{waited}; "
-                        "try again later or pass --wait SECONDS") from None
-                sleep(min(_POLL, max(0.0, deadline - monotonic())) or _POLL)
-        record = {"pid": os.getpid(), "what": what,
-                  "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
+                return False
+            return True
+
+        if not _poll(take, wait=wait, sleep=sleep, monotonic=monotonic):
+            raise _busy(holder(path), str(path), wait) from None
         os.ftruncate(fd, 0)
         try:
-            os.pwrite(fd, json.dumps(record).encode(), 0)
+            os.pwrite(fd, json.dumps(_record(what)).encode(), 0)
         except OSError as exc:
             full = disk_full(exc, "writing the lock file", path)
             if full is None:
@@ -75,3 +108,92 @@ def writer_lock(home: Path, what: str, *, wait: float = 0.0,
             os.ftruncate(fd, 0)  # the lock itself goes with the descriptor
     finally:
         os.close(fd)
+
+
+def advisory_holder(conn: Any) -> dict[str, Any]:
+    """Who holds the advisory writer lock (pid, host, session start); empty when nobody."""
+    from sqlalchemy import BigInteger, and_, cast, column, func, select, table
+
+    locks = table("pg_locks", column("pid"), column("locktype"), column("granted"),
+                  column("database"), column("classid"), column("objid"), column("objsubid"))
+    activity = table("pg_stat_activity", column("pid"), column("application_name"),
+                     column("client_addr"), column("backend_start"))
+    databases = table("pg_database", column("oid"), column("datname"))
+    row = conn.execute(
+        select(activity.c.application_name, activity.c.client_addr, activity.c.backend_start)
+        .join_from(locks, activity, activity.c.pid == locks.c.pid)
+        .where(and_(locks.c.locktype == "advisory", locks.c.granted.is_(True),
+                    locks.c.database == select(databases.c.oid).where(
+                        databases.c.datname == func.current_database()).scalar_subquery(),
+                    cast(locks.c.classid, BigInteger) == (ADVISORY_KEY >> 32) & 0xFFFFFFFF,
+                    cast(locks.c.objid, BigInteger) == ADVISORY_KEY & 0xFFFFFFFF,
+                    locks.c.objsubid == 1))
+        .limit(1)).first()
+    if row is None:
+        return {}
+    started = row.backend_start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") \
+        if row.backend_start else "?"
+    name = str(row.application_name or "")
+    if name.startswith(_APP_PREFIX):  # "thumbsearch writer PID HOST"
+        pid, _, host = name[len(_APP_PREFIX):].partition(" ")
+        return {"pid": pid or "?", "host": host or None, "started": started}
+    return {"pid": "?", "host": str(row.client_addr or "") or None, "started": started}
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, wait: float, asked: float, sleep: Callable[[float], None],
+                   monotonic: Callable[[], float]) -> Iterator[None]:
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.db import safe_url, store_error
+
+    where = f"(a PostgreSQL advisory lock) of the database {safe_url(engine.url)}"
+    # The holder as other sessions see it (application_name keeps 63 bytes).
+    name = f"{_APP_PREFIX}{os.getpid()} {socket.gethostname()}"[:63]
+    try:
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    except SQLAlchemyError as exc:
+        raise store_error(exc, "taking the writer lock", engine) from exc
+    try:
+        try:
+            conn.execute(select(func.set_config("application_name", name, False)))
+
+            def take() -> bool:
+                return bool(conn.execute(
+                    select(func.pg_try_advisory_lock(ADVISORY_KEY))).scalar())
+
+            taken = _poll(take, wait=wait, sleep=sleep, monotonic=monotonic)
+            who = {} if taken else advisory_holder(conn)
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "taking the writer lock", engine) from exc
+        if not taken:
+            raise _busy(who, where, asked)
+        try:
+            yield
+        finally:
+            with suppress(SQLAlchemyError):  # a lost session has released it already
+                conn.execute(select(func.pg_advisory_unlock(ADVISORY_KEY)))
+                conn.execute(select(func.set_config("application_name", "thumbsearch", False)))
+    finally:
+        with suppress(SQLAlchemyError):
+            conn.close()
+
+
+@contextmanager
+def writer_lock(home: Path, what: str, *, wait: float = 0.0,
+                sleep: Callable[[float], None] = time.sleep,
+                monotonic: Callable[[], float] = time.monotonic,
+                engine: Engine | None = None) -> Iterator[Path]:
+    """Hold the writer lock for the block; wait up to ``wait`` seconds, then WriterBusyError.
+
+    With the ``engine`` of a PostgreSQL database the database's advisory lock is held too
+    (after the file lock, within the same ``wait``).
+    """
+    started = monotonic()
+    with ExitStack() as stack:
+        path = stack.enter_context(_file_lock(home, what, wait, sleep, monotonic))
+        if engine is not None and engine.dialect.name == "postgresql":
+            left = max(0.0, wait - (monotonic() - started))
+            stack.enter_context(_advisory_lock(engine, left, wait, sleep, monotonic))
+        yield path

@@ -4,7 +4,7 @@ YouTube resets its quotas at midnight Pacific time. Since June 2026 ``search.lis
 has its own bucket (calls a day); every other method shares one bucket of units.
 A charge is one conditional ``UPDATE ... SET used = used + cost WHERE used + cost
 <= limit``: check and charge happen in a single statement inside one transaction,
-so several workers sharing the database (SQLite now, PostgreSQL later) can never
+so several workers sharing the database (SQLite, or PostgreSQL across hosts) can never
 spend more than the limit between them.
 """
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import FetchError, ThumbsearchError
+from indexer.lock import writer_lock
 from indexer.pipeline import StageTimes, WorkItem, run_pipeline
 from indexer.records import Failure, VideoMeta
 from indexer.service import Service
@@ -57,13 +58,23 @@ def cache_loader(cache: ThumbnailCache) -> Any:
 
 
 def reembed(service: Service) -> ReembedSummary:
-    """Embed every stored video lacking a vector for the service's model, from the cache."""
+    """Embed every stored video lacking a vector for the service's model, from the cache.
+
+    It writes vectors, so it holds the writer lock: one writer at a time keeps embedding
+    row ids increasing in commit order, which the vector index's watermark relies on.
+    """
     store = service.store
     if not store.exists():
         from indexer.errors import EmptyCorpusError
 
         raise EmptyCorpusError(f"the corpus at {service.settings.home} is empty: nothing "
                                "to re-embed")
+    with writer_lock(service.settings.home, "reembed", engine=store.engine):
+        return _reembed(service)
+
+
+def _reembed(service: Service) -> ReembedSummary:
+    store = service.store
     service.prepare_for_writing()
     model = service.spec.model_id
     summary = ReembedSummary(model=model)

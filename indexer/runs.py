@@ -99,7 +99,8 @@ def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
     are downloaded with ``fetcher`` (default: the service's).
     """
     with ExitStack() as stack:
-        stack.enter_context(writer_lock(service.settings.home, kind, wait=wait))
+        stack.enter_context(writer_lock(service.settings.home, kind, wait=wait,
+                                        engine=service.store.engine))
         yield stack.enter_context(_recorded_run(service, kind, fetcher))
 
 

@@ -29,7 +29,7 @@ __all__ = [
     "videos",
 ]
 
-# Constraint names must be stable so that batch-mode migrations on SQLite can refer to them.
+# Constraint names must be stable so that migrations (batch mode on SQLite) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -84,7 +84,8 @@ query_videos = Table(
     Column("rank", Integer, nullable=True),  # position in the result list when first seen
 )
 
-# The integer id is the FAISS id: AUTOINCREMENT so an id is never reused after a delete.
+# The integer id is the FAISS id, never reused after a delete: AUTOINCREMENT on SQLite, a
+# sequence (SERIAL) on PostgreSQL. Writers hold the writer lock, so ids commit in order.
 embeddings = Table(
     "embeddings",
     metadata,

@@ -10,8 +10,8 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from indexer.db import has_schema, upgrade_database
-from indexer.errors import StoreError, disk_full
+from indexer.db import has_schema, store_error, upgrade_database
+from indexer.errors import StoreError
 from indexer.records import StoredVideo, VideoMeta
 from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
 
@@ -25,9 +25,11 @@ def _utcnow() -> datetime:
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if value is None or value.tzinfo is not None:
+    # SQLite hands back naive datetimes, PostgreSQL aware ones; everything stored is UTC.
+    if value is None:
         return value
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
     return value.replace(tzinfo=UTC)
 
 
@@ -83,11 +85,7 @@ class Store:
             with self.engine.begin() as conn:
                 return fn(conn)
         except SQLAlchemyError as exc:
-            full = disk_full(exc, what, self.engine.url.database or self.engine.url)
-            if full is not None:
-                raise full from exc
-            first = str(exc).splitlines()[0]
-            raise StoreError(f"database error while {what}: {first}") from exc
+            raise store_error(exc, what, self.engine) from exc
 
     # -- reads ----------------------------------------------------------------
 

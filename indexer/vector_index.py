@@ -14,6 +14,12 @@ replays the database rows past the watermark into the tail, so a crash between t
 database commit and a save loses nothing. The tail is folded into the snapshot
 (compaction) once it outgrows a small share of it.
 
+Replay reads rows in id order past the watermark, so it needs a row's id to be higher
+than every row committed before it: SQLite's AUTOINCREMENT and PostgreSQL's sequence
+hand out increasing ids, and every command that stores vectors holds the writer lock
+(``indexer.lock``, an advisory lock of the database on PostgreSQL), so ids commit in
+order even when several hosts share one PostgreSQL database.
+
 Approximate snapshots only propose candidates; their final scores are exact cosines of
 the vectors re-read from the database, so rows deleted there drop out as well.
 """

@@ -1,4 +1,8 @@
-"""Alembic environment: SQLite in batch mode, URL from thumbsearch settings."""
+"""Alembic environment: URL from thumbsearch settings; batch mode on SQLite only.
+
+The revisions run on SQLite and PostgreSQL alike: ``batch_alter_table`` copies a
+table only where ALTER cannot do the change (SQLite) and is a plain ALTER elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +25,15 @@ def _url() -> str:
     return settings.database_url
 
 
+def _is_sqlite(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] == "sqlite"
+
+
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of running it."""
-    context.configure(url=_url(), target_metadata=metadata, literal_binds=True,
-                      render_as_batch=True)
+    url = _url()
+    context.configure(url=url, target_metadata=metadata, literal_binds=True,
+                      render_as_batch=_is_sqlite(url))
     with context.begin_transaction():
         context.run_migrations()
 
@@ -34,14 +43,15 @@ def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         context.configure(connection=connection, target_metadata=metadata,
-                          render_as_batch=True)
+                          render_as_batch=connection.dialect.name == "sqlite")
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = engine_from_config({"sqlalchemy.url": _url()}, prefix="sqlalchemy.",
                                 poolclass=pool.NullPool)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+        context.configure(connection=conn, target_metadata=metadata,
+                          render_as_batch=conn.dialect.name == "sqlite")
         with context.begin_transaction():
             context.run_migrations()
 

@@ -9,7 +9,7 @@ import pytest
 
 from indexer.settings import Settings
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.pg"]
 
 ENV_NAMES = (
     "THUMBSEARCH_HOME", "THUMBSEARCH_DATABASE_URL", "YOUTUBE_API_KEY",

@@ -61,26 +61,35 @@ def test_add_stores_embeds_in_batches_and_skips_known(tmp_path: Path,
     (folder / "notes.txt").write_text("ignored: not an image suffix")
     embedder = TinyEmbedder()
     service = build_service(settings, embedder=embedder)
-    summary = add_paths(service, [folder])
-    assert summary.new == 6
-    assert summary.known == 0
-    assert [f.video_id for f in summary.failed] == [meta_for_file(folder / "broken.jpg").video_id]
-    assert "corrupt" in summary.failed[0].reason or "not an image" in summary.failed[0].reason
-    assert embedder.batches == [6]
-    again = add_paths(build_service(settings, embedder=TinyEmbedder()), [folder])
-    assert (again.new, again.known, len(again.failed)) == (0, 6, 1)
-    assert service.store.counts("tiny-test")["vectors"] == 6
+    second = build_service(settings, embedder=TinyEmbedder())
+    try:
+        summary = add_paths(service, [folder])
+        assert summary.new == 6
+        assert summary.known == 0
+        assert [f.video_id for f in summary.failed] == [
+            meta_for_file(folder / "broken.jpg").video_id]
+        assert "corrupt" in summary.failed[0].reason or "not an image" in summary.failed[0].reason
+        assert embedder.batches == [6]
+        again = add_paths(second, [folder])
+        assert (again.new, again.known, len(again.failed)) == (0, 6, 1)
+        assert service.store.counts("tiny-test")["vectors"] == 6
+    finally:
+        service.close()
+        second.close()
 
 
 def test_add_refuses_missing_paths_before_writing(tmp_path: Path, settings: Settings) -> None:
     service = build_service(settings, embedder=TinyEmbedder())
-    with pytest.raises(ImagePathError, match="no such file"):
-        add_paths(service, [tmp_path / "missing"])
-    assert not service.store.exists()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(ImagePathError, match="no image files"):
-        add_paths(service, [empty])
+    try:
+        with pytest.raises(ImagePathError, match="no such file"):
+            add_paths(service, [tmp_path / "missing"])
+        assert not service.store.exists()
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        with pytest.raises(ImagePathError, match="no image files"):
+            add_paths(service, [empty])
+    finally:
+        service.close()
 
 
 def test_batches_are_split_at_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,11 +123,14 @@ def test_ingested_bytes_are_kept_in_the_content_addressed_cache(tmp_path: Path,
     paths = [_photo(folder / f"p{i}.jpg", i) for i in range(3)]
     (folder / "broken.jpg").write_bytes(b"garbage")
     service = build_service(settings, embedder=TinyEmbedder())
-    add_paths(service, [folder])
-    for path in paths:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        stored = service.store.get_video(meta_for_file(path).video_id)
-        assert stored is not None and stored.thumbnail_sha256 == digest
-        assert service.cache.get(digest) == path.read_bytes()
-    cached = [p for p in settings.thumbnail_cache_dir.rglob("*") if p.is_file()]
-    assert len(cached) == 3  # the broken file is not kept
+    try:
+        add_paths(service, [folder])
+        for path in paths:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            stored = service.store.get_video(meta_for_file(path).video_id)
+            assert stored is not None and stored.thumbnail_sha256 == digest
+            assert service.cache.get(digest) == path.read_bytes()
+        cached = [p for p in settings.thumbnail_cache_dir.rglob("*") if p.is_file()]
+        assert len(cached) == 3  # the broken file is not kept
+    finally:
+        service.close()

@@ -161,18 +161,25 @@ def test_snapshot_save_is_atomic_and_leaves_no_temporary_files(store: Store,
     assert sorted(p.name for p in directory.iterdir()) == ["m.faiss", "m.json"]
 
 
-def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
+def schema_differences(url: str) -> list[object]:
+    """Upgrade the database at ``url`` to head; what differs from the table definitions."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     from indexer.schema import metadata
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'cmp.sqlite3'}")
-    upgrade_database(engine)
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
-    assert diff == []
+    engine = make_engine(url)
+    try:
+        upgrade_database(engine)
+        with engine.connect() as conn:
+            diff: list[object] = compare_metadata(MigrationContext.configure(conn), metadata)
+        return diff
+    finally:
+        engine.dispose()
 
+
+def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
+    assert schema_differences(f"sqlite:///{tmp_path / 'cmp.sqlite3'}") == []
 
 
 def test_batches_larger_than_sqlites_variable_limit(tmp_path: Path) -> None:
