@@ -36,7 +36,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# Every benchmark in one run (about an hour on 2 cores, 1M vectors included): one JSON
+# Every benchmark in one run (about 30 minutes on 2 cores, 1M vectors included): one JSON
 # object on stdout, ending with its "targets" block; also kept in $(BENCH_OUT).
 BENCH_OUT ?= build/bench.json
 bench: install

@@ -21,6 +21,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 PARTS = ("models", "ingest", "notebook", "index", "cli")
@@ -81,11 +82,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
                         help="run only these parts")
+    parser.add_argument("--merge", type=Path, metavar="FILE",
+                        help="start from the figures of an earlier run (its JSON) and replace "
+                             "the parts run now; the targets are computed again")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     figures: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "processor": platform.processor() or platform.machine()}}
+    if args.merge is not None:
+        figures = json.loads(args.merge.read_text(encoding="utf-8"))
+        figures.pop("targets", None)
     for part in args.only:
         started = time.perf_counter()
         module = __import__(f"bench.{part}", fromlist=["measure"])
