@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from indexer.fetch import ImageFetcher
     from indexer.models import Embedder, ModelSpec
     from indexer.quota import QuotaLedger
+    from indexer.reads import Reads
     from indexer.store import Store
     from indexer.thumbcache import ThumbnailCache
     from indexer.vector_index import VectorIndex
@@ -45,15 +46,29 @@ class Service:
     """The parts of thumbsearch, wired together; heavy parts are built on first use."""
 
     settings: Settings
-    store: Store
     fetcher: ImageFetcher
     cache: ThumbnailCache
     spec: ModelSpec
+    _store_factory: Callable[[], Store]
     _embedder_factory: Callable[[], Embedder]
     _youtube_factory: Callable[[], YouTubeApi]
+    _lean_reads: Reads | None = None
+    _store: Store | None = field(default=None, init=False)
     _embedder: Embedder | None = field(default=None, init=False)
     _youtube: YouTubeApi | None = field(default=None, init=False)
     _index: VectorIndex | None = field(default=None, init=False)
+
+    @property
+    def store(self) -> Store:
+        """The database, through SQLAlchemy (engine created on first use)."""
+        if self._store is None:
+            self._store = self._store_factory()
+        return self._store
+
+    @property
+    def reads(self) -> Reads:
+        """What lookups read from: the lean SQLite reader when one was asked for, else the store."""
+        return self._lean_reads if self._lean_reads is not None else self.store
 
     @property
     def embedder(self) -> Embedder:
@@ -86,17 +101,18 @@ class Service:
             from indexer.vector_index import VectorIndex
 
             self._index = VectorIndex.open(self.settings.index_dir, self.spec.model_id,
-                                           self.spec.dim, self.store)
+                                           self.spec.dim, self.reads)
         return self._index
 
     def require_corpus(self) -> VectorIndex:
         """The index, or EmptyCorpusError when nothing has been ingested yet."""
-        if not self.store.exists():
+        reads = self.reads
+        if not reads.exists():
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} is empty: run `thumbsearch ingest QUERY` "
                 "or `thumbsearch add PATH` first")
         index = self.index()
-        if index.size == 0 and self.store.counts(self.spec.model_id)["videos"]:
+        if index.size == 0 and reads.counts(self.spec.model_id)["videos"]:
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} holds no vectors for model "
                 f"{self.spec.model_id}: run `thumbsearch reembed --model {self.spec.model_id}`")
@@ -108,7 +124,11 @@ class Service:
 
     def close(self) -> None:
         """Release database connections."""
-        self.store.engine.dispose()
+        if self._store is not None:
+            self._store.engine.dispose()
+        close = getattr(self._lean_reads, "close", None)
+        if close is not None:
+            close()
 
 
 def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
@@ -116,26 +136,33 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
                   embedder: Embedder | None = None,
                   weights: Path | None = None,
                   clock: Callable[[], datetime] | None = None,
-                  sleep: Callable[[float], None] = time.sleep) -> Service:
+                  sleep: Callable[[float], None] = time.sleep,
+                  lookups_only: bool = False) -> Service:
     """Build the service; any collaborator passed in is used instead of the real one.
 
     ``clock`` (UTC now) and ``sleep`` (retry backoff) are injectable for tests;
-    ``weights`` is a local weights file for the model (``--weights``).
+    ``weights`` is a local weights file for the model (``--weights``). A caller that
+    only looks up neighbours passes ``lookups_only``: on a SQLite file its reads then
+    go through ``sqlite3`` (``indexer.reads``) and SQLAlchemy is never imported.
     """
     # Imported here so that importing this module stays cheap for the command line.
-    from indexer.db import make_engine
     from indexer.memory import keep_large_blocks_mapped
     from indexer.models import ModelSpec, model_spec
-    from indexer.quota import QuotaLedger
-    from indexer.store import Store
+    from indexer.reads import SqliteReads, sqlite_file
     from indexer.thumbcache import ThumbnailCache
-    from indexer.youtube import GoogleYouTubeApi
 
     keep_large_blocks_mapped()
     spec = model_spec(settings.model) if embedder is None else ModelSpec(
         embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
-    engine = make_engine(settings.database_url)
-    store = Store(engine) if clock is None else Store(engine, clock)
+    lean_file = sqlite_file(settings.database_url) if lookups_only else None
+
+    @functools.cache
+    def make_store() -> Store:
+        from indexer.db import make_engine
+        from indexer.store import Store
+
+        engine = make_engine(settings.database_url)
+        return Store(engine) if clock is None else Store(engine, clock)
 
     def make_fetcher() -> ImageFetcher:
         # requests is imported only when no fetcher is passed in.
@@ -156,11 +183,16 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     def make_youtube() -> YouTubeApi:
         if youtube is not None:
             return youtube
-        ledger = QuotaLedger(store, settings.search_quota, settings.units_quota)
+        from indexer.quota import QuotaLedger
+        from indexer.youtube import GoogleYouTubeApi
+
+        ledger = QuotaLedger(make_store(), settings.search_quota, settings.units_quota)
         return GoogleYouTubeApi(settings.require_api_key(), settings.youtube_endpoint,
                                 timeout=settings.http_timeout, charge=ledger.charge,
                                 on_quota_exceeded=ledger.mark_exhausted, sleep=sleep)
 
-    return Service(settings=settings, store=store, fetcher=image_fetcher,
+    return Service(settings=settings, fetcher=image_fetcher,
                    cache=ThumbnailCache(settings.thumbnail_cache_dir), spec=spec,
-                   _embedder_factory=make_embedder, _youtube_factory=make_youtube)
+                   _store_factory=make_store, _embedder_factory=make_embedder,
+                   _youtube_factory=make_youtube,
+                   _lean_reads=SqliteReads(lean_file) if lean_file is not None else None)

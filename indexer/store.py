@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.db import has_schema, store_error, upgrade_database
 from indexer.errors import StoreError
+from indexer.reads import IN_CHUNK, in_chunks, stored_video, vector_from_blob
 from indexer.records import StoredVideo, VideoMeta
 from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
 
@@ -24,34 +25,8 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes, PostgreSQL aware ones; everything stored is UTC.
-    if value is None:
-        return value
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
-    return value.replace(tzinfo=UTC)
-
-
 def _vector_bytes(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
-
-
-def _vector_from(blob: bytes, dim: int) -> np.ndarray:
-    vector = np.frombuffer(blob, dtype="<f4")
-    if vector.shape != (dim,):
-        raise StoreError(f"stored vector has {vector.size} values, expected {dim}")
-    return vector.astype(np.float32)
-
-
-# Ids a query binds at most: SQLite refuses more than 32,766 variables in one statement.
-IN_CHUNK = 500
-
-
-def in_chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    """``values`` in slices of IN_CHUNK, for ``IN (...)`` clauses of any length."""
-    for start in range(0, len(values), IN_CHUNK):
-        yield values[start:start + IN_CHUNK]
 
 
 class Store:
@@ -123,14 +98,7 @@ class Store:
                 rows = conn.execute(select(videos).where(
                     videos.c.video_id.in_(ids[start:start + 500])))
                 for row in rows.mappings():
-                    out[row["video_id"]] = StoredVideo(
-                        video_id=row["video_id"], source=row["source"], title=row["title"],
-                        channel_id=row["channel_id"], channel_title=row["channel_title"],
-                        published_at=_as_utc(row["published_at"]),
-                        thumbnail_url=row["thumbnail_url"],
-                        fetched_at=_as_utc(row["fetched_at"]) or self._clock(),
-                        description=row["description"],
-                        thumbnail_sha256=row["thumbnail_sha256"])
+                    out[row["video_id"]] = stored_video(row, self._clock())
             return out
 
         result: dict[str, StoredVideo] = self._run("reading videos", read)
@@ -145,7 +113,7 @@ class Store:
                                       embeddings.c.model == model)).first()
             if row is None:
                 return None
-            return int(row.id), _vector_from(row.vector, int(row.dim))
+            return int(row.id), vector_from_blob(row.vector, int(row.dim))
 
         result: tuple[int, np.ndarray] | None = self._run("reading a vector", read)
         return result
@@ -180,7 +148,7 @@ class Store:
             if not rows:
                 return
             ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-            vectors = np.stack([_vector_from(r.vector, int(r.dim)) for r in rows])
+            vectors = np.stack([vector_from_blob(r.vector, int(r.dim)) for r in rows])
             yield ids, vectors
             last = int(ids[-1])
 
@@ -197,7 +165,7 @@ class Store:
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-        return ids, np.stack([_vector_from(r.vector, int(r.dim)) for r in rows])
+        return ids, np.stack([vector_from_blob(r.vector, int(r.dim)) for r in rows])
 
     def counts(self, model: str) -> dict[str, int]:
         """Numbers of videos, vectors (for ``model``) and queries."""

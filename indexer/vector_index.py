@@ -45,7 +45,7 @@ from indexer.index_types import (
     fit_figures,
     refine_count,
 )
-from indexer.store import Store
+from indexer.reads import Reads
 
 __all__ = ["IndexInfo", "VectorIndex", "l2_normalise", "read_tail", "tail_record"]
 
@@ -151,7 +151,7 @@ def read_tail(path: Path, dim: int, size: int, watermark: int) -> np.ndarray | N
 class VectorIndex:
     """One model's vectors: a snapshot (exact or approximate) plus an exact tail."""
 
-    def __init__(self, directory: Path, model: str, dim: int, store: Store | None = None) -> None:
+    def __init__(self, directory: Path, model: str, dim: int, store: Reads | None = None) -> None:
         self.directory = directory
         self.model = model
         self.dim = dim
@@ -208,7 +208,7 @@ class VectorIndex:
         return self.build.type == "flat"
 
     @classmethod
-    def open(cls, directory: Path, model: str, dim: int, store: Store, *,
+    def open(cls, directory: Path, model: str, dim: int, store: Reads, *,
              mmap: bool = True) -> VectorIndex:
         """Load the snapshot (memory-mapped) and tail, then replay the store's newer rows."""
         index = cls(directory, model, dim, store)
@@ -267,7 +267,7 @@ class VectorIndex:
             self._tail_saved = len(records)
             self.watermark = max(self.watermark, int(records["id"][-1]))
 
-    def catch_up(self, store: Store) -> int:
+    def catch_up(self, store: Reads) -> int:
         """Add the store's rows past the watermark; return how many were added."""
         added = 0
         for ids, vectors in store.iter_vectors(self.model, after=self.watermark):
@@ -465,7 +465,7 @@ class VectorIndex:
         self._write(snapshot=True)
         self._base_changed = False
 
-    def rebuild(self, store: Store, requested: str = "auto") -> BuildReport:
+    def rebuild(self, store: Reads, requested: str = "auto") -> BuildReport:
         """Build the snapshot again from every vector in the store (type for its size)."""
         count = store.counts(self.model)["vectors"]
         ids = np.zeros(count, np.int64)

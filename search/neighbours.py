@@ -85,8 +85,8 @@ def _neighbours(service: Service, queries: np.ndarray, k: int,
     scores, row_ids = index.search(queries, k + extra)
     pairs = [[(int(r), float(s)) for r, s in zip(row_ids[i], scores[i], strict=True)
               if r >= 0 and r != exclude[i]][:k] for i in range(len(exclude))]
-    by_row = service.store.video_ids_for_rows(sorted({r for p in pairs for r, _ in p}))
-    stored = service.store.get_videos(list(dict.fromkeys(by_row.values())))
+    by_row = service.reads.video_ids_for_rows(sorted({r for p in pairs for r, _ in p}))
+    stored = service.reads.get_videos(list(dict.fromkeys(by_row.values())))
     answers: list[list[Neighbour]] = []
     for query_pairs in pairs:
         out: list[Neighbour] = []
@@ -105,7 +105,7 @@ def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarRes
     """Neighbours of a video: its stored vector, or its thumbnail embedded on the fly."""
     _check_k(k)
     service.require_corpus()
-    stored = service.store.get_vector(video_id, service.spec.model_id)
+    stored = service.reads.get_vector(video_id, service.spec.model_id)
     if stored is not None:
         row_id, vector = stored
         results = _neighbours(service, vector[None, :], k, [row_id])[0]
@@ -141,7 +141,7 @@ def similar_to_videos(service: Service, video_ids: Sequence[str],
     model = service.spec.model_id
     found: dict[str, tuple[int, np.ndarray]] = {}
     for video_id in dict.fromkeys(video_ids):
-        stored = service.store.get_vector(video_id, model)
+        stored = service.reads.get_vector(video_id, model)
         if stored is not None:
             found[video_id] = stored
     if not found:

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-from PIL import Image
 
 from indexer.errors import ImageDecodeError, ModelError
 from indexer.models.preprocess import Preprocessing, prepare_rgb
 
 if TYPE_CHECKING:
     import keras
+    from PIL import Image
 
 __all__ = [
     "GEM_P",
@@ -51,6 +51,8 @@ class Embedder(Protocol):
 
 def squash_rgb(image: Image.Image, size: tuple[int, int]) -> FloatArray:
     """Convert to RGB and resize to (height, width) ignoring aspect, bilinear; float32 0..255."""
+    from PIL import Image
+
     height, width = size
     try:
         if image.mode == "P" and "transparency" in image.info:

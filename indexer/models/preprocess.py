@@ -9,12 +9,14 @@ left and right. A bar is a run of near-black, near-uniform rows (or columns) at 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from indexer.errors import ImageDecodeError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "BAR_MAX_FRACTION",
@@ -123,6 +125,8 @@ def remove_letterbox(image: Image.Image) -> Image.Image:
 
 def resize_image(image: Image.Image, size: tuple[int, int], mode: str = "squash") -> Image.Image:
     """RGB image of (height, width) ``size`` by ``mode`` (one of RESIZE_MODES), bilinear."""
+    from PIL import Image, ImageOps
+
     height, width = size
     rgb = _rgb(image)
     if mode == "squash":

@@ -125,7 +125,7 @@ def similar(
         from search.idlist import read_id_list, similar_to_listed
 
         listed = read_id_list(ids_file)
-        service = build_service(settings, fetcher=_FetcherOnFirstUse(settings))
+        service = build_service(settings, fetcher=_FetcherOnFirstUse(settings), lookups_only=True)
         try:
             answers = similar_to_listed(service, listed, k)
         finally:
@@ -138,7 +138,8 @@ def similar(
     from search.ids import parse_video_ref
     from search.neighbours import similar_to_image, similar_to_video
 
-    service = build_service(settings, weights=weights, fetcher=_FetcherOnFirstUse(settings))
+    service = build_service(settings, weights=weights, fetcher=_FetcherOnFirstUse(settings),
+                            lookups_only=True)
     try:
         if image is not None:
             result = similar_to_image(service, image, k)
