@@ -118,7 +118,7 @@ def test_reader_cannot_write_and_a_broken_file_is_one_store_error(
     service.close()
     lean = _lean(settings)
     try:
-        with pytest.raises(StoreError, match="readonly|read-only|query_only|attempt to write"):
+        with pytest.raises(StoreError, match=r"readonly|read-only|query_only|attempt to write"):
             lean._rows("writing", "DELETE FROM videos")
         assert lean.get_videos(ids[:3]).keys() == set(ids[:3])
     finally:
