@@ -216,7 +216,7 @@ def test_transient_errors_back_off_and_each_attempt_is_charged(
 
 
 def test_quota_exceeded_bad_key_and_bad_request_are_not_retried(
-        make_service: object, youtube_env: FakeYouTube, sleeps: list[float],
+        make_service: object, youtube_env: FakeYouTube, sleeps: list[float], clock: Clock,
         monkeypatch: pytest.MonkeyPatch) -> None:
     service = make_service()  # type: ignore[operator]
     youtube_env.inject("/youtube/v3/search", 403, "quotaExceeded", times=None)
@@ -227,7 +227,10 @@ def test_quota_exceeded_bad_key_and_bad_request_are_not_retried(
     youtube_env.clear_injections()
     assert run_queries(service, [QuerySpec(q="cats")]).search_calls == 0
     monkeypatch.setenv("YOUTUBE_API_KEY", "wrong")
-    other = build_service(Settings.from_env(), embedder=TinyEmbedder(), sleep=sleeps.append)
+    # The next day, with a fresh budget: the call is made and the key refused.
+    next_day = Clock(clock.now + timedelta(days=1))
+    other = build_service(Settings.from_env(), embedder=TinyEmbedder(), clock=next_day,
+                          sleep=sleeps.append)
     with pytest.raises(ApiKeyInvalidError, match="API_KEY_INVALID"):
         other.youtube.search_page("cats", None, 5)
     other.close()
