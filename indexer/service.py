@@ -51,7 +51,7 @@ class Service:
     spec: ModelSpec
     _store_factory: Callable[[], Store]
     _embedder_factory: Callable[[], Embedder]
-    _youtube_factory: Callable[[], YouTubeApi]
+    _youtube_factory: Callable[[Service], YouTubeApi]  # given the service (its ledger)
     _lean_reads: Reads | None = None
     _store: Store | None = field(default=None, init=False)
     _embedder: Embedder | None = field(default=None, init=False)
@@ -81,7 +81,7 @@ class Service:
     def youtube(self) -> YouTubeApi:
         """The YouTube API client, built on first use (needs the API key)."""
         if self._youtube is None:
-            self._youtube = self._youtube_factory()
+            self._youtube = self._youtube_factory(self)
         return self._youtube
 
     @property
@@ -156,7 +156,6 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
         embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
     lean_file = sqlite_file(settings.database_url) if lookups_only else None
 
-    @functools.cache
     def make_store() -> Store:
         from indexer.db import make_engine
         from indexer.store import Store
@@ -180,13 +179,12 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
         return _shared_embedder(spec.model_id, weights, settings.weights_dir,
                                 settings.runtime, settings.model_cache_dir)
 
-    def make_youtube() -> YouTubeApi:
+    def make_youtube(service: Service) -> YouTubeApi:
         if youtube is not None:
             return youtube
-        from indexer.quota import QuotaLedger
         from indexer.youtube import GoogleYouTubeApi
 
-        ledger = QuotaLedger(make_store(), settings.search_quota, settings.units_quota)
+        ledger = service.ledger
         return GoogleYouTubeApi(settings.require_api_key(), settings.youtube_endpoint,
                                 timeout=settings.http_timeout, charge=ledger.charge,
                                 on_quota_exceeded=ledger.mark_exhausted, sleep=sleep)
