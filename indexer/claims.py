@@ -104,7 +104,7 @@ class Claims:
     @property
     def poll_interval(self) -> float:
         """Seconds to wait before asking again about work another worker holds."""
-        return max(0.05, min(2.0, self.lease / 4))
+        return max(0.05, min(1.0, self.lease / 4))
 
     def held(self) -> set[str]:
         """The keys this run holds."""

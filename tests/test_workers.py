@@ -317,3 +317,44 @@ def test_a_dead_process_claims_on_the_same_host_are_taken_at_once(tmp_path: Path
         assert here.others(["query:k"]) == {} and here.held() == set()  # released on exit
     finally:
         engine.dispose()
+
+
+def test_indexes_sharing_a_directory_save_without_losing_each_others_rows(
+        tmp_path: Path) -> None:
+    import numpy as np
+
+    from indexer.records import VideoMeta
+    from indexer.vector_index import VectorIndex
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        store = Store(engine)
+        store.upgrade()
+        rng = np.random.default_rng(0)
+        directory = tmp_path / "index"
+        first, second = (VectorIndex.open(directory, "m", 8, store) for _ in range(2))
+
+        def stored(index: VectorIndex, start: int, count: int) -> None:
+            metas = [VideoMeta(video_id=video_id(start + i, "s"), source="youtube")
+                     for i in range(count)]
+            vectors = rng.normal(size=(count, 8)).astype(np.float32)
+            index.add_stored(store.add_embedded(metas, vectors, "m"), vectors)
+
+        stored(first, 0, 5)
+        stored(second, 5, 5)  # after the first's rows: the second replays them
+        assert sorted(second.ids()) == list(range(1, 11))
+        stored(first, 10, 3)  # rows 6-10 came in between: replayed, not skipped
+        assert sorted(first.ids()) == list(range(1, 14))
+        first.save()
+        stored(second, 13, 2)
+        second.save()  # the first saved meanwhile: its files are taken, then extended
+        first.save()  # nothing newer here: the second's files stay
+        files = VectorIndex(directory, "m", 8, store)
+        files._load(mmap=False)  # the files alone, no replay
+        ids = files.ids()
+        assert sorted(ids) == list(range(1, 16)) and files.watermark == 15
+        assert len(set(ids.tolist())) == len(ids)
+        for row in (1, 7, 15):
+            assert np.allclose(files.vector(row), first.vector(row), atol=1e-6)
+    finally:
+        engine.dispose()
