@@ -21,7 +21,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +39,11 @@ from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.ingest_child import EMBEDDING_MARKER
 from tests.fakes.youtube import FakeVideo, FakeYouTube
 from tests.reliability_helpers import video_id
+from tests.test_add_ids import Clock
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = TinyEmbedder.model_id
 DEADLINE = 300.0  # seconds a worker may take before the test calls it hung
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -269,7 +262,7 @@ def test_a_killed_workers_claims_are_taken_over_once_they_expire(
 
 
 def test_claims_lease_renew_expire_and_release_on_sqlite(tmp_path: Path) -> None:
-    clock = _Clock()
+    clock = Clock()
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         store = Store(engine, clock)

@@ -14,7 +14,6 @@ together. It prints the JSON summary and exits as the CLI does: 0 done, 1 an err
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -25,9 +24,7 @@ from indexer.errors import ThumbsearchError
 from indexer.idlist_ingest import add_video_ids
 from indexer.ingest import run_queries
 from indexer.queryfile import load_queries_file
-from indexer.service import build_service
-from indexer.settings import Settings
-from tests.fakes.ingest_child import SlowTinyEmbedder
+from tests.fakes.ingest_child import add_embedder_options, slow_service
 
 __all__ = ["main"]
 
@@ -49,17 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--ids", type=Path)
     what.add_argument("--queries-file", type=Path)
     parser.add_argument("--no-details", action="store_true")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--embed-seconds", type=float, default=0.0)
-    parser.add_argument("--phase-dir", type=Path, default=None)
     parser.add_argument("--go", type=Path, default=None)
+    add_embedder_options(parser)
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env()
-        if args.batch_size:
-            settings = dataclasses.replace(settings, batch_size=args.batch_size)
-        service = build_service(settings,
-                                embedder=SlowTinyEmbedder(args.embed_seconds, args.phase_dir))
+        service = slow_service(args)
         try:
             service.prepare_for_writing()
             if args.go is not None:
