@@ -126,8 +126,11 @@ def upgrade_database(engine: Engine) -> None:
     """Bring the schema to Alembic's head revision (a no-op when it is there)."""
     from alembic import command
 
+    from indexer.lock import serialise_schema_upgrade
+
     try:
         with engine.begin() as connection:
+            serialise_schema_upgrade(connection)  # workers starting together take turns
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

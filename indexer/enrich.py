@@ -146,7 +146,8 @@ def refresh_videos(service: Service, older_than: timedelta = timedelta(days=30),
     """
     progress = progress or NullProgress()
     youtube = service.youtube  # a missing key fails before anything is written
-    with ingest_run(service, "refresh", wait=wait) as run:
+    # Exclusive: pruning removes vectors, which other writers' index saves would not see.
+    with ingest_run(service, "refresh", wait=wait, exclusive=True) as run:
         summary = run.summary
         start = dict(youtube.calls)
         label = f"refresh (older than {older_than})"

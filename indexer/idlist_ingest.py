@@ -9,15 +9,25 @@ videos still without details (left by earlier runs first) are enriched while the
 thumbnails stream in; a quota stop leaves the rest to the next run and downloads
 go on. A thumbnail that answers 404, or an id videos.list leaves out, is recorded
 as gone with its reason.
+
+Several workers can run the same (or an overlapping) list at once, on one host or
+many: each group's ids are claimed (``indexer.claims``) before they are downloaded,
+ids another worker holds are left to it, and once its own groups are stored a worker
+waits for those: ids the other worker stored or found gone are done, ids it gave up
+are tried here, and ids whose claim expired (the worker was killed) are taken over.
+So every id is downloaded and embedded by one worker, and each worker returns only
+when the whole list is stored, gone or failed.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from indexer.claims import video_key
 from indexer.enrich import enrich_videos, unenriched_video_ids
 from indexer.errors import InputError, QuotaExceededError, ThumbnailMissingError
 from indexer.gone import GONE_FROM_API, gone_reasons, record_gone
@@ -135,10 +145,13 @@ class _Runner:
             gone = len(self.run.summary.gone) - gone_before
             self.progress.advanced(DETAILS_LABEL, f"{len(batch) - gone} enriched, {gone} gone")
 
-    def submit(self, items: list[WorkItem]) -> None:
-        """Queue one group; once stored, note what is gone and enrich whole batches."""
+    def submit(self, items: list[WorkItem], keys: list[str] | None = None) -> None:
+        """Queue one group; once stored, note what is gone, release the group's ``keys``
+        (its claims) and enrich whole batches."""
 
         def stored_group(stored: list[str]) -> None:
+            if keys:
+                self.run.claims.release(keys)
             done = set(stored)
             missing = {item.meta.video_id: self.fetcher.missing[item.url] for item in items
                        if item.meta.video_id not in done and item.url in self.fetcher.missing}
@@ -164,6 +177,54 @@ class _Runner:
             self.to_enrich.extend(waiting)
             self.enrich()
 
+    def _settled(self, ids: list[str]) -> list[str]:
+        """The ids still to do: those stored or recorded as gone meanwhile are counted."""
+        store, model = self.service.store, self.service.spec.model_id
+        known = store.embedded_ids(ids, model)
+        gone = gone_reasons(store, [v for v in ids if v not in known])
+        self.run.summary.known += len(known)
+        self.result.already_gone += len(gone)
+        return [v for v in ids if v not in known and v not in gone]
+
+    def claim_and_submit(self, group: list[str]) -> set[str]:
+        """Claim a group's ids and submit those not stored by now; return the ids claimed
+        (this run answers for them), the others being held by other workers."""
+        model = self.service.spec.model_id
+        keys = {v: video_key(model, v) for v in group}
+        got = self.run.claims.claim(keys.values())
+        mine = [v for v in group if keys[v] in got]
+        todo = self._settled(mine)  # what another worker finished before letting go
+        self.run.claims.release([keys[v] for v in mine if v not in todo])
+        if not todo:
+            self.progress.advanced(self.label, f"{len(group) - len(mine)} held by another "
+                                               "worker" if len(mine) < len(group) else "done")
+            return set(mine)
+        rows = self.service.store.get_videos(todo)
+        items = []
+        for video_id in todo:
+            url = self.service.settings.thumbnail_url(video_id)
+            items.append(WorkItem(meta=_meta(video_id, url, rows.get(video_id)), url=url))
+        self.submit(items, [keys[v] for v in todo])
+        return set(mine)
+
+    def others_work(self, waiting: list[str]) -> None:
+        """Wait for the ids other workers held: done there, or given up or expired (taken
+        over here)."""
+        claims, model = self.run.claims, self.service.spec.model_id
+        answered: set[str] = set()
+        while True:
+            self.run.drain()
+            waiting = self._settled([v for v in waiting if v not in answered])
+            if not waiting:
+                return
+            held = claims.others([video_key(model, v) for v in waiting])
+            free = [v for v in waiting if held.get(video_key(model, v), True)]
+            if not free:
+                time.sleep(claims.poll_interval)
+                continue
+            for start in range(0, len(free), GROUP):
+                answered |= self.claim_and_submit(free[start:start + GROUP])
+
     def ingest(self, ids: list[str]) -> None:
         """Download, embed and store the ids not stored yet, enriching along the way."""
         service, summary = self.service, self.run.summary
@@ -172,20 +233,17 @@ class _Runner:
         gone = gone_reasons(service.store, [v for v in ids if v not in known])
         self.result.already_gone = len(gone)
         todo = [v for v in ids if v not in known and v not in gone]
-        rows = service.store.get_videos(todo)
         groups = [todo[i:i + GROUP] for i in range(0, len(todo), GROUP)]
         if self.details:
             self.to_enrich = unenriched_video_ids(service.store, linked_only=False)
         waiting = len(self.to_enrich) + len(todo)
         self.progress.started([(self.label, len(groups))] + (
             [(DETAILS_LABEL, -(-waiting // MAX_IDS_PER_CALL))] if self.details else []))
+        held: list[str] = []
         for group in groups:  # what earlier runs left is enriched first, as groups are stored
-            items = []
-            for video_id in group:
-                url = service.settings.thumbnail_url(video_id)
-                items.append(WorkItem(meta=_meta(video_id, url, rows.get(video_id)), url=url))
-            self.submit(items)
-        self.run.drain()
+            mine = self.claim_and_submit(group)
+            held.extend(v for v in group if v not in mine)
+        self.others_work(held)
         self.progress.finished(self.label, "done")
         self.enrich()
         self.leftovers()

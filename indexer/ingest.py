@@ -6,22 +6,35 @@ pages read so far, so one query with many pages cannot starve the rest. New
 videos get their details from videos.list, 50 ids a call. With ``resume`` (a
 queries file) each query's page token is kept across runs, so a run stopped by
 the quota is continued where it stopped, never repeating a page.
+
+Several workers can run the same queries at once against one database, on one host or
+many (``indexer.claims``). A worker claims a query before reading its pages and keeps
+the claim until its pass's last page is stored; with ``resume`` it then reads the
+query's cursor again, so it goes on from the page the last holder stored (or finds the
+pass done today). A query another worker holds is left to it and looked at again once
+this worker's other queries are done: still held, it waits; let go, it is done (read
+again only through its cursor); expired, its holder was killed and this worker takes it
+over. Each new video on a page is claimed too, so a video that two queries find at once
+is downloaded and embedded by one worker; the other links it to its query once stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from indexer.claims import query_key, video_key
 from indexer.cursors import Cursor, load_cursors, save_cursor
 from indexer.enrich import enrich_videos, unenriched_video_ids
 from indexer.errors import InputError, QuotaExceededError
 from indexer.pipeline import WorkItem
 from indexer.progress import NullProgress, Progress
 from indexer.queryfile import MAX_PAGES, QuerySpec
+from indexer.records import VideoMeta
 from indexer.runs import IngestRun, ingest_run
 from indexer.service import Service
 from indexer.summary import IngestSummary
@@ -114,6 +127,8 @@ class _Runner:
         self.seen: set[str] = set()
         self.to_enrich: list[str] = []
         self.stop: QuotaExceededError | None = None
+        # New videos of our pages that another worker had claimed: (query, video, rank).
+        self.others: list[tuple[_Query, VideoMeta, int]] = []
 
     def page(self, query: _Query) -> bool:
         """Read one page of ``query`` and submit its new videos; return whether its pass
@@ -131,11 +146,22 @@ class _Runner:
             cursor.params = _params_of(query.options)
         summary.pages += 1
         ids = [v.video_id for v in page.videos]
-        known = service.store.embedded_ids(ids, service.spec.model_id) | (self.seen & set(ids))
+        model = service.spec.model_id
+        known = service.store.embedded_ids(ids, model) | (self.seen & set(ids))
         fresh = {v.video_id: v for v in page.videos if v.video_id not in known}
         self.seen.update(ids)
-        known_count = sum(1 for i in ids if i in known)
         ranks = [(vid, cursor.pass_pages * spec.per_page + rank) for rank, vid in enumerate(ids)]
+        keys = {vid: video_key(model, vid) for vid in fresh}
+        got = self.run.claims.claim(keys.values())
+        rank_of = dict(ranks)
+        self.others.extend((query, fresh[vid], rank_of[vid]) for vid in fresh
+                           if keys[vid] not in got)
+        # What another worker stored before letting go is known, not embedded again.
+        done = service.store.embedded_ids([vid for vid in fresh if keys[vid] in got], model)
+        self.run.claims.release([keys[vid] for vid in done])
+        known |= done
+        fresh = {vid: meta for vid, meta in fresh.items() if keys[vid] in got and vid not in done}
+        known_count = sum(1 for i in ids if i in known)
         cursor.pass_pages += 1
         cursor.pages_total += 1
         cursor.last_fetched_at = now
@@ -149,12 +175,15 @@ class _Runner:
         saved = dataclasses.replace(cursor, params=dict(cursor.params))
 
         def stored_page(stored: list[str]) -> None:
+            self.run.claims.release([keys[vid] for vid in fresh])
             summary.known += known_count
             service.store.link_query(cursor.query_id, ranks)
             if self.resume:
                 saved.stored = cursor.stored  # an earlier page may have inserted the row
                 save_cursor(service.store, saved)
                 cursor.stored = True
+            if not more:  # the pass is stored: another worker may read the query now
+                self.run.claims.release([query_key(cursor.key)])
             stats = query.stats
             stats["pages"] += 1
             stats["new"] += len(stored)
@@ -185,6 +214,51 @@ class _Runner:
             batch, self.to_enrich = self.to_enrich[:count], self.to_enrich[count:]
             enrich_videos(self.service, self.run.summary, batch)
 
+    def _done_today(self, query: _Query, why: str) -> None:
+        query.stats["state"] = "done today"
+        self.progress.finished(query.spec.label, why)
+
+    def claim(self, query: _Query) -> bool | None:
+        """Hold ``query`` for this run: True to read it, False when another worker holds
+        it, None when there is nothing left to read (with ``resume``, its cursor read again
+        after the claim says so)."""
+        claims, key = self.run.claims, query_key(query.cursor.key)
+        if key in claims.held():
+            return True
+        if key not in claims.claim([key]):
+            return False
+        if not self.resume:
+            return True
+        store = self.service.store
+        cursor = load_cursors(store, [(query.cursor.key, query.cursor.query_id)])[
+            query.cursor.key]
+        if cursor.open and cursor.pass_pages >= query.spec.pages:
+            cursor.page_token = None
+        if not cursor.due(store.now()):
+            claims.release([key])
+            self._done_today(query, "pass done today by another worker")
+            return None
+        if cursor.open != query.cursor.open or cursor.page_token != query.cursor.page_token:
+            query.options = (_options_of(cursor.params) if cursor.open
+                             else query.spec.options(store.now()))
+        query.cursor = cursor
+        query.stats["pass_page"] = cursor.pass_pages
+        return True
+
+    def waiting_turn(self, waiting: list[_Query]) -> list[_Query]:
+        """Queries other workers held that can be read now (their claim was let go or
+        expired); those let go without a cursor (no ``resume``) were read there."""
+        self.run.drain()
+        held = self.run.claims.others([query_key(q.cursor.key) for q in waiting])
+        ready = []
+        for query in waiting:
+            expired = held.get(query_key(query.cursor.key))
+            if expired is None and not self.resume:
+                self._done_today(query, "read by another worker")
+            elif expired is None or expired:
+                ready.append(query)
+        return ready
+
     def rounds(self, queries: list[_Query]) -> None:
         """Round-robin over the due queries until each pass ends or the quota stops the run."""
         now = self.service.store.now()
@@ -193,20 +267,80 @@ class _Runner:
             if query.cursor.due(now) or not self.resume:
                 active.append(query)
             else:
-                query.stats["state"] = "done today"
-                self.progress.finished(query.spec.label, "pass already done today")
-        while active:
+                self._done_today(query, "pass already done today")
+        waiting: list[_Query] = []
+        while (active or waiting) and self.stop is None:
+            if not active:
+                ready = self.waiting_turn(waiting)
+                waiting = [q for q in waiting if q not in ready
+                           and q.stats["state"] == "due"]
+                active = ready
+                if not active and waiting:
+                    time.sleep(self.run.claims.poll_interval)
+                    continue
             active.sort(key=_Query.sort_key)
             still = []
             for query in active:
-                if self.page(query):
+                claimed = self.claim(query)
+                if claimed is False:
+                    waiting.append(query)
+                elif claimed and self.page(query):
                     still.append(query)
                 if self.stop is not None:
-                    raise self.stop
+                    break
             active = still
         self.run.drain()
+        self.others_videos()
         if self.stop is not None:
             raise self.stop
+
+    def others_videos(self) -> None:
+        """Wait for the videos other workers claimed from our pages, then link them to our
+        queries; those let go unstored or whose claim expired are embedded here."""
+        service, claims, summary = self.service, self.run.claims, self.run.summary
+        model = service.spec.model_id
+        waiting, answered = self.others, set[str]()
+        while waiting:
+            self.run.drain()
+            waiting = [w for w in waiting if w[1].video_id not in answered]
+            stored = service.store.embedded_ids([m.video_id for _, m, _ in waiting], model)
+            for query, meta, rank in waiting:
+                if meta.video_id in stored:
+                    service.store.link_query(query.cursor.query_id, [(meta.video_id, rank)])
+                    summary.known += 1
+                    query.stats["known"] += 1
+            waiting = [w for w in waiting if w[1].video_id not in stored]
+            if not waiting:
+                break
+            held = claims.others([video_key(model, m.video_id) for _, m, _ in waiting])
+            free = [w for w in waiting if held.get(video_key(model, w[1].video_id), True)]
+            got = claims.claim(video_key(model, m.video_id) for _, m, _ in free)
+            mine = [w for w in free if video_key(model, w[1].video_id) in got]
+            if not mine:
+                time.sleep(claims.poll_interval)
+                continue
+            answered.update(m.video_id for _, m, _ in mine)
+            self.take_over(mine)
+        self.others = []
+
+    def take_over(self, entries: list[tuple[_Query, VideoMeta, int]]) -> None:
+        """Embed videos claimed from other workers; link each to its queries once stored."""
+        service, model = self.service, self.service.spec.model_id
+        metas = {m.video_id: m for _, m, _ in entries}
+        keys = [video_key(model, v) for v in metas]
+
+        def stored_videos(stored: list[str]) -> None:
+            self.run.claims.release(keys)
+            done = set(stored)
+            for query, meta, rank in entries:
+                if meta.video_id in done:
+                    service.store.link_query(query.cursor.query_id, [(meta.video_id, rank)])
+                    query.stats["new"] += 1
+            self.to_enrich.extend(stored)
+
+        self.run.submit([WorkItem(meta=m, url=m.thumbnail_url
+                                  or service.settings.thumbnail_url(v))
+                         for v, m in metas.items()], stored_videos)
 
 
 def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = True,
@@ -236,6 +370,7 @@ def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = 
                     runner.rounds(queries)
                 except QuotaExceededError:
                     runner.run.drain()  # pages read before the stop are stored and linked
+                    runner.others_videos()
                     raise
             finally:
                 # Details of what was stored, even after a search quota stop (another bucket).

@@ -1,16 +1,29 @@
-"""The writer lock: one ingest run writes at a time; readers never take it.
+"""The writer lock and the lock that orders embedding inserts; readers take neither.
 
-An OS advisory lock (``fcntl.flock``) on ``$THUMBSEARCH_HOME/ingest.lock``: the
-kernel releases it when the holding process exits or dies, so a crashed run
-never leaves it stuck. The file also names the holder (pid, start time, what it
-runs) so a second writer can say who is in the way.
+The writer lock has two modes. Commands that only add (``ingest``, ``add-ids``,
+``add``, ``schedule``) take it shared, so any number of them run at once, in one home
+or on many hosts; commands that rewrite or remove (``reembed``, ``index rebuild``,
+``refresh``) take it exclusive and wait for, or are refused by, every other writer.
+Shared writers divide their work with leases (``indexer.claims``).
 
-A PostgreSQL database may be shared by writers on several hosts, each with its own
-data directory: there the run also holds a session-level advisory lock
-(``pg_try_advisory_lock``) on a connection of its own for the whole run. The
-server releases it when that session ends, so a killed writer's lock goes with
-its connection. One writer at a time is also what keeps embedding row ids
-increasing in commit order, which the vector index's watermark relies on.
+- An OS advisory lock (``fcntl.flock``, ``LOCK_SH`` or ``LOCK_EX``) on
+  ``$THUMBSEARCH_HOME/ingest.lock``: the kernel releases it when the holding process
+  exits or dies, so a crashed run never leaves it stuck. An exclusive holder writes
+  its pid, start time and what it runs into the file so others can say who is in the way.
+- On a PostgreSQL database shared by several hosts, each with its own data directory,
+  also a session-level advisory lock held for the whole run on a connection of its own
+  (``pg_try_advisory_lock_shared`` or ``pg_try_advisory_lock``). The server releases
+  it when that session ends, so a killed writer's lock goes with its connection.
+
+The vector index replays database rows past its watermark (the last row id it holds),
+which needs every embedding row id to commit after every lower one. Concurrent writers
+get that from ``serialise_embedding_inserts``, called first in each transaction that
+inserts embedding rows: on PostgreSQL a transaction-scoped advisory lock
+(``pg_advisory_xact_lock``), so ids are drawn from the sequence and committed by one
+transaction at a time and the lock goes with the commit; on SQLite the transaction takes
+the database's write lock at once (``BEGIN IMMEDIATE``), which serialises writers
+already. Only that short transaction is serialised: downloads and embedding run in
+parallel across workers.
 """
 
 from __future__ import annotations
@@ -32,12 +45,28 @@ from indexer.errors import WriterBusyError, disk_full
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-__all__ = ["ADVISORY_KEY", "LOCK_NAME", "advisory_holder", "holder", "writer_lock"]
+__all__ = [
+    "ADVISORY_KEY",
+    "INSERT_KEY",
+    "LOCK_NAME",
+    "SCHEMA_KEY",
+    "advisory_holder",
+    "holder",
+    "serialise_embedding_inserts",
+    "serialise_schema_upgrade",
+    "writer_lock",
+]
 
 LOCK_NAME = "ingest.lock"
 # The advisory lock's bigint key, the same for every thumbsearch writer of a database.
 ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"thumbsearch writer").digest()[:8], "big",
                               signed=True)
+# The transaction-scoped advisory lock's key around inserts of embedding rows.
+INSERT_KEY = int.from_bytes(hashlib.sha256(b"thumbsearch embedding inserts").digest()[:8],
+                            "big", signed=True)
+# The same for schema upgrades: workers starting together must not create tables twice.
+SCHEMA_KEY = int.from_bytes(hashlib.sha256(b"thumbsearch schema upgrade").digest()[:8],
+                            "big", signed=True)
 _POLL = 0.2  # seconds between attempts while waiting
 _APP_PREFIX = "thumbsearch writer "
 
@@ -57,11 +86,14 @@ def _record(what: str) -> dict[str, Any]:
 
 
 def _busy(who: dict[str, Any], where: str, wait: float) -> WriterBusyError:
+    waited = f" after waiting {wait:g}s" if wait > 0 else ""
+    if not who:  # shared holders do not sign the file
+        return WriterBusyError(f"ingest workers hold the lock {where}{waited}; this command "
+                               "needs it alone: try again later or pass --wait SECONDS")
     text = (f"pid {who.get('pid', '?')}"
             + (f" on {who['host']}" if who.get("host") else "")
             + f", started {who.get('started', '?')}"
             + (f", {who['what']}" if who.get("what") else ""))
-    waited = f" after waiting {wait:g}s" if wait > 0 else ""
     return WriterBusyError(f"another ingest run ({text}) holds the lock {where}{waited}; "
                            "try again later or pass --wait SECONDS")
 
@@ -80,20 +112,23 @@ def _poll(what: Callable[[], bool], *, wait: float, sleep: Callable[[float], Non
 
 @contextmanager
 def _file_lock(home: Path, what: str, wait: float, sleep: Callable[[float], None],
-               monotonic: Callable[[], float]) -> Iterator[Path]:
+               monotonic: Callable[[], float], shared: bool = False) -> Iterator[Path]:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database
     path = home / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         def take() -> bool:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False
             return True
 
         if not _poll(take, wait=wait, sleep=sleep, monotonic=monotonic):
             raise _busy(holder(path), str(path), wait) from None
+        if shared:  # several holders: none of them signs the file
+            yield path
+            return
         os.ftruncate(fd, 0)
         try:
             os.pwrite(fd, json.dumps(_record(what)).encode(), 0)
@@ -142,7 +177,7 @@ def advisory_holder(conn: Any) -> dict[str, Any]:
 
 @contextmanager
 def _advisory_lock(engine: Engine, wait: float, asked: float, sleep: Callable[[float], None],
-                   monotonic: Callable[[], float]) -> Iterator[None]:
+                   monotonic: Callable[[], float], shared: bool = False) -> Iterator[None]:
     from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -159,9 +194,10 @@ def _advisory_lock(engine: Engine, wait: float, asked: float, sleep: Callable[[f
         try:
             conn.execute(select(func.set_config("application_name", name, False)))
 
+            attempt = func.pg_try_advisory_lock_shared if shared else func.pg_try_advisory_lock
+
             def take() -> bool:
-                return bool(conn.execute(
-                    select(func.pg_try_advisory_lock(ADVISORY_KEY))).scalar())
+                return bool(conn.execute(select(attempt(ADVISORY_KEY))).scalar())
 
             taken = _poll(take, wait=wait, sleep=sleep, monotonic=monotonic)
             who = {} if taken else advisory_holder(conn)
@@ -173,7 +209,8 @@ def _advisory_lock(engine: Engine, wait: float, asked: float, sleep: Callable[[f
             yield
         finally:
             with suppress(SQLAlchemyError):  # a lost session has released it already
-                conn.execute(select(func.pg_advisory_unlock(ADVISORY_KEY)))
+                unlock = func.pg_advisory_unlock_shared if shared else func.pg_advisory_unlock
+                conn.execute(select(unlock(ADVISORY_KEY)))
                 conn.execute(select(func.set_config("application_name", "thumbsearch", False)))
     finally:
         with suppress(SQLAlchemyError):
@@ -184,16 +221,50 @@ def _advisory_lock(engine: Engine, wait: float, asked: float, sleep: Callable[[f
 def writer_lock(home: Path, what: str, *, wait: float = 0.0,
                 sleep: Callable[[float], None] = time.sleep,
                 monotonic: Callable[[], float] = time.monotonic,
-                engine: Engine | None = None) -> Iterator[Path]:
+                engine: Engine | None = None, shared: bool = False) -> Iterator[Path]:
     """Hold the writer lock for the block; wait up to ``wait`` seconds, then WriterBusyError.
 
-    With the ``engine`` of a PostgreSQL database the database's advisory lock is held too
-    (after the file lock, within the same ``wait``).
+    ``shared`` holders run together and exclude only exclusive ones (see the module
+    docstring). With the ``engine`` of a PostgreSQL database the database's advisory
+    lock is held too, in the same mode (after the file lock, within the same ``wait``).
     """
     started = monotonic()
     with ExitStack() as stack:
-        path = stack.enter_context(_file_lock(home, what, wait, sleep, monotonic))
+        path = stack.enter_context(_file_lock(home, what, wait, sleep, monotonic, shared))
         if engine is not None and engine.dialect.name == "postgresql":
             left = max(0.0, wait - (monotonic() - started))
-            stack.enter_context(_advisory_lock(engine, left, wait, sleep, monotonic))
+            stack.enter_context(_advisory_lock(engine, left, wait, sleep, monotonic, shared))
         yield path
+
+
+def serialise_embedding_inserts(conn: Any) -> None:
+    """Start the caller's transaction by taking the lock that orders embedding inserts.
+
+    Call it first in a transaction that inserts embedding rows (see the module
+    docstring): PostgreSQL waits for ``pg_advisory_xact_lock``, released at commit or
+    rollback; SQLite takes the write lock now (``BEGIN IMMEDIATE``, waiting up to the
+    busy timeout) instead of at its first write, so what the transaction reads before
+    writing cannot change under it.
+    """
+    _serialise(conn, INSERT_KEY)
+
+
+def serialise_schema_upgrade(conn: Any) -> None:
+    """Start a schema upgrade's transaction by waiting for any other one to commit.
+
+    Then the upgrade sees the revision the other one reached (PostgreSQL and SQLite
+    both create tables inside the transaction).
+    """
+    _serialise(conn, SCHEMA_KEY)
+
+
+def _serialise(conn: Any, key: int) -> None:
+    from sqlalchemy import func, select
+
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+    elif dialect == "sqlite":
+        raw = conn.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -398,7 +398,7 @@ class Pipeline:
         start = time.perf_counter()
         metas = [meta for _, meta in message.entries]
         ids = self.write(metas, message.vectors, self.embedder.model_id)
-        self.index.add(ids, message.vectors)
+        self.index.add_stored(ids, message.vectors)  # replays rows other workers stored
         self.times.write += time.perf_counter() - start
         with self._cv:
             for group, meta in message.entries:

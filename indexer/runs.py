@@ -1,12 +1,18 @@
-"""An ingest run: records itself, feeds work to the pipeline, saves the index at the end."""
+"""An ingest run: records itself, feeds work to the pipeline, saves the index at the end.
+
+Runs that only add (ingest, add-ids, add) hold the writer lock shared, so several run at
+once on one host or many; they divide the work with leases (``run.claims``,
+``indexer.claims``). Runs that remove vectors (refresh) hold it exclusive.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
+from indexer.claims import Claims
 from indexer.errors import QuotaExceededError, ThumbsearchError
 from indexer.lock import writer_lock
 from indexer.pipeline import Pipeline, PipelineResult, WorkItem, make_loader
@@ -29,9 +35,12 @@ class IngestRun:
     """
 
     def __init__(self, service: Service, summary: IngestSummary,
-                 fetcher: ImageFetcher | None = None) -> None:
+                 fetcher: ImageFetcher | None = None, claims: Claims | None = None) -> None:
         self.service = service
         self.summary = summary
+        settings = service.settings
+        self.claims = claims or Claims(service.store, settings.claim_lease,
+                                       settings.worker_name)
         self.index: VectorIndex | None = None
         self._loader = make_loader(fetcher or service.fetcher)
         self._pipeline: Pipeline | None = None
@@ -92,47 +101,38 @@ class IngestRun:
 
 @contextmanager
 def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
-               fetcher: ImageFetcher | None = None) -> Iterator[IngestRun]:
+               fetcher: ImageFetcher | None = None,
+               exclusive: bool = False) -> Iterator[IngestRun]:
     """Run a recorded ingest under the writer lock; a quota stop ends it with ``stopped`` set.
 
-    The lock is waited for up to ``wait`` seconds (WriterBusyError after that); images
-    are downloaded with ``fetcher`` (default: the service's).
+    The lock is held shared (other adding runs go on at the same time) unless
+    ``exclusive``; it is waited for up to ``wait`` seconds (WriterBusyError after
+    that). Images are downloaded with ``fetcher`` (default: the service's). The run's
+    claims are renewed while it lasts and released at its end.
     """
     with ExitStack() as stack:
         stack.enter_context(writer_lock(service.settings.home, kind, wait=wait,
-                                        engine=service.store.engine))
+                                        engine=service.store.engine, shared=not exclusive))
         yield stack.enter_context(_recorded_run(service, kind, fetcher))
-
-
-def _remove_dead_writers_temporaries(service: Service) -> None:
-    """Delete the model's index temporaries (``.<file name>.<random>.tmp``) a killed writer left.
-
-    Only the writer holding the lock writes them, so while it is held none is in progress.
-    """
-    prefix = f".{service.spec.model_id}."
-    with suppress(OSError):  # a leftover only takes space: never a reason to stop a run
-        for path in service.settings.index_dir.iterdir():
-            if path.name.startswith(prefix) and path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)
 
 
 @contextmanager
 def _recorded_run(service: Service, kind: str,
                   fetcher: ImageFetcher | None) -> Iterator[IngestRun]:
     service.prepare_for_writing()
-    _remove_dead_writers_temporaries(service)
     store = service.store
     run = IngestRun(service, IngestSummary(), fetcher)
     run_id = store.start_run(kind)
     started = time.perf_counter()
     status = "failed"
     try:
-        try:
-            yield run
-        except QuotaExceededError:
-            run.close()  # what was fetched before the stop is stored
-            raise
-        run.close()
+        with run.claims:  # released once what was claimed is stored, or given up
+            try:
+                yield run
+            except QuotaExceededError:
+                run.close()  # what was fetched before the stop is stored
+                raise
+            run.close()
         status = "done"
     except QuotaExceededError as exc:
         run.summary.stopped = str(exc)

@@ -27,6 +27,7 @@ __all__ = [
     "query_videos",
     "quota_ledger",
     "videos",
+    "work_claims",
 ]
 
 # Constraint names must be stable so that migrations (batch mode on SQLite) can refer to them.
@@ -85,7 +86,7 @@ query_videos = Table(
 )
 
 # The integer id is the FAISS id, never reused after a delete: AUTOINCREMENT on SQLite, a
-# sequence (SERIAL) on PostgreSQL. Writers hold the writer lock, so ids commit in order.
+# sequence (SERIAL) on PostgreSQL. Inserts are serialised (indexer.lock), so ids commit in order.
 embeddings = Table(
     "embeddings",
     metadata,
@@ -150,4 +151,17 @@ gone_videos = Table(
     Column("video_id", String(64), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("noted_at", DateTime(timezone=True), nullable=False),
+)
+
+# Leases on shared work: a query being read, a video being fetched and embedded. A worker
+# claims a key with one INSERT ... ON CONFLICT DO UPDATE that succeeds only where no live
+# lease exists, renews its own while it works and deletes them when done; a killed worker's
+# leases expire (revision 0005, indexer.claims).
+work_claims = Table(
+    "work_claims",
+    metadata,
+    Column("key", String(200), primary_key=True),  # e.g. "video:<model>:<id>", "query:<key>"
+    Column("owner", String(128), nullable=False, index=True),  # host:pid:random of a run
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

@@ -12,6 +12,7 @@ from indexer.errors import ConfigError, MissingApiKeyError
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
+    "DEFAULT_CLAIM_LEASE",
     "DEFAULT_MODEL",
     "DEFAULT_RUNTIME",
     "DEFAULT_SEARCH_QUOTA",
@@ -37,6 +38,9 @@ DEFAULT_DOWNLOAD_WORKERS = 8
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEARCH_QUOTA = 100  # search.list calls a Pacific day (its own bucket since June 2026)
 DEFAULT_UNITS_QUOTA = 10_000  # units a Pacific day for every other method
+# Seconds a worker's claim on a query or a video lasts unless renewed (every third of it):
+# how long work a killed worker held waits before another worker takes it over.
+DEFAULT_CLAIM_LEASE = 120.0
 #: Engines that can run the embedding model (indexer.models.runtime explains each one).
 RUNTIMES = ("auto", "keras", "function", "xla", "litert")
 DEFAULT_RUNTIME = "auto"
@@ -59,6 +63,12 @@ Environment (read once at start):
                                 function, xla or litert
   THUMBSEARCH_SEARCH_QUOTA      search.list calls a Pacific day (default 100)
   THUMBSEARCH_UNITS_QUOTA       units a Pacific day for other methods (default 10000)
+  THUMBSEARCH_CLAIM_LEASE       seconds a worker's claim on a query or video lasts
+                                unless renewed; a killed worker's work is taken over
+                                after it (default 120)
+  THUMBSEARCH_WORKER_NAME       this host's name in work claims (default: the host
+                                name); processes with the same name must share one
+                                process table
 
 Exit codes: 0 done (failed thumbnails are listed, the rest stored);
 1 an error stopped it; 2 usage error; 3 stopped at the day's API quota."""
@@ -71,6 +81,20 @@ def parse_runtime(text: str) -> str:
         raise ConfigError(
             f"THUMBSEARCH_RUNTIME must be one of {', '.join(RUNTIMES)}, got {text.strip()!r}")
     return name
+
+
+def _lease(env: Mapping[str, str]) -> float:
+    text = env.get("THUMBSEARCH_CLAIM_LEASE", "").strip()
+    if not text:
+        return DEFAULT_CLAIM_LEASE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.5 <= value <= 86_400:
+        raise ConfigError(f"THUMBSEARCH_CLAIM_LEASE must be seconds between 0.5 and 86400, "
+                          f"got {text!r}")
+    return value
 
 
 def _optional_path(text: str) -> Path | None:
@@ -115,6 +139,8 @@ class Settings:
     search_quota: int = DEFAULT_SEARCH_QUOTA
     units_quota: int = DEFAULT_UNITS_QUOTA
     runtime: str = DEFAULT_RUNTIME
+    claim_lease: float = DEFAULT_CLAIM_LEASE
+    worker_name: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +175,8 @@ class Settings:
             search_quota=_quota(env, "THUMBSEARCH_SEARCH_QUOTA", DEFAULT_SEARCH_QUOTA),
             units_quota=_quota(env, "THUMBSEARCH_UNITS_QUOTA", DEFAULT_UNITS_QUOTA),
             runtime=parse_runtime(env.get("THUMBSEARCH_RUNTIME", "")),
+            claim_lease=_lease(env),
+            worker_name=env.get("THUMBSEARCH_WORKER_NAME", "").strip() or None,
         )
 
     @property

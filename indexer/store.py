@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.db import has_schema, store_error, upgrade_database
 from indexer.errors import StoreError
+from indexer.lock import serialise_embedding_inserts
 from indexer.reads import IN_CHUNK, in_chunks, stored_video, vector_from_blob
 from indexer.records import StoredVideo, VideoMeta
 from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
@@ -285,6 +286,7 @@ class Store:
         dim = int(vectors.shape[1]) if len(vectors) else 0
 
         def write(conn: Any) -> np.ndarray:
+            serialise_embedding_inserts(conn)  # row ids commit in order (indexer.lock)
             now = self._clock()
             have = {r.video_id: int(r.id) for chunk in in_chunks(list(video_ids))
                     for r in conn.execute(select(embeddings.c.video_id, embeddings.c.id).where(
@@ -346,6 +348,7 @@ class Store:
         dim = int(vectors.shape[1]) if len(vectors) else 0
 
         def write(conn: Any) -> np.ndarray:
+            serialise_embedding_inserts(conn)  # row ids commit in order (indexer.lock)
             now = self._clock()
             ids = [m.video_id for m in metas]
             have_video = {r[0] for chunk in in_chunks(ids) for r in conn.execute(

@@ -16,9 +16,21 @@ database commit and a save loses nothing. The tail is folded into the snapshot
 
 Replay reads rows in id order past the watermark, so it needs a row's id to be higher
 than every row committed before it: SQLite's AUTOINCREMENT and PostgreSQL's sequence
-hand out increasing ids, and every command that stores vectors holds the writer lock
-(``indexer.lock``, an advisory lock of the database on PostgreSQL), so ids commit in
-order even when several hosts share one PostgreSQL database.
+hand out increasing ids, and every transaction that inserts embedding rows first takes
+the lock that serialises those inserts (``indexer.lock.serialise_embedding_inserts``: a
+transaction-scoped advisory lock on PostgreSQL, SQLite's write lock), so ids commit in
+order even while several workers on several hosts store vectors at once. A worker adds
+the rows it just stored directly only when they follow its watermark without a gap;
+otherwise other workers committed rows in between, and it replays the database instead
+(``add_stored``), so its watermark never passes a row it does not hold.
+
+Processes sharing one data directory save one at a time: ``save``, ``compact`` and
+``rebuild`` hold an exclusive ``flock`` on the index directory, and a save that finds
+the files changed since this process last read or wrote them (another process saved)
+first takes those files and replays the database past them, then saves. Every row this
+process holds is committed, so the files never go back to older state. Atomic-write
+temporaries are written only under that lock, so a save also deletes those a killed
+process left.
 
 Approximate snapshots only propose candidates; their final scores are exact cosines of
 the vectors re-read from the database, so rows deleted there drop out as well.
@@ -26,9 +38,12 @@ the vectors re-read from the database, so rows deleted there drop out as well.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,6 +181,8 @@ class VectorIndex:
         self._base_changed = False  # removals applied in memory, not yet on disk
         self._tail: Any = _empty_flat(dim)
         self._tail_saved = 0  # leading tail rows already in the tail file
+        self._disk_meta: dict[str, Any] | None = None  # the files' metadata as last read/written
+        self._removed: set[int] = set()  # removed since the last save
 
     @property
     def snapshot_path(self) -> Path:
@@ -256,6 +273,7 @@ class VectorIndex:
         else:
             return
         self.build = build
+        self._disk_meta = meta
         self.requested = str(meta.get("requested", "auto"))
         apply_params(loaded, self.build.params)
         self._base, self._mmapped = loaded, mmap
@@ -274,6 +292,20 @@ class VectorIndex:
             self.add(ids, vectors)
             added += len(ids)
         return added
+
+    def add_stored(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add rows this process has just committed (``add``), or replay the store instead
+        when they do not follow the watermark without a gap: other workers committed the
+        rows in between, and the watermark must not pass them."""
+        fresh = np.unique(np.asarray(ids, dtype=np.int64))
+        fresh = fresh[fresh > self.watermark]
+        if not fresh.size:
+            return
+        if self._store is None or (int(fresh[0]) == self.watermark + 1
+                                   and int(fresh[-1]) - int(fresh[0]) + 1 == fresh.size):
+            self.add(ids, vectors)
+        else:
+            self.catch_up(self._store)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add normalised vectors under their row ids (ids above the watermark only)."""
@@ -306,6 +338,7 @@ class VectorIndex:
         wanted = np.unique(np.asarray(ids, dtype=np.int64))
         if not wanted.size:
             return 0
+        self._removed.update(int(i) for i in wanted)
         try:
             removed = int(self._tail.remove_ids(wanted))
             if removed:
@@ -435,22 +468,94 @@ class VectorIndex:
         tail = self._tail.index.reconstruct_n(0, self.tail_size)
         return drifted(self.build.fit, fit_figures(self._base, tail))
 
+    @contextmanager
+    def _saving(self, adopt: bool = True) -> Iterator[None]:
+        """Hold the index directory's save lock; adopt another process's newer files."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory, os.O_RDONLY)
+        except OSError as exc:
+            full = disk_full(exc, "saving the index", self.directory)
+            if full is not None:
+                raise full from exc
+            raise VectorIndexError(f"cannot save the index to {self.directory}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor, or when we die
+            self._remove_temporaries()
+            if adopt:
+                self._adopt_newer_files()
+            yield
+        finally:
+            os.close(fd)
+
+    def _remove_temporaries(self) -> None:
+        """Delete this model's atomic-write temporaries a killed process left (under the lock,
+        no write is in progress)."""
+        prefix = f".{self.model}."
+        try:
+            for path in self.directory.iterdir():
+                if path.name.startswith(prefix) and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a leftover only takes space
+
+    def _adopt_newer_files(self) -> None:
+        """When another process saved since this one last read or wrote the files, take its
+        files and replay the store past them (every row held here is in the store)."""
+        try:
+            on_disk: Any = json.loads(self.meta_path.read_text())
+        except FileNotFoundError:
+            on_disk = None
+        except (OSError, ValueError):
+            on_disk = {}  # unreadable: never what was written here
+        if on_disk == self._disk_meta:
+            return
+        fresh: VectorIndex | None = VectorIndex(self.directory, self.model, self.dim,
+                                                 self._store)
+        try:
+            if on_disk and fresh is not None:
+                fresh._load(mmap=True)
+            if self._store is not None and fresh is not None:
+                fresh.catch_up(self._store)
+        except VectorIndexError:
+            fresh = None
+        if fresh is None or fresh.watermark < self.watermark or self._store is None:
+            # Keep what is held here, written whole: the files may not match it any more.
+            self._tail_saved = 0
+            self._base_changed = self._base_changed or self._base is not None
+            self._disk_meta = None
+            return
+        removed = self._removed
+        for name in ("watermark", "build", "requested", "_base", "_base_watermark",
+                     "_mmapped", "_stale_base", "_base_changed", "_tail", "_tail_saved",
+                     "_disk_meta"):
+            setattr(self, name, getattr(fresh, name))
+        self._removed = set()
+        if removed:
+            self.remove(np.fromiter(removed, np.int64, len(removed)))
+
     def save(self) -> None:
         """Make what was added durable: the tail alone, or a compaction when it has grown.
 
         Each file is written atomically (temporary file, fsync, rename); the metadata,
-        written last, says which sizes and watermarks belong together.
+        written last, says which sizes and watermarks belong together. Processes sharing
+        the directory save one at a time (see the module docstring).
         """
-        if (self._base is None or self._stale_base or self._base_changed
-                or self.tail_size > self._tail_limit()):
-            self.compact()
-        else:
-            self._write(snapshot=False)
+        with self._saving():
+            if (self._base is None or self._stale_base or self._base_changed
+                    or self.tail_size > self._tail_limit()):
+                self._compact()
+            else:
+                self._write(snapshot=False)
 
     def compact(self) -> None:
         """Fold the tail into the snapshot (or build it again when its type or training is due)."""
+        with self._saving():
+            self._compact()
+
+    def _compact(self) -> None:
         if self._needs_build() and self._store is not None and self.size > 0:
-            self.rebuild(self._store, self.requested)
+            self._rebuild(self._store, self.requested)
             return
         self._materialise()
         base = self._base if self._base is not None else _empty_flat(self.dim)
@@ -467,6 +572,10 @@ class VectorIndex:
 
     def rebuild(self, store: Reads, requested: str = "auto") -> BuildReport:
         """Build the snapshot again from every vector in the store (type for its size)."""
+        with self._saving(adopt=False):  # everything is read from the store anyway
+            return self._rebuild(store, requested)
+
+    def _rebuild(self, store: Reads, requested: str) -> BuildReport:
         count = store.counts(self.model)["vectors"]
         ids = np.zeros(count, np.int64)
         vectors = np.zeros((count, self.dim), np.float32)
@@ -501,6 +610,8 @@ class VectorIndex:
                     "tail_size": self.tail_size, "tail_watermark": self.watermark,
                     "build": self.build.to_json()}
             _atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
+            self._disk_meta = json.loads(json.dumps(meta))  # as a reader parses it back
+            self._removed = set()
             if not self.tail_size:
                 self.tail_path.unlink(missing_ok=True)
         except OSError as exc:

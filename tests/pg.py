@@ -26,7 +26,16 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["BINDIR_ENV", "PgServer", "pg_binaries", "pg_env", "pg_server", "pg_url"]
+__all__ = [
+    "BINDIR_ENV",
+    "PgServer",
+    "pg_binaries",
+    "pg_env",
+    "pg_server",
+    "pg_url",
+    "start_server",
+    "stop_server",
+]
 
 
 BINDIR_ENV = "THUMBSEARCH_TEST_PG_BINDIR"  # a bin directory to use instead of looking
@@ -84,7 +93,8 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(argv)]
 
 
-def _start(bindir: Path) -> tuple[PgServer, Path]:
+def start_server(bindir: Path) -> tuple[PgServer, Path]:
+    """Initialise and start a server in a new temporary directory; (server, that directory)."""
     root = Path(tempfile.mkdtemp(prefix="thumbsearch-pg-"))
     datadir, sockdir = root / "data", root / "socket"
     sockdir.mkdir()
@@ -118,14 +128,19 @@ def pg_server() -> Iterator[PgServer]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-    server, root = _start(bindir)
+    server, root = start_server(bindir)
     try:
         yield server
     finally:
-        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(server.datadir),
-                                        "-m", "immediate", "-w", "stop"]),
-                       capture_output=True, timeout=60, check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        stop_server(server, root)
+
+
+def stop_server(server: PgServer, root: Path) -> None:
+    """Stop a server ``start_server`` started and delete its directory."""
+    subprocess.run(_as_server_user([str(server.bindir / "pg_ctl"), "-D", str(server.datadir),
+                                    "-m", "immediate", "-w", "stop"]),
+                   capture_output=True, timeout=60, check=False)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

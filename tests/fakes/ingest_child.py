@@ -26,11 +26,12 @@ import numpy as np
 
 from indexer.errors import ThumbsearchError
 from indexer.ingest import ingest_queries
-from indexer.service import build_service
+from indexer.service import Service, build_service
 from indexer.settings import Settings
 from tests.fakes.embedder import TinyEmbedder
 
-__all__ = ["EMBEDDING_MARKER", "SlowTinyEmbedder", "main"]
+__all__ = ["EMBEDDING_MARKER", "SlowTinyEmbedder", "add_embedder_options", "main",
+           "slow_service"]
 
 EMBEDDING_MARKER = "embedding"
 
@@ -56,22 +57,32 @@ class SlowTinyEmbedder(TinyEmbedder):
                 self.marker.unlink(missing_ok=True)
 
 
+def add_embedder_options(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size``, ``--embed-seconds`` and ``--phase-dir`` (see ``slow_service``)."""
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--embed-seconds", type=float, default=0.0)
+    parser.add_argument("--phase-dir", type=Path, default=None)
+
+
+def slow_service(args: argparse.Namespace) -> Service:
+    """The service from the environment, with SlowTinyEmbedder as the options say."""
+    settings = Settings.from_env()
+    if args.batch_size:
+        settings = dataclasses.replace(settings, batch_size=args.batch_size)
+    return build_service(settings, embedder=SlowTinyEmbedder(args.embed_seconds,
+                                                             args.phase_dir))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ingest; return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.ingest_child")
     parser.add_argument("queries", nargs="+")
     parser.add_argument("--pages", type=int, default=1)
     parser.add_argument("--per-page", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--embed-seconds", type=float, default=0.0)
-    parser.add_argument("--phase-dir", type=Path, default=None)
+    add_embedder_options(parser)
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env()
-        if args.batch_size:
-            settings = dataclasses.replace(settings, batch_size=args.batch_size)
-        service = build_service(settings,
-                                embedder=SlowTinyEmbedder(args.embed_seconds, args.phase_dir))
+        service = slow_service(args)
         try:
             summary = ingest_queries(service, args.queries, pages=args.pages,
                                      per_page=args.per_page)
