@@ -14,8 +14,11 @@ approximate search than real thumbnails, whose re-uploads stand out from look-al
 For each size (10k, 100k, 1M by default), in one run:
   - the index type ``auto`` picks, built from the database, with its tuned parameters;
   - lookup latency p50/p99 of ``similar_to_video`` for stored ids (the stored vector read
-    from SQLite, the index searched, candidates re-ranked, titles read), in this process;
+    from SQLite, the index searched, candidates re-ranked, titles read), in this process,
+    through the reads ``thumbsearch similar`` uses (``sqlite3``, not SQLAlchemy);
   - recall@10 of those answers against exact search over every vector;
+  - wall time of ``thumbsearch similar ID`` as a fresh process (median of 5 after a
+    warm-up), with ``thumbsearch --help`` timed beside it;
   - time to add a batch of 1,000 (database rows, index, the save that follows a batch),
     the mean of 5 batches, compactions included when the tail outgrows its share;
     then the time of a compaction on its own;
@@ -46,6 +49,7 @@ CLUSTER = 50  # vectors a cluster: a corpus of n vectors draws from its first n 
 NOISE = 0.8  # norm of a vector's noise against its centre's: cluster mates nearly tie
 ADD_BATCHES = 5
 LOOKUPS = 300
+CLI_RUNS = 5  # fresh ``thumbsearch similar`` processes timed at each size
 _CHILD = """
 import json, sys
 from pathlib import Path
@@ -109,6 +113,18 @@ def _lookups(service: Any, all_vectors: np.ndarray, all_ids: np.ndarray,
         hits += len({n.video_id for n in result.results} & set(wanted))
     return {"lookup_p50_ms": _percentile(times, 50), "lookup_p99_ms": _percentile(times, 99),
             "recall_at_10": round(hits / (10 * len(picks)), 4)}
+
+
+def _cli_times(home: Path, video_id: str) -> dict[str, float]:
+    """Wall time of ``thumbsearch similar ID`` (a fresh process) and of ``--help``, same run."""
+    from bench.cli import time_command
+
+    exe = str(Path(sys.executable).with_name("thumbsearch"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("THUMBSEARCH_", "YOUTUBE_"))}
+    env.update(THUMBSEARCH_HOME=str(home), THUMBSEARCH_MODEL=MODEL)
+    help_s = time_command([exe, "--help"], env, runs=CLI_RUNS)
+    similar_s = time_command([exe, "similar", "--", video_id], env, runs=CLI_RUNS)
+    return {"cli_help_s": round(help_s, 3), "cli_similar_s": round(similar_s, 3)}
 
 
 def _per_type(service: Any) -> dict[str, Any]:
@@ -175,7 +191,10 @@ def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
                 "params": report.params, "recall_at_10_at_build": report.recall_at_10,
                 "build_s": round(build_s, 2), "bytes_per_vector": index.info().bytes_per_vector,
                 "mmap": index.info().mmap}
-            figures.update(_lookups(service, all_vectors, all_ids, videos, rng))
+            lookups = build_service(settings, lookups_only=True)  # as `similar` reads
+            figures.update(_lookups(lookups, all_vectors, all_ids, videos, rng))
+            lookups.close()
+            figures.update(_cli_times(home, videos[int(rng.integers(len(videos)))]))
             # Batches of 1,000 the way an ingest run adds them: rows, index, the save after
             # (an append to the tail, or a compaction when the tail has outgrown its share).
             times = []

@@ -78,6 +78,9 @@ def _rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
                      f"{_fmt(at.get('lookup_p50_ms'))} / {_fmt(at.get('lookup_p99_ms'))}"))
         rows.append((f"{int(size):,} vectors: recall@10 vs exact", at.get("recall_at_10")))
         rows.append((f"{int(size):,} vectors: adding 1,000 (s)", at.get("add_1000_s")))
+        if "cli_similar_s" in at:
+            rows.append((f"{int(size):,} vectors: `thumbsearch similar ID` / `--help` (s)",
+                         f"{_fmt(at.get('cli_similar_s'))} / {_fmt(at.get('cli_help_s'))}"))
         rows.append((f"{int(size):,} vectors: bytes a vector, peak RSS (MiB)",
                      f"{_fmt(at.get('bytes_per_vector'))}, {_fmt(at.get('peak_rss_mib'))}"))
     per_type = index.get("per_type", {})
