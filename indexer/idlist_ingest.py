@@ -9,14 +9,19 @@ videos still without details (left by earlier runs first) are enriched while the
 thumbnails stream in; a quota stop leaves the rest to the next run and downloads
 go on. A thumbnail that answers 404, or an id videos.list leaves out, is recorded
 as gone with its reason.
+
+The thumbnails go through a ``ThumbnailStage``: ``PipelineStage`` runs them in this
+process; ``indexer.ray_backfill`` runs them on a Ray cluster. Choosing the ids, the
+gone records and the details are the same either way.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from indexer.enrich import enrich_videos, unenriched_video_ids
 from indexer.errors import InputError, QuotaExceededError, ThumbnailMissingError
@@ -32,7 +37,14 @@ from indexer.youtube import MAX_IDS_PER_CALL
 if TYPE_CHECKING:
     from indexer.fetch import ImageFetcher
 
-__all__ = ["DETAILS_LABEL", "IdListSummary", "add_video_ids"]
+__all__ = [
+    "DETAILS_LABEL",
+    "IdListJob",
+    "IdListSummary",
+    "PipelineStage",
+    "ThumbnailStage",
+    "add_video_ids",
+]
 
 DETAILS_LABEL = "details (videos.list)"
 GROUP = MAX_IDS_PER_CALL  # ids submitted to the pipeline at a time
@@ -97,14 +109,52 @@ def _meta(video_id: str, url: str, stored: StoredVideo | None) -> VideoMeta:
                      thumbnail_url=stored.thumbnail_url or url)
 
 
-class _Runner:
-    """One run: groups of 50 ids through the pipeline, details in calls of 50 ids."""
+class ThumbnailStage(Protocol):
+    """Downloads, embeds and stores an id list's thumbnails: in this process, or elsewhere."""
+
+    def steps(self, items: int) -> int:
+        """How many progress steps ``store`` reports for this many items."""
+        ...
+
+    def store(self, job: IdListJob, items: list[WorkItem]) -> None:
+        """Store each item's thumbnail and vector; report each step with ``job.stored``."""
+        ...
+
+
+class PipelineStage:
+    """The thumbnails in this process: groups of 50 ids through the run's pipeline."""
+
+    def steps(self, items: int) -> int:
+        """One step a group."""
+        return -(-items // GROUP)
+
+    def store(self, job: IdListJob, items: list[WorkItem]) -> None:
+        """Queue the groups; each is reported once all of its items are stored or failed."""
+        for start in range(0, len(items), GROUP):
+            group = items[start:start + GROUP]
+            job.run.submit(group, functools.partial(self._stored, job, group))
+        job.run.drain()
+
+    @staticmethod
+    def _stored(job: IdListJob, group: list[WorkItem], stored: list[str]) -> None:
+        done = set(stored)
+        missing = {item.meta.video_id: job.missing[item.url] for item in group
+                   if item.meta.video_id not in done and item.url in job.missing}
+        job.stored(stored, missing, failed=len(group) - len(done) - len(missing))
+
+
+class IdListJob:
+    """One run over an id list: what to skip, what is gone, and details in calls of 50 ids.
+
+    The thumbnails go through a ThumbnailStage, which reports each step with ``stored``;
+    details are asked for as whole batches of 50 stored ids build up.
+    """
 
     def __init__(self, run: IngestRun, fetcher: _NotingMissing, result: IdListSummary,
                  details: bool, progress: Progress, label: str) -> None:
         self.run = run
         self.service = run.service
-        self.fetcher = fetcher
+        self.missing = fetcher.missing  # thumbnail URL -> why it answered 404
         self.result = result
         self.details = details
         self.progress = progress
@@ -135,24 +185,16 @@ class _Runner:
             gone = len(self.run.summary.gone) - gone_before
             self.progress.advanced(DETAILS_LABEL, f"{len(batch) - gone} enriched, {gone} gone")
 
-    def submit(self, items: list[WorkItem]) -> None:
-        """Queue one group; once stored, note what is gone and enrich whole batches."""
-
-        def stored_group(stored: list[str]) -> None:
-            done = set(stored)
-            missing = {item.meta.video_id: self.fetcher.missing[item.url] for item in items
-                       if item.meta.video_id not in done and item.url in self.fetcher.missing}
-            if missing:
-                record_gone(self.service.store, missing)  # a rerun does not fetch them again
-                self.result.gone.extend(Failure(v, why) for v, why in missing.items())
-                self.run.summary.gone.extend(missing)
-            failed = len(items) - len(done) - len(missing)
-            self.progress.advanced(self.label, f"{len(done)} new, {len(missing)} gone, "
-                                               f"{failed} failed")
-            self.to_enrich.extend(stored)
-            self.enrich(full_batches_only=True)
-
-        self.run.submit(items, stored_group)
+    def stored(self, stored: list[str], missing: Mapping[str, str], failed: int) -> None:
+        """One step of the stage is through: note what is gone and enrich whole batches."""
+        if missing:
+            record_gone(self.service.store, missing)  # a rerun does not fetch them again
+            self.result.gone.extend(Failure(v, why) for v, why in missing.items())
+            self.run.summary.gone.extend(missing)
+        self.progress.advanced(self.label, f"{len(stored)} new, {len(missing)} gone, "
+                                           f"{failed} failed")
+        self.to_enrich.extend(stored)
+        self.enrich(full_batches_only=True)
 
     def leftovers(self) -> None:
         """Enrich stored videos still without details, until none is left or the quota ends."""
@@ -164,8 +206,8 @@ class _Runner:
             self.to_enrich.extend(waiting)
             self.enrich()
 
-    def ingest(self, ids: list[str]) -> None:
-        """Download, embed and store the ids not stored yet, enriching along the way."""
+    def todo(self, ids: list[str]) -> list[WorkItem]:
+        """The ids neither embedded for the model nor recorded as gone, as work items."""
         service, summary = self.service, self.run.summary
         known = service.store.embedded_ids(ids, service.spec.model_id)
         summary.known = len(known)
@@ -173,19 +215,22 @@ class _Runner:
         self.result.already_gone = len(gone)
         todo = [v for v in ids if v not in known and v not in gone]
         rows = service.store.get_videos(todo)
-        groups = [todo[i:i + GROUP] for i in range(0, len(todo), GROUP)]
+        items = []
+        for video_id in todo:
+            url = service.settings.thumbnail_url(video_id)
+            items.append(WorkItem(meta=_meta(video_id, url, rows.get(video_id)), url=url))
+        return items
+
+    def ingest(self, ids: list[str], stage: ThumbnailStage) -> None:
+        """Download, embed and store the ids not stored yet, enriching along the way."""
+        items = self.todo(ids)
         if self.details:
-            self.to_enrich = unenriched_video_ids(service.store, linked_only=False)
-        waiting = len(self.to_enrich) + len(todo)
-        self.progress.started([(self.label, len(groups))] + (
+            self.to_enrich = unenriched_video_ids(self.service.store, linked_only=False)
+        waiting = len(self.to_enrich) + len(items)
+        self.progress.started([(self.label, stage.steps(len(items)))] + (
             [(DETAILS_LABEL, -(-waiting // MAX_IDS_PER_CALL))] if self.details else []))
-        for group in groups:  # what earlier runs left is enriched first, as groups are stored
-            items = []
-            for video_id in group:
-                url = service.settings.thumbnail_url(video_id)
-                items.append(WorkItem(meta=_meta(video_id, url, rows.get(video_id)), url=url))
-            self.submit(items)
-        self.run.drain()
+        # What earlier runs left is enriched first, as the stage stores the new ones.
+        stage.store(self, items)
         self.progress.finished(self.label, "done")
         self.enrich()
         self.leftovers()
@@ -195,12 +240,13 @@ class _Runner:
 
 def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool = True,
                   wait: float = 0.0, progress: Progress | None = None,
-                  label: str = "video ids") -> IdListSummary:
+                  label: str = "video ids", stage: ThumbnailStage | None = None) -> IdListSummary:
     """Ingest the thumbnails of ``video_ids`` and give stored videos their details.
 
     See the module docstring. Without ``details`` no API call is made (and no API key
     is needed). A quota stop ends the run cleanly: every thumbnail is still stored and
     ``stopped`` says when the quota resets. ``label`` names the ids in progress reports.
+    ``stage`` stores the thumbnails (default: this process's pipeline, PipelineStage).
     """
     ids = list(dict.fromkeys(video_ids))
     if not ids:
@@ -212,9 +258,9 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
     result = IdListSummary(ids=len(ids))
     with ingest_run(service, "ids", wait=wait, fetcher=fetcher) as run:
         result.run = run.summary
-        runner = _Runner(run, fetcher, result, details, progress, label)
+        job = IdListJob(run, fetcher, result, details, progress, label)
         try:
-            runner.ingest(ids)
+            job.ingest(ids, stage or PipelineStage())
         finally:
             noted = {g.video_id for g in result.gone}
             run.summary.failed = [f for f in run.summary.failed if f.video_id not in noted]
@@ -223,6 +269,6 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
             if youtube is not None:
                 run.summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)
         result.unenriched = len(unenriched_video_ids(service.store, None, linked_only=False))
-        if runner.stop is not None:
-            raise runner.stop
+        if job.stop is not None:
+            raise job.stop
     return result
