@@ -67,6 +67,9 @@ __all__ = [
 # Item errors, as in the single-process pipeline: the item is counted, the batch goes on.
 ITEM_ERRORS = (FetchError, ImageDecodeError, ImagePathError)
 OK, MISSING, FAILED = "ok", "missing", "failed"
+# A row's status "error:<class>" carries an error that stops the run (its message in
+# "reason"): Ray would hand it to the driver as text only, without its class.
+ERROR = "error:"
 FETCH_CPUS = 0.5  # a download task mostly waits on the network
 
 
@@ -124,6 +127,8 @@ def _fetch_one(fetch: Callable[[str], bytes], url: str,
         row.update(status=MISSING, reason=str(exc))
     except ITEM_ERRORS as exc:
         row.update(status=FAILED, reason=str(exc))
+    except ThumbsearchError as exc:
+        row.update(status=f"{ERROR}{type(exc).__name__}", reason=str(exc))
     row["load_s"] = time.perf_counter() - start
     return row
 
@@ -156,14 +161,34 @@ class _EmbedActor:
     """A Ray actor: loads the model once, then preprocesses and embeds batches."""
 
     def __init__(self, model: Callable[[], Embedder], model_id: str, dim: int) -> None:
-        self.embedder = model()
-        if (self.embedder.model_id, self.embedder.dim) != (model_id, dim):
-            raise ModelError(f"the embedding actors built {self.embedder.model_id} "
-                             f"({self.embedder.dim}-d), the store expects {model_id} ({dim}-d)")
+        self.embedder: Embedder | None = None
+        # Kept for the batches to report: raised here, it would kill the actor and reach
+        # the driver as text inside Ray's own error.
+        self.error: ThumbsearchError | None = None
+        try:
+            self.embedder = model()
+            if (self.embedder.model_id, self.embedder.dim) != (model_id, dim):
+                raise ModelError(f"the embedding actors built {self.embedder.model_id} "
+                                 f"({self.embedder.dim}-d), the store expects {model_id} "
+                                 f"({dim}-d)")
+        except ThumbsearchError as exc:
+            self.error = exc
+        self.dim = dim
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The batch with a ``vector`` column (zeros where the row is not ok), no pixels."""
-        return embed_batch(self.embedder, batch)
+        if self.error is None:
+            assert self.embedder is not None
+            try:
+                return embed_batch(self.embedder, batch)
+            except ThumbsearchError as exc:
+                self.error = exc
+        n = len(batch["video_id"])
+        return {"video_id": batch["video_id"], "url": batch["url"],
+                "status": np.array([f"{ERROR}{type(self.error).__name__}"] * n, dtype=object),
+                "reason": np.array([str(self.error)] * n, dtype=object),
+                "data": batch["data"], "vector": np.zeros((n, self.dim), dtype=np.float32),
+                "load_s": batch["load_s"], "embed_s": np.zeros(n, dtype=np.float64)}
 
 
 def embed_batch(embedder: Embedder, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -197,29 +222,23 @@ def embed_batch(embedder: Embedder, batch: dict[str, np.ndarray]) -> dict[str, n
 
 
 def _quiet_ray() -> None:
-    """Keep Ray's own logging off the terminal: the run reports through Progress."""
-    for name in ("ray", "ray.data", "ray.train", "ray.tune"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.ERROR)
-        for handler in logger.handlers:
-            handler.setLevel(logging.ERROR)
+    """Keep Ray's own logging off the terminal (its log files keep it): the run reports
+    through Progress, and an error that stops it is raised as one ThumbsearchError."""
+    for name in ("ray", "ray.data"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler):
+                handler.setLevel(logging.CRITICAL)
 
 
-def _translated(exc: BaseException) -> ThumbsearchError:
-    """The ThumbsearchError a task or actor raised (unwrapped from Ray's errors), else a
-    ClusterError naming what failed."""
-    seen: BaseException | None = exc
-    for _ in range(10):  # Ray wraps an error in a RayTaskError, Ray Data in its own
-        if seen is None:
-            break
-        inner = getattr(seen, "cause", None)
-        if isinstance(inner, BaseException):
-            seen = inner
-            continue
-        if isinstance(seen, ThumbsearchError):
-            return type(seen)(str(seen))
-        seen = seen.__cause__ or seen.__context__
-    return ClusterError(f"the Ray pipeline failed: {_one_line(exc)}")
+def _reported(status: str, reason: str) -> ThumbsearchError:
+    """The error a task or actor reported in a row (status ``error:<class>``)."""
+    from indexer import errors
+
+    found = getattr(errors, status.removeprefix(ERROR), None)
+    if isinstance(found, type) and issubclass(found, ThumbsearchError):
+        return found(reason)
+    return ClusterError(reason)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -293,8 +312,8 @@ class RayStage:
                     batch = next(batches)
                 except StopIteration:
                     break
-                except Exception as exc:  # what a task or actor raised, wrapped by Ray
-                    raise _translated(exc) from exc
+                except Exception as exc:  # Ray's own failures, or a bug in a task or actor
+                    raise ClusterError(f"the Ray pipeline failed: {_one_line(exc)}") from exc
                 self._write(job, metas, batch)
 
     def _dataset(self, job: IdListJob, items: list[WorkItem], workers: int) -> Any:
@@ -320,6 +339,8 @@ class RayStage:
         stored, vectors, missing, failed = [], [], {}, []
         for i, video_id in enumerate(str(v) for v in batch["video_id"]):
             status, reason = str(batch["status"][i]), str(batch["reason"][i])
+            if status.startswith(ERROR):
+                raise _reported(status, reason)
             if status == OK:
                 stored.append(dataclasses.replace(
                     metas[video_id], thumbnail_sha256=cache.put(bytes(batch["data"][i]))))

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from indexer import samples
+from indexer.errors import ModelError
 from indexer.gone import gone_reasons
 from indexer.idlist_ingest import IdListSummary, add_video_ids
 from indexer.ray_backfill import RayOptions, add_video_ids_ray, check_address
@@ -143,6 +144,24 @@ def test_a_local_ray_run_stores_what_the_single_process_run_stores(
     assert set(requested.values()) == {2, 3}
     assert fake.videos_calls == calls
     assert on_ray.store.counts("tiny-test")["vectors"] == got.run.new
+
+
+class BrokenModel:
+    """A model whose weights cannot be read: every embedding actor fails to build it."""
+
+    def __call__(self) -> TinyEmbedder:
+        raise ModelError("the weights of tiny-test cannot be read")
+
+
+def test_a_model_failing_in_the_actors_is_raised_as_itself(
+        many: tuple[FakeYouTube, list[str]], services: list[Service], tmp_path: Path) -> None:
+    _, ids = many
+    service = _service(tmp_path / "ray", services)
+    with pytest.raises(ModelError) as raised:
+        add_video_ids_ray(service, ids[:40], RayOptions(workers=1), model=BrokenModel(),
+                          details=False)
+    assert str(raised.value) == "the weights of tiny-test cannot be read"
+    assert service.store.counts("tiny-test")["vectors"] == 0
 
 
 def test_an_unreachable_address_is_one_line_and_exit_1(
