@@ -293,6 +293,9 @@ class RayStage:
         self.settings = dataclasses.replace(settings, youtube_api_key=None)
         self.model = model or SettingsModel(self.settings)
         self.workers: int | None = None  # embedding actors of the last run
+        # Seconds of the last run: starting or joining Ray ("start"), the pipeline from its
+        # start to its last batch written ("pipeline"), leaving Ray ("stop").
+        self.seconds: dict[str, float] = {}
 
     def steps(self, items: int) -> int:
         """One step a batch of the settings' batch size."""
@@ -303,8 +306,11 @@ class RayStage:
         if not items:
             return
         metas = {item.meta.video_id: item.meta for item in items}
+        clock = time.perf_counter()
         with _connected(self.options) as workers:
             self.workers = workers
+            self.seconds["start"] = time.perf_counter() - clock
+            clock = time.perf_counter()
             batches = iter(self._dataset(job, items, workers).iter_batches(
                 batch_size=max(1, self.settings.batch_size), batch_format="numpy"))
             while True:
@@ -315,6 +321,9 @@ class RayStage:
                 except Exception as exc:  # Ray's own failures, or a bug in a task or actor
                     raise ClusterError(f"the Ray pipeline failed: {_one_line(exc)}") from exc
                 self._write(job, metas, batch)
+            self.seconds["pipeline"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+        self.seconds["stop"] = time.perf_counter() - clock
 
     def _dataset(self, job: IdListJob, items: list[WorkItem], workers: int) -> Any:
         ray = import_ray()
