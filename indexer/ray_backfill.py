@@ -36,16 +36,14 @@ import numpy as np
 from indexer.cluster import LOCAL, check_address
 from indexer.errors import (
     ClusterError,
-    FetchError,
-    ImageDecodeError,
-    ImagePathError,
     InputError,
     ModelError,
     ThumbnailMissingError,
     ThumbsearchError,
 )
 from indexer.idlist_ingest import IdListJob, IdListSummary, add_video_ids
-from indexer.pipeline import WorkItem
+from indexer.images import decode_image
+from indexer.pipeline import ITEM_ERRORS, WorkItem
 from indexer.progress import Progress
 from indexer.records import Failure
 from indexer.service import Service, image_fetcher, settings_embedder
@@ -64,8 +62,6 @@ __all__ = [
     "import_ray",
 ]
 
-# Item errors, as in the single-process pipeline: the item is counted, the batch goes on.
-ITEM_ERRORS = (FetchError, ImageDecodeError, ImagePathError)
 OK, MISSING, FAILED = "ok", "missing", "failed"
 # A row's status "error:<class>" carries an error that stops the run (its message in
 # "reason"): Ray would hand it to the driver as text only, without its class.
@@ -120,7 +116,7 @@ def _fetch_one(fetch: Callable[[str], bytes], url: str,
                            "height": 0, "width": 0}
     try:
         data = fetch(url)
-        image = _decode(data, url, input_size)
+        image = decode_image(data, url, reduce_to=input_size)
         row.update(data=data, pixels=image.tobytes(), width=image.size[0],
                    height=image.size[1])
     except ThumbnailMissingError as exc:
@@ -131,12 +127,6 @@ def _fetch_one(fetch: Callable[[str], bytes], url: str,
         row.update(status=f"{ERROR}{type(exc).__name__}", reason=str(exc))
     row["load_s"] = time.perf_counter() - start
     return row
-
-
-def _decode(data: bytes, name: str, input_size: tuple[int, int]) -> Any:
-    from indexer.images import decode_image
-
-    return decode_image(data, name, reduce_to=input_size)
 
 
 def fetch_batch(batch: dict[str, np.ndarray], settings: Settings,
@@ -289,8 +279,8 @@ class RayStage:
                  model: Callable[[], Embedder] | None = None) -> None:
         """``model`` builds the embedder in each actor (default: the model ``settings`` name)."""
         self.options = options
-        # Workers get no secret: they never call the API.
-        self.settings = dataclasses.replace(settings, youtube_api_key=None)
+        # Workers get no secret: they never call the API nor open the database.
+        self.settings = dataclasses.replace(settings, youtube_api_key=None, database_url="")
         self.model = model or SettingsModel(self.settings)
         self.workers: int | None = None  # embedding actors of the last run
         # Seconds of the last run: starting or joining Ray ("start"), the pipeline from its
