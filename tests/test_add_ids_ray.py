@@ -8,6 +8,7 @@ this checkout, whose root is put on their PYTHONPATH.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import subprocess
@@ -40,6 +41,18 @@ ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 # Columns that differ between two runs by when they ran, not by what they stored.
 WHEN = {"fetched_at", "details_fetched_at", "first_seen_at", "created_at"}
+
+
+@pytest.fixture(autouse=True)
+def collected() -> Iterator[None]:
+    """Collect what a run left once it is over.
+
+    Ray's driver objects are freed by the cyclic collector; on CPython 3.11.7 their
+    finalizers running inside a later ast.parse (pytest importing and rewriting a module)
+    make it fail with "AST constructor recursion depth mismatch".
+    """
+    yield
+    gc.collect()
 
 
 def _clock() -> datetime:
