@@ -84,9 +84,10 @@ def many(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeYouTube, list[st
         yield fake, ids
 
 
-def _service(home: Path, made: list[Service]) -> Service:
-    settings = dataclasses.replace(Settings.from_env(), home=home,
-                                   database_url=f"sqlite:///{home / 'thumbsearch.sqlite3'}")
+def _service(home: Path, made: list[Service], database_url: str | None = None) -> Service:
+    settings = dataclasses.replace(
+        Settings.from_env(), home=home,
+        database_url=database_url or f"sqlite:///{home / 'thumbsearch.sqlite3'}")
     service = build_service(settings, embedder=TinyEmbedder(), clock=_clock,
                             sleep=lambda _s: None)
     made.append(service)
@@ -101,10 +102,17 @@ def services() -> Iterator[list[Service]]:
         service.close()
 
 
+def _utc(value: Any) -> Any:
+    # SQLite gives naive UTC datetimes back, PostgreSQL aware ones.
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
 def _stored(service: Service) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Every video row (without its timestamps) and every vector, by video id."""
     with service.store.engine.connect() as conn:
-        rows = {r["video_id"]: {k: v for k, v in r.items() if k not in WHEN}
+        rows = {r["video_id"]: {k: _utc(v) for k, v in r.items() if k not in WHEN}
                 for r in conn.execute(select(videos)).mappings()}
         vectors = {str(r.video_id): np.frombuffer(r.vector, dtype=np.float32)
                    for r in conn.execute(select(embeddings.c.video_id, embeddings.c.vector))}
@@ -118,17 +126,12 @@ def _comparable(summary: IdListSummary) -> dict[str, Any]:
     return data
 
 
-def test_a_local_ray_run_stores_what_the_single_process_run_stores(
-        many: tuple[FakeYouTube, list[str]], services: list[Service], tmp_path: Path) -> None:
-    fake, ids = many
-    assert len(ids) == 300
-    single = _service(tmp_path / "single", services)
-    on_ray = _service(tmp_path / "ray", services)
+def _same_both_ways(single: Service, on_ray: Service, ids: list[str],
+                    workers: int) -> IdListSummary:
+    """Run both ways into their own stores, check they stored the same; the Ray summary."""
     expected = add_video_ids(single, ids)
-    got = add_video_ids_ray(on_ray, ids, RayOptions(workers=2), model=TinyEmbedder)
-
+    got = add_video_ids_ray(on_ray, ids, RayOptions(workers=workers), model=TinyEmbedder)
     assert _comparable(got) == _comparable(expected)
-    assert got.run.new > 250 and len(got.gone) >= 7 and len(got.run.failed) == 2
     assert got.run.enriched == got.run.new and got.unenriched == 0
     rows, vectors = _stored(on_ray)
     want_rows, want_vectors = _stored(single)
@@ -140,6 +143,17 @@ def test_a_local_ray_run_stores_what_the_single_process_run_stores(
     assert on_ray.index().size == single.index().size == got.run.new
     cached = sorted(p.name for p in on_ray.cache.root.rglob("*") if p.is_file())
     assert cached == sorted(p.name for p in single.cache.root.rglob("*") if p.is_file())
+    return got
+
+
+def test_a_local_ray_run_stores_what_the_single_process_run_stores(
+        many: tuple[FakeYouTube, list[str]], services: list[Service], tmp_path: Path) -> None:
+    fake, ids = many
+    assert len(ids) == 300
+    single = _service(tmp_path / "single", services)
+    on_ray = _service(tmp_path / "ray", services)
+    got = _same_both_ways(single, on_ray, ids, workers=2)
+    assert got.run.new > 250 and len(got.gone) >= 7 and len(got.run.failed) == 2
     # Every thumbnail was downloaded once by each run, the gone ones included.
     assert set(fake.thumbnail_requests.values()) == {2}
 
@@ -157,6 +171,17 @@ def test_a_local_ray_run_stores_what_the_single_process_run_stores(
     assert set(requested.values()) == {2, 3}
     assert fake.videos_calls == calls
     assert on_ray.store.counts("tiny-test")["vectors"] == got.run.new
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_ray_run_stores_what_the_single_process_run_stores(
+        many: tuple[FakeYouTube, list[str]], services: list[Service], tmp_path: Path,
+        pg_url: str) -> None:
+    _, ids = many
+    single = _service(tmp_path / "single", services)
+    on_ray = _service(tmp_path / "ray", services, database_url=pg_url)
+    got = _same_both_ways(single, on_ray, ids[:80], workers=1)
+    assert got.run.new > 60 and got.gone and got.run.failed
 
 
 class BrokenModel:
