@@ -45,6 +45,7 @@ from indexer.idlist_ingest import IdListJob, IdListSummary, add_video_ids
 from indexer.images import decode_image
 from indexer.pipeline import ITEM_ERRORS, WorkItem
 from indexer.progress import Progress
+from indexer.quiet import muted_stderr
 from indexer.records import Failure
 from indexer.service import Service, image_fetcher, settings_embedder
 from indexer.settings import Settings
@@ -250,11 +251,20 @@ def _connected(options: RayOptions) -> Iterator[int]:
             # Actors take a CPU each; one more leaves room for the download tasks.
             kwargs["num_cpus"] = max(cpus, (options.workers or 1) + 1)
         try:
-            with warnings.catch_warnings():
+            # Ray's C++ core logs each failed attempt to join a cluster on fd 2; what
+            # failed is raised below as one line.
+            with warnings.catch_warnings(), muted_stderr():
                 warnings.simplefilter("ignore")
                 ray.init(address=LOCAL if options.local else options.address, **kwargs)
-        except Exception as exc:  # ConnectionError, RuntimeError, ValueError ...: one line
-            where = "start a local Ray" if options.local else f"connect to {options.address}"
+        except ConnectionError as exc:
+            if options.address == "auto":
+                raise ClusterError("no Ray cluster runs on this machine: start one with "
+                                   "`ray start --head`, or give its HOST:PORT") from exc
+            raise ClusterError(f"cannot connect to the Ray cluster at {options.address}: "
+                               f"{_one_line(exc)}") from exc
+        except Exception as exc:  # RuntimeError, ValueError ...: one line
+            where = ("start a local Ray" if options.local
+                     else f"connect to the Ray cluster at {options.address}")
             raise ClusterError(f"cannot {where}: {_one_line(exc)}") from exc
     try:
         with warnings.catch_warnings():
@@ -366,7 +376,7 @@ def add_video_ids_ray(service: Service, video_ids: Sequence[str], options: RayOp
                       model: Callable[[], Embedder] | None = None) -> IdListSummary:
     """``add_video_ids`` with the thumbnails on Ray; stores what the single-process run stores.
 
-    Ray missing or an address nothing answers fail here, before anything is written.
+    Ray missing, or a cluster that cannot be joined, fail here before anything is written.
     ``model`` builds the embedder in each actor (a picklable callable; default: the
     model the service's settings name).
     """
@@ -377,5 +387,8 @@ def add_video_ids_ray(service: Service, video_ids: Sequence[str], options: RayOp
         raise InputError(f"the number of Ray embedding workers must be at least 1, "
                          f"got {options.workers}")
     stage = RayStage(options, service.settings, model)
-    return add_video_ids(service, video_ids, details=details, wait=wait, progress=progress,
-                         label=label, stage=stage)
+    # A cluster is joined before the run, so that one that cannot be joined stops it before
+    # anything is written; a local Ray is started only once there is something to embed.
+    with contextlib.nullcontext() if options.local else _connected(options):
+        return add_video_ids(service, video_ids, details=details, wait=wait,
+                             progress=progress, label=label, stage=stage)

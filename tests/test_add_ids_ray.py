@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -127,10 +128,10 @@ def _comparable(summary: IdListSummary) -> dict[str, Any]:
 
 
 def _same_both_ways(single: Service, on_ray: Service, ids: list[str],
-                    workers: int) -> IdListSummary:
+                    options: RayOptions) -> IdListSummary:
     """Run both ways into their own stores, check they stored the same; the Ray summary."""
     expected = add_video_ids(single, ids)
-    got = add_video_ids_ray(on_ray, ids, RayOptions(workers=workers), model=TinyEmbedder)
+    got = add_video_ids_ray(on_ray, ids, options, model=TinyEmbedder)
     assert _comparable(got) == _comparable(expected)
     assert got.run.enriched == got.run.new and got.unenriched == 0
     rows, vectors = _stored(on_ray)
@@ -152,7 +153,7 @@ def test_a_local_ray_run_stores_what_the_single_process_run_stores(
     assert len(ids) == 300
     single = _service(tmp_path / "single", services)
     on_ray = _service(tmp_path / "ray", services)
-    got = _same_both_ways(single, on_ray, ids, workers=2)
+    got = _same_both_ways(single, on_ray, ids, RayOptions(workers=2))
     assert got.run.new > 250 and len(got.gone) >= 7 and len(got.run.failed) == 2
     # Every thumbnail was downloaded once by each run, the gone ones included.
     assert set(fake.thumbnail_requests.values()) == {2}
@@ -180,7 +181,52 @@ def test_on_postgresql_the_ray_run_stores_what_the_single_process_run_stores(
     _, ids = many
     single = _service(tmp_path / "single", services)
     on_ray = _service(tmp_path / "ray", services, database_url=pg_url)
-    got = _same_both_ways(single, on_ray, ids[:80], workers=1)
+    got = _same_both_ways(single, on_ray, ids[:80], RayOptions(workers=1))
+    assert got.run.new > 60 and got.gone and got.run.failed
+
+
+_HEAD = """
+import logging, sys, time
+import ray
+ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+         log_to_driver=False)
+print(ray.get_runtime_context().gcs_address, flush=True)
+try:
+    time.sleep(600)
+except KeyboardInterrupt:
+    ray.shutdown()
+"""
+
+
+@pytest.fixture
+def cluster(many: tuple[FakeYouTube, list[str]], monkeypatch: pytest.MonkeyPatch,
+            tmp_path: Path) -> Iterator[str]:
+    """A running Ray cluster (its own process, token authentication on); its address."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # as a client of such a cluster sets it
+    errors = tmp_path / "head.err"
+    with errors.open("w") as stderr, subprocess.Popen(
+            [sys.executable, "-c", _HEAD], stdout=subprocess.PIPE, stderr=stderr,
+            text=True) as head:
+        try:
+            assert head.stdout is not None
+            address = head.stdout.readline().strip()
+            assert address, errors.read_text()
+            yield address
+        finally:
+            head.send_signal(signal.SIGINT)  # the head stops its Ray, then exits
+            try:
+                head.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                head.kill()
+
+
+def test_a_running_cluster_is_joined_by_its_address(
+        many: tuple[FakeYouTube, list[str]], services: list[Service], tmp_path: Path,
+        cluster: str) -> None:
+    _, ids = many
+    single = _service(tmp_path / "single", services)
+    on_ray = _service(tmp_path / "ray", services)
+    got = _same_both_ways(single, on_ray, ids[:80], RayOptions(address=cluster, workers=1))
     assert got.run.new > 60 and got.gone and got.run.failed
 
 
@@ -203,18 +249,21 @@ def test_a_model_failing_in_the_actors_is_raised_as_itself(
 
 
 def test_an_unreachable_address_is_one_line_and_exit_1(
-        many: tuple[FakeYouTube, list[str]], tmp_path: Path, isolated_env: Path) -> None:
+        many: tuple[FakeYouTube, list[str]], tmp_path: Path, isolated_env: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     _, ids = many
     listed = tmp_path / "ids.txt"
     listed.write_text("\n".join(ids[:5]) + "\n")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     for address, expected in (("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
-                              ("nowhere", "is not a Ray address")):
+                              ("nowhere", "is not a Ray address"),
+                              ("auto", "no Ray cluster runs on this machine")):
         result = runner.invoke(app, ["add-ids", str(listed), "--ray", address])
         assert result.exit_code == 1, result.output
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
         assert expected in result.stderr and "Traceback" not in result.output
-    assert not (isolated_env / "thumbsearch.sqlite3").exists()
+    assert list(isolated_env.iterdir()) == []  # no database, lock or index
 
 
 def test_the_word_after_ray_is_its_address_or_the_file(tmp_path: Path,
