@@ -3,8 +3,9 @@
 Parts, each a module of bench/ with ``measure()``: ``models`` (SGEMM rate, the default
 model on each runtime, VGG16 in fp32 and bf16), ``ingest`` (end-to-end ingest against
 loopback fakes versus the model alone), ``notebook`` (the original notebook's way versus
-ours), ``index`` (lookups, recall, adding and memory at 10k, 100k and 1M vectors) and
-``cli`` (``similar`` wall time versus ``--help`` at 100k vectors). The object ends with
+ours), ``index`` (lookups, recall, adding and memory at 10k, 100k and 1M vectors),
+``cli`` (``similar`` wall time versus ``--help`` at 100k vectors) and ``ray_backfill``
+(``add-ids`` in one process versus on a local Ray). The object ends with
 a ``targets`` block: each entry ``{"value", "target", "met"}``, computed from the raw
 figures beside it. Ratios are measured within one run: absolute times on shared
 machines are noisy, ratios much less so.
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARTS = ("models", "ingest", "notebook", "index", "cli")
+PARTS = ("models", "ingest", "notebook", "index", "cli", "ray_backfill")
 
 
 def _target(value: float | None, target: str, met: Callable[[float], bool],

@@ -30,6 +30,7 @@ its message on one line and exits with ``exit_code``.
     ├── StoreError                    the database failed
     │   └── DiskFullError             no space left (or file too large) while writing
     ├── WriterBusyError               another ingest run holds the writer lock
+    ├── ClusterError                  Ray is not installed, or its cluster is unreachable or failed
     └── VectorIndexError              the FAISS index failed
         └── ModelMismatchError        index built by another model or dimension
 """
@@ -41,6 +42,7 @@ import errno
 __all__ = [
     "ApiKeyInvalidError",
     "ApiUnreachableError",
+    "ClusterError",
     "ConfigError",
     "DiskFullError",
     "DownloadBrokenError",
@@ -172,6 +174,10 @@ class DiskFullError(StoreError):
 
 class WriterBusyError(ThumbsearchError):
     """Another ingest run holds the writer lock."""
+
+
+class ClusterError(ThumbsearchError):
+    """Ray is not installed, or the Ray cluster cannot be reached or failed."""
 
 
 class VectorIndexError(ThumbsearchError):

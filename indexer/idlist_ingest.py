@@ -10,22 +10,28 @@ thumbnails stream in; a quota stop leaves the rest to the next run and downloads
 go on. A thumbnail that answers 404, or an id videos.list leaves out, is recorded
 as gone with its reason.
 
+The thumbnails go through a ``ThumbnailStage``: ``PipelineStage`` runs them in this
+process; ``indexer.ray_backfill`` runs them on a Ray cluster. Choosing the ids, the
+gone records and the details are the same either way.
+
 Several workers can run the same (or an overlapping) list at once, on one host or
 many: each group's ids are claimed (``indexer.claims``) before they are downloaded,
 ids another worker holds are left to it, and once its own groups are stored a worker
 waits for those: ids the other worker stored or found gone are done, ids it gave up
 are tried here, and ids whose claim expired (the worker was killed) are taken over.
 So every id is downloaded and embedded by one worker, and each worker returns only
-when the whole list is stored, gone or failed.
+when the whole list is stored, gone or failed. The pipeline stage claims a group as it
+takes it in; a Ray stage takes, and so claims, its whole share at the start.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from indexer.claims import video_key
 from indexer.enrich import enrich_videos, unenriched_video_ids
@@ -42,7 +48,14 @@ from indexer.youtube import MAX_IDS_PER_CALL
 if TYPE_CHECKING:
     from indexer.fetch import ImageFetcher
 
-__all__ = ["DETAILS_LABEL", "IdListSummary", "add_video_ids"]
+__all__ = [
+    "DETAILS_LABEL",
+    "IdListJob",
+    "IdListSummary",
+    "PipelineStage",
+    "ThumbnailStage",
+    "add_video_ids",
+]
 
 DETAILS_LABEL = "details (videos.list)"
 GROUP = MAX_IDS_PER_CALL  # ids submitted to the pipeline at a time
@@ -107,14 +120,55 @@ def _meta(video_id: str, url: str, stored: StoredVideo | None) -> VideoMeta:
                      thumbnail_url=stored.thumbnail_url or url)
 
 
-class _Runner:
-    """One run: groups of 50 ids through the pipeline, details in calls of 50 ids."""
+class ThumbnailStage(Protocol):
+    """Downloads, embeds and stores an id list's thumbnails: in this process, or elsewhere."""
+
+    def steps(self, items: int) -> int:
+        """How many progress steps ``store`` reports for this many items."""
+        ...
+
+    def store(self, job: IdListJob, groups: Iterator[list[WorkItem]]) -> None:
+        """Store each item's thumbnail and vector; report each step with ``job.stored``.
+
+        ``groups`` claims each group of up to 50 items as it is taken from it.
+        """
+        ...
+
+
+class PipelineStage:
+    """The thumbnails in this process: groups of 50 ids through the run's pipeline."""
+
+    def steps(self, items: int) -> int:
+        """One step a group."""
+        return -(-items // GROUP)
+
+    def store(self, job: IdListJob, groups: Iterator[list[WorkItem]]) -> None:
+        """Queue the groups; each is reported once all of its items are stored or failed."""
+        for group in groups:  # the next group is claimed once the pipeline takes this one
+            job.run.submit(group, functools.partial(self._stored, job, group))
+        job.run.drain()
+
+    @staticmethod
+    def _stored(job: IdListJob, group: list[WorkItem], stored: list[str]) -> None:
+        done = set(stored)
+        missing = {item.meta.video_id: job.missing[item.url] for item in group
+                   if item.meta.video_id not in done and item.url in job.missing}
+        job.stored(stored, missing, failed=len(group) - len(done) - len(missing))
+        job.release(group)
+
+
+class IdListJob:
+    """One run over an id list: what to skip, what is gone, and details in calls of 50 ids.
+
+    The thumbnails go through a ThumbnailStage, which reports each step with ``stored``;
+    details are asked for as whole batches of 50 stored ids build up.
+    """
 
     def __init__(self, run: IngestRun, fetcher: _NotingMissing, result: IdListSummary,
                  details: bool, progress: Progress, label: str) -> None:
         self.run = run
         self.service = run.service
-        self.fetcher = fetcher
+        self.missing = fetcher.missing  # thumbnail URL -> why it answered 404
         self.result = result
         self.details = details
         self.progress = progress
@@ -145,27 +199,16 @@ class _Runner:
             gone = len(self.run.summary.gone) - gone_before
             self.progress.advanced(DETAILS_LABEL, f"{len(batch) - gone} enriched, {gone} gone")
 
-    def submit(self, items: list[WorkItem], keys: list[str] | None = None) -> None:
-        """Queue one group; once stored, note what is gone, release the group's ``keys``
-        (its claims) and enrich whole batches."""
-
-        def stored_group(stored: list[str]) -> None:
-            if keys:
-                self.run.claims.release(keys)
-            done = set(stored)
-            missing = {item.meta.video_id: self.fetcher.missing[item.url] for item in items
-                       if item.meta.video_id not in done and item.url in self.fetcher.missing}
-            if missing:
-                record_gone(self.service.store, missing)  # a rerun does not fetch them again
-                self.result.gone.extend(Failure(v, why) for v, why in missing.items())
-                self.run.summary.gone.extend(missing)
-            failed = len(items) - len(done) - len(missing)
-            self.progress.advanced(self.label, f"{len(done)} new, {len(missing)} gone, "
-                                               f"{failed} failed")
-            self.to_enrich.extend(stored)
-            self.enrich(full_batches_only=True)
-
-        self.run.submit(items, stored_group)
+    def stored(self, stored: list[str], missing: Mapping[str, str], failed: int) -> None:
+        """One step of the stage is through: note what is gone and enrich whole batches."""
+        if missing:
+            record_gone(self.service.store, missing)  # a rerun does not fetch them again
+            self.result.gone.extend(Failure(v, why) for v, why in missing.items())
+            self.run.summary.gone.extend(missing)
+        self.progress.advanced(self.label, f"{len(stored)} new, {len(missing)} gone, "
+                                           f"{failed} failed")
+        self.to_enrich.extend(stored)
+        self.enrich(full_batches_only=True)
 
     def leftovers(self) -> None:
         """Enrich stored videos still without details, until none is left or the quota ends."""
@@ -177,8 +220,9 @@ class _Runner:
             self.to_enrich.extend(waiting)
             self.enrich()
 
-    def _settled(self, ids: list[str]) -> list[str]:
-        """The ids still to do: those stored or recorded as gone meanwhile are counted."""
+    def settled(self, ids: list[str]) -> list[str]:
+        """The ids still to do: those embedded for the model or recorded as gone (by now,
+        perhaps by another worker) are counted as known or gone before."""
         store, model = self.service.store, self.service.spec.model_id
         known = store.embedded_ids(ids, model)
         gone = gone_reasons(store, [v for v in ids if v not in known])
@@ -186,64 +230,66 @@ class _Runner:
         self.result.already_gone += len(gone)
         return [v for v in ids if v not in known and v not in gone]
 
-    def claim_and_submit(self, group: list[str]) -> set[str]:
-        """Claim a group's ids and submit those not stored by now; return the ids claimed
-        (this run answers for them), the others being held by other workers."""
-        model = self.service.spec.model_id
-        keys = {v: video_key(model, v) for v in group}
-        got = self.run.claims.claim(keys.values())
-        mine = [v for v in group if keys[v] in got]
-        todo = self._settled(mine)  # what another worker finished before letting go
-        self.run.claims.release([keys[v] for v in mine if v not in todo])
-        if not todo:
-            self.progress.advanced(self.label, f"{len(group) - len(mine)} held by another "
-                                               "worker" if len(mine) < len(group) else "done")
-            return set(mine)
-        rows = self.service.store.get_videos(todo)
-        items = []
-        for video_id in todo:
-            url = self.service.settings.thumbnail_url(video_id)
-            items.append(WorkItem(meta=_meta(video_id, url, rows.get(video_id)), url=url))
-        self.submit(items, [keys[v] for v in todo])
-        return set(mine)
+    def _key(self, video_id: str) -> str:
+        return video_key(self.service.spec.model_id, video_id)
 
-    def others_work(self, waiting: list[str]) -> None:
+    def claimed_groups(self, ids: list[str], held: list[str]) -> Iterator[list[WorkItem]]:
+        """Claim ``ids`` a group at a time and yield, as work items, the claimed ones still
+        to do; ids another worker holds are appended to ``held``."""
+        claims, service = self.run.claims, self.service
+        for start in range(0, len(ids), GROUP):
+            group = ids[start:start + GROUP]
+            got = claims.claim(self._key(v) for v in group)
+            mine = [v for v in group if self._key(v) in got]
+            held.extend(v for v in group if self._key(v) not in got)
+            todo = self.settled(mine)  # what another worker finished before letting go
+            claims.release(self._key(v) for v in mine if v not in todo)
+            if len(todo) < len(group):
+                self.progress.advanced(self.label, f"{len(group) - len(todo)} done or held "
+                                                   "by another worker")
+            if not todo:
+                continue
+            rows = service.store.get_videos(todo)
+            items = []
+            for video_id in todo:
+                url = service.settings.thumbnail_url(video_id)
+                items.append(WorkItem(meta=_meta(video_id, url, rows.get(video_id)), url=url))
+            yield items
+
+    def release(self, items: Sequence[WorkItem]) -> None:
+        """The items are stored or given up: their claims go."""
+        self.run.claims.release(self._key(item.meta.video_id) for item in items)
+
+    def others_work(self, waiting: list[str], stage: ThumbnailStage) -> None:
         """Wait for the ids other workers held: done there, or given up or expired (taken
         over here)."""
-        claims, model = self.run.claims, self.service.spec.model_id
-        answered: set[str] = set()
+        claims = self.run.claims
+        answered: set[str] = set()  # claimed here: stored, gone or failed by this run
         while True:
-            self.run.drain()
-            waiting = self._settled([v for v in waiting if v not in answered])
+            waiting = self.settled([v for v in waiting if v not in answered])
             if not waiting:
                 return
-            held = claims.others([video_key(model, v) for v in waiting])
-            free = [v for v in waiting if held.get(video_key(model, v), True)]
+            expired = claims.others([self._key(v) for v in waiting])
+            free = [v for v in waiting if expired.get(self._key(v), True)]
             if not free:
                 time.sleep(claims.poll_interval)
                 continue
-            for start in range(0, len(free), GROUP):
-                answered |= self.claim_and_submit(free[start:start + GROUP])
+            still_held: list[str] = []
+            stage.store(self, self.claimed_groups(free, still_held))
+            answered.update(v for v in free if v not in still_held)
 
-    def ingest(self, ids: list[str]) -> None:
+    def ingest(self, ids: list[str], stage: ThumbnailStage) -> None:
         """Download, embed and store the ids not stored yet, enriching along the way."""
-        service, summary = self.service, self.run.summary
-        known = service.store.embedded_ids(ids, service.spec.model_id)
-        summary.known = len(known)
-        gone = gone_reasons(service.store, [v for v in ids if v not in known])
-        self.result.already_gone = len(gone)
-        todo = [v for v in ids if v not in known and v not in gone]
-        groups = [todo[i:i + GROUP] for i in range(0, len(todo), GROUP)]
+        todo = self.settled(ids)
         if self.details:
-            self.to_enrich = unenriched_video_ids(service.store, linked_only=False)
+            self.to_enrich = unenriched_video_ids(self.service.store, linked_only=False)
         waiting = len(self.to_enrich) + len(todo)
-        self.progress.started([(self.label, len(groups))] + (
+        self.progress.started([(self.label, stage.steps(len(todo)))] + (
             [(DETAILS_LABEL, -(-waiting // MAX_IDS_PER_CALL))] if self.details else []))
+        # What earlier runs left is enriched first, as the stage stores the new ones.
         held: list[str] = []
-        for group in groups:  # what earlier runs left is enriched first, as groups are stored
-            mine = self.claim_and_submit(group)
-            held.extend(v for v in group if v not in mine)
-        self.others_work(held)
+        stage.store(self, self.claimed_groups(todo, held))
+        self.others_work(held, stage)
         self.progress.finished(self.label, "done")
         self.enrich()
         self.leftovers()
@@ -253,12 +299,13 @@ class _Runner:
 
 def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool = True,
                   wait: float = 0.0, progress: Progress | None = None,
-                  label: str = "video ids") -> IdListSummary:
+                  label: str = "video ids", stage: ThumbnailStage | None = None) -> IdListSummary:
     """Ingest the thumbnails of ``video_ids`` and give stored videos their details.
 
     See the module docstring. Without ``details`` no API call is made (and no API key
     is needed). A quota stop ends the run cleanly: every thumbnail is still stored and
     ``stopped`` says when the quota resets. ``label`` names the ids in progress reports.
+    ``stage`` stores the thumbnails (default: this process's pipeline, PipelineStage).
     """
     ids = list(dict.fromkeys(video_ids))
     if not ids:
@@ -270,9 +317,9 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
     result = IdListSummary(ids=len(ids))
     with ingest_run(service, "ids", wait=wait, fetcher=fetcher) as run:
         result.run = run.summary
-        runner = _Runner(run, fetcher, result, details, progress, label)
+        job = IdListJob(run, fetcher, result, details, progress, label)
         try:
-            runner.ingest(ids)
+            job.ingest(ids, stage or PipelineStage())
         finally:
             noted = {g.video_id for g in result.gone}
             run.summary.failed = [f for f in run.summary.failed if f.video_id not in noted]
@@ -281,6 +328,6 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
             if youtube is not None:
                 run.summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)
         result.unenriched = len(unenriched_video_ids(service.store, None, linked_only=False))
-        if runner.stop is not None:
-            raise runner.stop
+        if job.stop is not None:
+            raise job.stop
     return result

@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from indexer.claims import Claims
 from indexer.errors import QuotaExceededError, ThumbsearchError
 from indexer.lock import writer_lock
 from indexer.pipeline import Pipeline, PipelineResult, WorkItem, make_loader
+from indexer.records import VideoMeta
 from indexer.service import Service
 from indexer.summary import IngestSummary
 from indexer.vector_index import VectorIndex
@@ -77,6 +80,16 @@ class IngestRun:
         """Wait until everything submitted is stored (or failed) and its callbacks ran."""
         if self._pipeline is not None:
             self._pipeline.drain()
+
+    def write(self, metas: Sequence[VideoMeta], vectors: np.ndarray) -> None:
+        """Store videos embedded elsewhere: database rows, then the index (as the pipeline does).
+
+        ``vectors`` are (n, dim) float32, L2-normalised, from the service's model.
+        """
+        if self.index is None:
+            self.index = self.service.index()
+        ids = self.service.store.add_embedded(list(metas), vectors, self.service.spec.model_id)
+        self.index.add_stored(ids, vectors)  # replays rows other workers stored
 
     def embed(self, items: Sequence[WorkItem]) -> list[str]:
         """Load, embed and store ``items``; count what went in and what failed."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from indexer.vector_index import VectorIndex
     from indexer.youtube import YouTubeApi
 
-__all__ = ["Service", "build_service"]
+__all__ = ["Service", "build_service", "image_fetcher", "settings_embedder"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -39,6 +39,25 @@ def _shared_embedder(model_id: str, weights: Path | None = None,
     from indexer.models import load_embedder
 
     return load_embedder(model_id, weights, weights_dir, runtime=runtime, cache_dir=cache_dir)
+
+
+def settings_embedder(settings: Settings, weights: Path | None = None) -> Embedder:
+    """The model ``settings`` name on their runtime, built once per process (loads TensorFlow
+    or LiteRT); ``weights`` is a local weights file (``--weights``)."""
+    from indexer.models import model_spec
+
+    return _shared_embedder(model_spec(settings.model).model_id, weights, settings.weights_dir,
+                            settings.runtime, settings.model_cache_dir)
+
+
+def image_fetcher(settings: Settings) -> ImageFetcher:
+    """The HTTP image fetcher ``settings`` describe (allowed hosts, timeout, size limit)."""
+    # requests is imported only when a fetcher is built.
+    from indexer.fetch import HttpImageFetcher
+
+    return HttpImageFetcher(
+        settings.image_hosts, timeout=settings.http_timeout,
+        max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
 
 
 @dataclass
@@ -163,21 +182,10 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
         engine = make_engine(settings.database_url)
         return Store(engine) if clock is None else Store(engine, clock)
 
-    def make_fetcher() -> ImageFetcher:
-        # requests is imported only when no fetcher is passed in.
-        from indexer.fetch import HttpImageFetcher
-
-        return HttpImageFetcher(
-            settings.image_hosts, timeout=settings.http_timeout,
-            max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
-
-    image_fetcher = fetcher or make_fetcher()
-
     def make_embedder() -> Embedder:
         if embedder is not None:
             return embedder
-        return _shared_embedder(spec.model_id, weights, settings.weights_dir,
-                                settings.runtime, settings.model_cache_dir)
+        return settings_embedder(settings, weights)
 
     def make_youtube(service: Service) -> YouTubeApi:
         if youtube is not None:
@@ -189,7 +197,7 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
                                 timeout=settings.http_timeout, charge=ledger.charge,
                                 on_quota_exceeded=ledger.mark_exhausted, sleep=sleep)
 
-    return Service(settings=settings, fetcher=image_fetcher,
+    return Service(settings=settings, fetcher=fetcher or image_fetcher(settings),
                    cache=ThumbnailCache(settings.thumbnail_cache_dir), spec=spec,
                    _store_factory=make_store, _embedder_factory=make_embedder,
                    _youtube_factory=make_youtube,

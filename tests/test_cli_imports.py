@@ -19,10 +19,10 @@ from indexer.service import build_service
 from indexer.settings import Settings
 from tests.reliability_helpers import seed_corpus
 
-HELP_NEVER = ("numpy", "sqlalchemy", "faiss", "requests", "PIL", "tensorflow", "psycopg")
+HELP_NEVER = ("numpy", "sqlalchemy", "faiss", "requests", "PIL", "tensorflow", "psycopg", "ray")
 # psycopg loads only for a PostgreSQL URL; these lookups run on the default SQLite file.
 LOOKUP_NEVER = ("tensorflow", "keras", "requests", "googleapiclient", "jinja2", "psycopg",
-                "sqlalchemy", "alembic", "PIL")
+                "sqlalchemy", "alembic", "PIL", "ray")
 WATCHED = sorted({*HELP_NEVER, *LOOKUP_NEVER})
 
 _RUN = """

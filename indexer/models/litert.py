@@ -79,24 +79,9 @@ def _bytes_digest(data: bytes) -> str:
 
 def _mute_stderr() -> Any:
     """A context manager pointing file descriptor 2 at /dev/null (the converter's C++ logs)."""
-    import contextlib
+    from indexer.quiet import muted_stderr
 
-    @contextlib.contextmanager
-    def muted() -> Any:
-        import sys
-
-        sys.stderr.flush()
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
-
-    return muted()
+    return muted_stderr()
 
 
 def convert_to_tflite(embedder: GraphEmbedder) -> bytes:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
+from indexer.cluster import LOCAL, is_ray_address
 from search.cli.ingest import WAIT_HELP
 from search.cli.output import echo_json, exit_if_stopped
 from search.cli.progress import progress_reporter
@@ -14,9 +17,54 @@ if TYPE_CHECKING:
     from indexer.idlist_ingest import IdListSummary
     from search.idlist import ListedId
 
-__all__ = ["add_ids", "register"]
+__all__ = ["AddIdsCommand", "add_ids", "register", "split_ray_option"]
 
 SHOWN_BAD_LINES = 3  # invalid lines named in the warning
+
+
+def split_ray_option(args: list[str]) -> list[str]:
+    """Give ``--ray`` its optional value: ``--ray ADDRESS`` becomes ``--ray=ADDRESS``, and a
+    bare ``--ray`` ``--ray=local``.
+
+    The word after ``--ray`` is its ADDRESS when it looks like one (HOST:PORT,
+    ray://HOST:PORT, auto), and FILE when it is an existing path; another option or the
+    end leaves ``--ray`` bare. Any other word is taken as an ADDRESS, which is then
+    refused with a clear message rather than read as a second FILE.
+    """
+    out: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            out.append(arg)
+            out.extend(rest)
+            break
+        if arg != "--ray":
+            out.append(arg)
+            continue
+        following = next(rest, None)
+        if following is not None and (is_ray_address(following) or not (
+                following.startswith("-") or Path(following).exists())):
+            out.append(f"--ray={following}")
+        else:
+            out.append(f"--ray={LOCAL}")
+            if following is not None:
+                out.append(following)
+    return out
+
+
+class AddIdsCommand(TyperCommand):
+    """The add-ids command, whose ``--ray`` takes an optional ADDRESS."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Parse as usual once ``--ray``'s value is made explicit."""
+        parsed: list[str] = super().parse_args(ctx, split_ray_option(args))
+        return parsed
+
+
+def _ray_workers(ctx: typer.Context, _param: Any, value: int | None) -> int | None:
+    if value is not None and ctx.params.get("ray") is None:
+        raise typer.BadParameter("only goes with --ray")
+    return value
 
 
 def _warn_invalid(source: str, bad: list[ListedId], total: int) -> None:
@@ -56,6 +104,17 @@ def add_ids(
              "details adds them.")] = True,
     wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]", show_default=False, is_eager=True,
+        help="Download and embed on Ray (pip install 'thumbsearch[ray]'): --ray alone starts "
+             "a local Ray on this machine for the run; --ray ADDRESS connects to a running "
+             "cluster (HOST:PORT of the head node, 6379 by default; ray://HOST:PORT; "
+             "auto). The cluster's nodes need thumbsearch installed; only this process "
+             "writes to the store.")] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        "--ray-workers", metavar="N", min=1, callback=_ray_workers,
+        help="Embedding actors with --ray, each loading the model once (default: half "
+             "the cluster's CPUs, at least 1).")] = None,
 ) -> None:
     """Embed the thumbnails of listed YouTube videos, then fetch their details.
 
@@ -67,6 +126,10 @@ def add_ids(
     does not return, is recorded as gone. Lines holding no video id are skipped with
     a warning. Exit 3 when the day's quota stopped the details (every thumbnail is
     still stored; the next run fetches the rest).
+
+    With --ray [ADDRESS] downloads and decoding run as Ray tasks and embedding in a
+    pool of Ray actors; this process still chooses the ids, writes every row and the
+    index, and fetches the details: what is stored is the same.
     """
     from search.idlist import read_id_list, youtube_ids
 
@@ -74,14 +137,22 @@ def add_ids(
     ids, bad = youtube_ids(listed, file)
     if bad:
         _warn_invalid(file, bad, len(listed))
-    from indexer.idlist_ingest import add_video_ids
     from indexer.service import build_service
 
     service = build_service(ctx.obj)
     try:
         with progress_reporter(enabled=not as_json) as progress:
-            summary = add_video_ids(service, ids, details=details, wait=wait,
-                                    progress=progress, label=file)
+            if ray is None:
+                from indexer.idlist_ingest import add_video_ids
+
+                summary = add_video_ids(service, ids, details=details, wait=wait,
+                                        progress=progress, label=file)
+            else:
+                from indexer.ray_backfill import RayOptions, add_video_ids_ray
+
+                summary = add_video_ids_ray(service, ids, RayOptions(ray, ray_workers),
+                                            details=details, wait=wait, progress=progress,
+                                            label=file)
     finally:
         service.close()
     if as_json:
@@ -93,4 +164,4 @@ def add_ids(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command("add-ids")(add_ids)
+    app.command("add-ids", cls=AddIdsCommand)(add_ids)
