@@ -4,8 +4,9 @@ Exact (flat) while the corpus is small; past ``FLAT_MAX`` vectors an approximate
 whose search parameter is raised until recall@10 against exact search, measured on a
 sample of the corpus at build time, reaches ``RECALL_TARGET``. Approximate indexes only
 propose candidates: the final scores are exact cosines re-read from the database (the
-source of truth), so they can hold compact codes (a PCA learned on the corpus, then 8-bit
-scalar quantisation) and still rank like exact search.
+source of truth), so they can hold compact codes (a PCA learned on the corpus, then 4-bit
+product quantisation scanned with SIMD, or 8-bit scalar quantisation) and still rank like
+exact search.
 
 Approximate indexes search by L2 distance: on unit vectors it ranks like inner product,
 and it survives the mean removal of PCA, which inner product does not.

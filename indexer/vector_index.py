@@ -367,7 +367,7 @@ class VectorIndex:
         """The stored (normalised) vector of one row id, float32 (dim,).
 
         Exact for the tail and flat snapshots; an approximate snapshot holds codes, so
-        its vectors come back only approximately (PCA and 8-bit quantisation).
+        its vectors come back only approximately (PCA and quantisation).
         """
         for part in (self._tail, self._base):
             if part is None:

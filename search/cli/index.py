@@ -17,9 +17,10 @@ index_app = typer.Typer(help="Maintain the vector index (derived from the databa
                         no_args_is_help=True, rich_markup_mode=None)
 
 TYPE_HELP = ("Index type: auto (exact below 50,000 vectors, IVF above), flat (exact), "
-             "ivf (PCA + IVF + 8-bit codes, memory-mapped) or hnsw (PCA + HNSW graph + "
-             "8-bit codes). Approximate types are tuned for recall@10 >= 0.95 against exact "
-             "search, measured on the corpus, and rank their candidates by exact cosine.")
+             "ivf (PCA + IVF + 4-bit fast-scan codes, memory-mapped) or hnsw (PCA + HNSW "
+             "graph + 8-bit codes). Approximate types are tuned for recall@10 >= 0.95 "
+             "against exact search, measured on the corpus, and rank their candidates by "
+             "exact cosine.")
 
 
 def _run(ctx: typer.Context, wait: float, kind: str | None, as_json: bool, verb: str) -> None:
