@@ -184,6 +184,24 @@ class Store:
             yield ids, vectors
             last = int(ids[-1])
 
+    def iter_row_ids(self, model: str, after: int = 0,
+                     batch: int = 100_000) -> Iterator[np.ndarray]:
+        """Yield the row ids (int64 (n,)) of ``model``'s vectors past ``after``, ascending."""
+        last = after
+        while True:
+            def read(conn: Any, last: int = last) -> list[Any]:
+                return list(conn.execute(
+                    select(embeddings.c.id)
+                    .where(embeddings.c.model == model, embeddings.c.id > last)
+                    .order_by(embeddings.c.id).limit(batch)))
+
+            rows: list[Any] = self._run("reading row ids", read)
+            if not rows:
+                return
+            ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+            yield ids
+            last = int(ids[-1])
+
     def vectors_for_rows(self, row_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(row ids int64 (m,), vectors float32 (m, dim)) of the rows that exist, in no order."""
         wanted = sorted({int(r) for r in row_ids if r >= 0})

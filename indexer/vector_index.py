@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ import numpy as np
 
 from indexer.errors import ModelMismatchError, VectorIndexError, disk_full
 from indexer.index_types import (
+    BUILD_BATCH,
     BuildReport,
     apply_params,
-    build_index,
+    build_from,
     choose_type,
     drifted,
     fit_figures,
@@ -47,7 +49,8 @@ from indexer.index_types import (
 )
 from indexer.store import Store
 
-__all__ = ["IndexInfo", "VectorIndex", "l2_normalise", "read_tail", "tail_record"]
+__all__ = ["IndexInfo", "StoreSource", "VectorIndex", "l2_normalise", "read_tail",
+           "tail_record"]
 
 TAIL_MIN = 2_000  # the tail may hold this many rows before it is folded in...
 TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
@@ -102,6 +105,35 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _atomic_write_index(path: Path, index: Any) -> None:
+    """``_atomic_write`` of a FAISS index, streamed to the file (no copy of it in memory)."""
+    import faiss
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    failed: list[OSError] = []
+
+    def write(chunk: bytes) -> None:
+        if not failed:  # FAISS would hide the OSError (a full disk) behind its own error
+            try:
+                handle.write(chunk)
+            except OSError as exc:
+                failed.append(exc)
+
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            writer: Any = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
+            faiss.write_index(index, writer)
+            if failed:
+                raise failed[0]
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _empty_flat(dim: int) -> Any:
     import faiss
 
@@ -146,6 +178,39 @@ def read_tail(path: Path, dim: int, size: int, watermark: int) -> np.ndarray | N
     if len(records) != size or int(records["id"][-1]) != watermark:
         return None
     return records
+
+
+class StoreSource:
+    """The stored vectors of one model as a ``VectorSource`` for ``build_from``: read a
+    batch at a time, L2-normalised."""
+
+    def __init__(self, store: Store, model: str, dim: int, batch: int = BUILD_BATCH) -> None:
+        self.store = store
+        self.model = model
+        self.dim = dim
+        self.batch = batch
+        self.highest = 0  # the highest row id a pass over the batches has read
+
+    def count(self) -> int:
+        """Number of vectors stored for the model."""
+        return self.store.counts(self.model)["vectors"]
+
+    def ids(self) -> Iterator[np.ndarray]:
+        """Every row id of the model, ascending."""
+        yield from self.store.iter_row_ids(self.model, batch=max(self.batch, 100_000))
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row ids, unit vectors) a batch at a time, ascending ids."""
+        for ids, vectors in self.store.iter_vectors(self.model, batch=self.batch):
+            self.highest = max(self.highest, int(ids[-1]))
+            yield ids, l2_normalise(vectors)
+
+    def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids, unit vectors) of the rows of ``ids`` still stored."""
+        found, vectors = self.store.vectors_for_rows(np.asarray(ids).tolist())
+        if not found.size:
+            return found, np.zeros((0, self.dim), np.float32)
+        return found, l2_normalise(vectors)
 
 
 class VectorIndex:
@@ -466,33 +531,27 @@ class VectorIndex:
         self._base_changed = False
 
     def rebuild(self, store: Store, requested: str = "auto") -> BuildReport:
-        """Build the snapshot again from every vector in the store (type for its size)."""
-        count = store.counts(self.model)["vectors"]
-        ids = np.zeros(count, np.int64)
-        vectors = np.zeros((count, self.dim), np.float32)
-        filled = 0
-        for batch_ids, batch in store.iter_vectors(self.model):
-            ids[filled:filled + len(batch_ids)] = batch_ids
-            vectors[filled:filled + len(batch_ids)] = l2_normalise(batch)
-            filled += len(batch_ids)
-        ids, vectors = ids[:filled], vectors[:filled]
-        index, report = build_index(vectors, ids, choose_type(filled, requested))
+        """Build the snapshot again from every vector in the store (type for its size).
+
+        The vectors are read batch by batch (``StoreSource``): memory is the new index plus
+        a bounded working set, never the corpus as one matrix.
+        """
+        source = StoreSource(store, self.model, self.dim)
+        index, report = build_from(source, choose_type(source.count(), requested))
         self.requested = requested
         self._base, self._mmapped = index, False
         self._stale_base = self._base_changed = False
         self.build = report
         self._tail, self._tail_saved = _empty_flat(self.dim), 0
-        self.watermark = max(self.watermark, int(ids.max()) if filled else 0)
+        self.watermark = max(self.watermark, source.highest)
         self._base_watermark = self.watermark
         self._write(snapshot=True)
         return report
 
     def _write(self, snapshot: bool) -> None:
-        import faiss
-
         try:
             if snapshot:
-                _atomic_write(self.snapshot_path, faiss.serialize_index(self._base).tobytes())
+                _atomic_write_index(self.snapshot_path, self._base)
             if self.tail_size:
                 self._append_tail()
             meta = {"model": self.model, "dim": self.dim, "format": 2,
