@@ -72,13 +72,16 @@ class BuildReport:
     seconds: float = 0.0
     tried: list[dict[str, Any]] = field(default_factory=list)
     fit: dict[str, float] = field(default_factory=dict)
+    sample_size: int = 0  # vectors the approximate kinds were trained on
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of each build step
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready fields (stored beside the snapshot)."""
         return {"type": self.type, "factory": self.factory, "params": dict(self.params),
                 "recall_at_10": self.recall_at_10, "trained_size": self.trained_size,
                 "tune_queries": self.tune_queries, "seconds": round(self.seconds, 3),
-                "tried": list(self.tried), "fit": dict(self.fit)}
+                "tried": list(self.tried), "fit": dict(self.fit),
+                "sample_size": self.sample_size, "phases": dict(self.phases)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildReport:
@@ -92,7 +95,10 @@ class BuildReport:
                    tune_queries=int(data.get("tune_queries", 0)),
                    seconds=float(data.get("seconds", 0.0)),
                    tried=list(data.get("tried", [])),
-                   fit={str(k): float(v) for k, v in dict(data.get("fit", {})).items()})
+                   fit={str(k): float(v) for k, v in dict(data.get("fit", {})).items()},
+                   sample_size=int(data.get("sample_size", 0)),
+                   phases={str(k): float(v)
+                           for k, v in dict(data.get("phases", {})).items()})
 
 
 def choose_type(size: int, requested: str = "auto") -> str:
@@ -359,24 +365,42 @@ def _without_self(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
     return np.stack([row[row != mine][:k] for row, mine in zip(found, own, strict=True)])
 
 
-def _fill(index: Any, source: VectorSource, queries: np.ndarray | None,
-          k: int) -> tuple[int, np.ndarray | None]:
+def _fill(index: Any, source: VectorSource, queries: np.ndarray | None, k: int,
+          phases: dict[str, float]) -> tuple[int, np.ndarray | None]:
     """Add the source to ``index`` batch by batch; with ``queries``, compute their exact
-    top-k ids in the same pass. Returns (rows added, top-k ids or None)."""
+    top-k ids in the same pass. Returns (rows added, top-k ids or None); adds the seconds
+    spent reading, adding and (the rest) ranking to ``phases``."""
     added = 0
+    started = time.perf_counter()
+    spent = {"read_s": 0.0, "add_s": 0.0}
 
     def feed() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         nonlocal added
-        for ids, vectors in source.batches():
+        batches = source.batches()
+        while True:
+            mark = time.perf_counter()
+            batch = next(batches, None)
+            spent["read_s"] += time.perf_counter() - mark
+            if batch is None:
+                return
+            ids, vectors = batch
+            mark = time.perf_counter()
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            spent["add_s"] += time.perf_counter() - mark
             added += len(ids)
             yield ids, vectors
 
+    top = None
     if queries is None:
         for _ in feed():
             pass
-        return added, None
-    top = exact_neighbours(queries, feed(), k)[1]
+    else:
+        top = exact_neighbours(queries, feed(), k)[1]
+    for name, seconds in spent.items():
+        phases[name] = phases.get(name, 0.0) + seconds
+    if queries is not None:
+        phases["exact_s"] = phases.get("exact_s", 0.0) + time.perf_counter() - started \
+            - sum(spent.values())
     return added, top
 
 
@@ -408,14 +432,17 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
     size, dim = source.count(), source.dim
     if kind == "flat" or size == 0:
         index = faiss.index_factory(dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
-        added, _ = _fill(index, source, None, 0)
+        phases: dict[str, float] = {}
+        added, _ = _fill(index, source, None, 0, phases)
         return index, BuildReport(type="flat", factory="IDMap2,Flat", trained_size=added,
-                                  seconds=time.perf_counter() - started)
+                                  seconds=time.perf_counter() - started,
+                                  phases=_rounded(phases))
     rng = np.random.default_rng(seed)
     train_ids, query_ids = _sample_ids(
         source, size, (min(size, TRAIN_PER_LIST * _nlist(size)), TUNE_QUERIES), rng)
     _, train = _fetch(source, train_ids)
     query_ids, queries = _fetch(source, query_ids)
+    phases = {"sample_s": time.perf_counter() - started}
     if log is not None:
         log(f"sampled {len(train)} training vectors, {len(queries)} tuning queries "
             f"of {size} ({time.perf_counter() - started:.1f} s)")
@@ -425,10 +452,13 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
     tried: list[dict[str, Any]] = []
     for factory in candidates_for(kind, size, dim):
         index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
+        mark = time.perf_counter()
         index.train(np.ascontiguousarray(train))
+        phases["train_s"] = phases.get("train_s", 0.0) + time.perf_counter() - mark
         if kind == "hnsw":
             _hnsw_of(index).efConstruction = HNSW_EF_CONSTRUCTION
-        added, top = _fill(index, source, queries if truth is None else None, k + 1)
+        added, top = _fill(index, source, queries if truth is None else None, k + 1, phases)
+        mark = time.perf_counter()
         if top is not None:
             truth = _without_self(top, query_ids, k)
         assert truth is not None
@@ -457,6 +487,7 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
                     break
             if best is not None and best[0] >= RECALL_TARGET:
                 break
+        phases["tune_s"] = phases.get("tune_s", 0.0) + time.perf_counter() - mark
         if best is not None and best[0] >= RECALL_TARGET:
             break
     assert best is not None
@@ -465,4 +496,10 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
     report.fit = fit_figures(index, train[:TRAIN_PER_LIST * 200])
     report.tried = tried
     report.seconds = time.perf_counter() - started
+    report.phases = _rounded(phases)
+    report.sample_size = len(train)
     return index, report
+
+
+def _rounded(phases: dict[str, float]) -> dict[str, float]:
+    return {name: round(seconds, 3) for name, seconds in phases.items()}

@@ -44,6 +44,17 @@ def _vector_from(blob: bytes, dim: int) -> np.ndarray:
     return vector.astype(np.float32)
 
 
+def _matrix_from(rows: Sequence[Any]) -> np.ndarray:
+    """The vectors of rows with ``vector`` and ``dim`` as one float32 (n, dim) matrix."""
+    dim = int(rows[0].dim)
+    out = np.empty((len(rows), dim), np.float32)
+    for n, row in enumerate(rows):
+        if int(row.dim) != dim or len(row.vector) != dim * 4:
+            raise StoreError(f"stored vector has {len(row.vector) // 4} values, expected {dim}")
+        out[n] = np.frombuffer(row.vector, dtype="<f4")
+    return out
+
+
 # Ids a query binds at most: SQLite refuses more than 32,766 variables in one statement.
 IN_CHUNK = 500
 
@@ -180,7 +191,7 @@ class Store:
             if not rows:
                 return
             ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-            vectors = np.stack([_vector_from(r.vector, int(r.dim)) for r in rows])
+            vectors = _matrix_from(rows)
             yield ids, vectors
             last = int(ids[-1])
 
@@ -215,7 +226,7 @@ class Store:
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-        return ids, np.stack([_vector_from(r.vector, int(r.dim)) for r in rows])
+        return ids, _matrix_from(rows)
 
     def counts(self, model: str) -> dict[str, int]:
         """Numbers of videos, vectors (for ``model``) and queries."""
