@@ -41,6 +41,8 @@ _CANDIDATES = (REFINE_MIN, 100, 200)
 DRIFT_ENERGY = 0.05  # retrain when new vectors keep 5 points less of their variance...
 DRIFT_DISTANCE = 1.25  # ...or sit 25% farther from their nearest IVF centroid
 EXACT_CHUNK = 100_000
+_FIT_CHUNK = 2_048
+EXACT_QUERIES = 100  # queries scored against a batch at once: 100 x batch x 16 B of scratch
 BUILD_BATCH = 10_000  # rows a build reads at once: 51 MB of 1280-d float32
 TRAIN_PER_LIST = 50  # k-means points a list: enough for stable centroids, bounded time
 HNSW_M = 32
@@ -166,20 +168,28 @@ def fit_figures(index: Any, vectors: np.ndarray) -> dict[str, float]:
     if not len(vectors):
         return out
     inner: Any = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
-    reduced = np.ascontiguousarray(vectors, dtype=np.float32)
+    pca: Any = None
     if isinstance(inner, faiss.IndexPreTransform):
         chain: Any = inner.chain
-        pca: Any = faiss.downcast_VectorTransform(chain.at(0))
+        pca = faiss.downcast_VectorTransform(chain.at(0))
         mean = faiss.vector_to_array(pca.mean).astype(np.float32)
-        centred = float(((reduced - mean) ** 2).sum())
-        reduced = pca.apply(reduced)
-        out["pca_energy"] = float((reduced ** 2).sum()) / max(centred, 1e-12)
     try:
-        ivf = faiss.extract_index_ivf(index)
+        ivf: Any = faiss.extract_index_ivf(index)
     except RuntimeError:
-        return out
-    distances, _ = ivf.quantizer.search(np.ascontiguousarray(reduced), 1)
-    out["coarse_distance"] = float(distances.mean())
+        ivf = None
+    centred = kept = distance = 0.0
+    for start in range(0, len(vectors), _FIT_CHUNK):  # bounded scratch, whatever the sample
+        reduced = np.ascontiguousarray(vectors[start:start + _FIT_CHUNK], dtype=np.float32)
+        if pca is not None:
+            centred += float(((reduced - mean) ** 2).sum())
+            reduced = pca.apply(reduced)
+            kept += float((reduced ** 2).sum())
+        if ivf is not None:
+            distance += float(ivf.quantizer.search(np.ascontiguousarray(reduced), 1)[0].sum())
+    if pca is not None:
+        out["pca_energy"] = kept / max(centred, 1e-12)
+    if ivf is not None:
+        out["coarse_distance"] = distance / len(vectors)
     return out
 
 
@@ -203,7 +213,8 @@ def exact_neighbours(queries: np.ndarray, batches: Iterable[tuple[np.ndarray, np
     """Exact top-k by inner product of ``queries`` over a corpus read batch by batch.
 
     ``batches`` yields (ids int64 (m,), vectors float32 (m, d)); a running top-k is
-    merged batch after batch, so only one batch and (n, 2k) candidates are held at once.
+    merged batch after batch (``EXACT_QUERIES`` queries at a time), so only one batch,
+    its scores for those queries and (n, 2k) candidates are held at once.
     Returns (scores float32 (n, k'), ids int64 (n, k')), best first, k' = min(k, corpus).
     """
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
@@ -211,11 +222,17 @@ def exact_neighbours(queries: np.ndarray, batches: Iterable[tuple[np.ndarray, np
     for ids, vectors in batches:
         if not len(ids) or k <= 0:
             continue
-        scores = queries @ vectors.T
-        keep = min(k, scores.shape[1])
-        top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
-        merged_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, 1)], 1)
-        merged_ids = np.concatenate([best_ids, ids[top]], 1)
+        keep = min(k, len(ids))
+        top_scores = np.empty((len(queries), keep), np.float32)
+        top_ids = np.empty((len(queries), keep), np.int64)
+        for start in range(0, len(queries), EXACT_QUERIES):
+            scores = queries[start:start + EXACT_QUERIES] @ vectors.T
+            np.negative(scores, out=scores)
+            top = np.argpartition(scores, keep - 1, axis=1)[:, :keep]
+            top_scores[start:start + EXACT_QUERIES] = -np.take_along_axis(scores, top, 1)
+            top_ids[start:start + EXACT_QUERIES] = ids[top]
+        merged_scores = np.concatenate([best_scores, top_scores], 1)
+        merged_ids = np.concatenate([best_ids, top_ids], 1)
         order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
         best_scores = np.take_along_axis(merged_scores, order, 1)
         best_ids = np.take_along_axis(merged_ids, order, 1)
@@ -303,21 +320,20 @@ class ArraySource:
 
 def _fetch(source: VectorSource, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vectors of ``ids`` (ids int64 (m,), float32 (m, d), in the order asked), read at most
-    a batch at a time; ids the source no longer has are left out."""
-    out_ids: list[np.ndarray] = []
-    out: list[np.ndarray] = []
+    a batch at a time into one array; ids the source no longer has are left out."""
+    out = np.empty((len(ids), source.dim), np.float32)
+    held = np.zeros(len(ids), bool)
     for start in range(0, len(ids), source.batch):
         chunk = ids[start:start + source.batch]
         found, vectors = source.rows(chunk)
-        if not len(found):
-            continue
         position = {int(r): n for n, r in enumerate(found)}
-        keep = [i for i in chunk.tolist() if i in position]
-        out_ids.append(np.asarray(keep, np.int64))
-        out.append(vectors[[position[i] for i in keep]])
-    if not out:
-        return np.zeros(0, np.int64), np.zeros((0, source.dim), np.float32)
-    return np.concatenate(out_ids), np.concatenate(out)
+        for n, row_id in enumerate(chunk.tolist(), start):
+            if row_id in position:
+                out[n] = vectors[position[row_id]]
+                held[n] = True
+    if held.all():
+        return np.asarray(ids, np.int64), out
+    return np.asarray(ids, np.int64)[held], out[held]
 
 
 def _sample_ids(source: VectorSource, size: int, counts: tuple[int, ...],

@@ -530,13 +530,14 @@ class VectorIndex:
         self._write(snapshot=True)
         self._base_changed = False
 
-    def rebuild(self, store: Store, requested: str = "auto") -> BuildReport:
+    def rebuild(self, store: Store, requested: str = "auto", *,
+                batch: int = BUILD_BATCH) -> BuildReport:
         """Build the snapshot again from every vector in the store (type for its size).
 
-        The vectors are read batch by batch (``StoreSource``): memory is the new index plus
-        a bounded working set, never the corpus as one matrix.
+        The vectors are read ``batch`` rows at a time (``StoreSource``): memory is the new
+        index plus a bounded working set (a batch, the training sample), never the corpus.
         """
-        source = StoreSource(store, self.model, self.dim)
+        source = StoreSource(store, self.model, self.dim, batch)
         index, report = build_from(source, choose_type(source.count(), requested))
         self.requested = requested
         self._base, self._mmapped = index, False
