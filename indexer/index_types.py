@@ -9,6 +9,13 @@ scalar quantisation) and still rank like exact search.
 
 Approximate indexes search by L2 distance: on unit vectors it ranks like inner product,
 and it survives the mean removal of PCA, which inner product does not.
+
+A build reads its corpus from a ``VectorSource`` (the store, or arrays in memory) a batch
+at a time and never as one matrix: approximate kinds are trained on a random sample of
+rows (``TRAIN_PER_LIST`` a list) and tuned on ``TUNE_QUERIES`` more, whose exact
+neighbours are merged batch by batch while the corpus is added; their candidates are
+re-ranked from vectors read for those rows alone. Memory is the index plus the sample
+and a batch.
 """
 
 from __future__ import annotations

@@ -179,39 +179,34 @@ class Store:
     def iter_vectors(self, model: str, after: int = 0,
                      batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row ids int64 (n,), vectors float32 (n, dim)) past ``after``, in id order."""
-        last = after
-        while True:
-            def read(conn: Any, last: int = last) -> list[Any]:
-                return list(conn.execute(
-                    select(embeddings.c.id, embeddings.c.vector, embeddings.c.dim)
-                    .where(embeddings.c.model == model, embeddings.c.id > last)
-                    .order_by(embeddings.c.id).limit(batch)))
-
-            rows: list[Any] = self._run("reading vectors", read)
-            if not rows:
-                return
+        for rows in self._pages(model, after, batch, vectors=True):
             ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-            vectors = _matrix_from(rows)
-            yield ids, vectors
-            last = int(ids[-1])
+            yield ids, _matrix_from(rows)
 
     def iter_row_ids(self, model: str, after: int = 0,
                      batch: int = 100_000) -> Iterator[np.ndarray]:
         """Yield the row ids (int64 (n,)) of ``model``'s vectors past ``after``, ascending."""
+        for rows in self._pages(model, after, batch, vectors=False):
+            yield np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+
+    def _pages(self, model: str, after: int, batch: int, vectors: bool) -> Iterator[list[Any]]:
+        """Embedding rows of ``model`` past ``after`` in id order, ``batch`` a read (one
+        transaction each): the id, and the vector and dim when ``vectors``."""
+        columns = [embeddings.c.id, *((embeddings.c.vector, embeddings.c.dim) if vectors
+                                      else ())]
         last = after
         while True:
             def read(conn: Any, last: int = last) -> list[Any]:
                 return list(conn.execute(
-                    select(embeddings.c.id)
-                    .where(embeddings.c.model == model, embeddings.c.id > last)
+                    select(*columns).where(embeddings.c.model == model, embeddings.c.id > last)
                     .order_by(embeddings.c.id).limit(batch)))
 
-            rows: list[Any] = self._run("reading row ids", read)
+            rows: list[Any] = self._run("reading vectors" if vectors else "reading row ids",
+                                        read)
             if not rows:
                 return
-            ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-            yield ids
-            last = int(ids[-1])
+            yield rows
+            last = int(rows[-1].id)
 
     def vectors_for_rows(self, row_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(row ids int64 (m,), vectors float32 (m, dim)) of the rows that exist, in no order."""

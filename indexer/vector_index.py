@@ -29,10 +29,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -90,13 +90,17 @@ class IndexInfo:
     mmap: bool = False
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``data`` (bytes, or a function writing to the open file) to ``path`` atomically."""
     # Temporary file in the same directory, fsync, rename: a reader sees old or new, never half.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                data(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -105,33 +109,26 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _atomic_write_index(path: Path, index: Any) -> None:
-    """``_atomic_write`` of a FAISS index, streamed to the file (no copy of it in memory)."""
+def _index_writer(index: Any) -> Callable[[BinaryIO], None]:
+    """A writer for ``_atomic_write`` that streams a FAISS index (no copy of it in memory)."""
     import faiss
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    failed: list[OSError] = []
+    def write_to(handle: BinaryIO) -> None:
+        failed: list[OSError] = []
 
-    def write(chunk: bytes) -> None:
-        if not failed:  # FAISS would hide the OSError (a full disk) behind its own error
-            try:
-                handle.write(chunk)
-            except OSError as exc:
-                failed.append(exc)
+        def write(chunk: bytes) -> None:
+            if not failed:  # FAISS would hide the OSError (a full disk) behind its own error
+                try:
+                    handle.write(chunk)
+                except OSError as exc:
+                    failed.append(exc)
 
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer: Any = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
-            faiss.write_index(index, writer)
-            if failed:
-                raise failed[0]
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        writer: Any = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
+        faiss.write_index(index, writer)
+        if failed:
+            raise failed[0]
+
+    return write_to
 
 
 def _empty_flat(dim: int) -> Any:
@@ -552,7 +549,7 @@ class VectorIndex:
     def _write(self, snapshot: bool) -> None:
         try:
             if snapshot:
-                _atomic_write_index(self.snapshot_path, self._base)
+                _atomic_write(self.snapshot_path, _index_writer(self._base))
             if self.tail_size:
                 self._append_tail()
             meta = {"model": self.model, "dim": self.dim, "format": 2,
