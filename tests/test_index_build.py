@@ -13,6 +13,7 @@ import tracemalloc
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,10 +75,10 @@ def _store(tmp_path: Path, n: int) -> RecordingStore:
                         "vector": x.astype("<f4").tobytes()}
                        for v, x in zip(names, vectors, strict=True)]
 
-        def write(conn: object, video_rows: list[dict[str, object]] = video_rows,
-                  vector_rows: list[dict[str, object]] = vector_rows) -> None:
-            conn.execute(insert(videos), video_rows)  # type: ignore[attr-defined]
-            conn.execute(insert(embeddings), vector_rows)  # type: ignore[attr-defined]
+        def write(conn: Any, video_rows: list[dict[str, Any]] = video_rows,
+                  vector_rows: list[dict[str, Any]] = vector_rows) -> None:
+            conn.execute(insert(videos), video_rows)
+            conn.execute(insert(embeddings), vector_rows)
 
         store.transact("test", write)
     store.reads = []
