@@ -10,24 +10,30 @@ exact search.
 
 Approximate indexes search by L2 distance: on unit vectors it ranks like inner product,
 and it survives the mean removal of PCA, which inner product does not.
+
+A build reads its corpus from a ``VectorSource`` (the store, or arrays in memory) a batch
+at a time and never as one matrix: approximate kinds are trained on a random sample of
+rows (``TRAIN_PER_LIST`` a list) and tuned on ``TUNE_QUERIES`` more, whose exact
+neighbours are merged batch by batch while the corpus is added; their candidates are
+re-ranked from vectors read for those rows alone. Memory is the index plus the sample
+and a batch.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from indexer.errors import InputError
 
-__all__ = ["FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN", "BuildReport",
-           "apply_params", "build_index", "candidates_for", "choose_type", "drifted",
-           "exact_positions",
-           "fit_figures", "recall_at",
-           "refine_count"]
+__all__ = ["BUILD_BATCH", "FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN",
+           "ArraySource", "BuildReport", "VectorSource", "apply_params", "build_from",
+           "build_index", "candidates_for", "choose_type", "drifted", "exact_neighbours",
+           "exact_positions", "fit_figures", "recall_at", "refine_count"]
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 FLAT_MAX = 50_000  # exact search below this many vectors: a few ms a query, no training
@@ -51,6 +57,9 @@ _CANDIDATES = (REFINE_MIN, 100, 200)
 DRIFT_ENERGY = 0.05  # retrain when new vectors keep 5 points less of their variance...
 DRIFT_DISTANCE = 1.25  # ...or sit 25% farther from their nearest IVF centroid
 EXACT_CHUNK = 100_000
+_FIT_CHUNK = 2_048
+EXACT_QUERIES = 100  # queries scored against a batch at once: 100 x batch x 16 B of scratch
+BUILD_BATCH = 10_000  # rows a build reads at once: 51 MB of 1280-d float32
 TRAIN_PER_LIST = 50  # k-means points a list: enough for stable centroids, bounded time
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -81,13 +90,16 @@ class BuildReport:
     seconds: float = 0.0
     tried: list[dict[str, Any]] = field(default_factory=list)
     fit: dict[str, float] = field(default_factory=dict)
+    sample_size: int = 0  # vectors the approximate kinds were trained on
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of each build step
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready fields (stored beside the snapshot)."""
         return {"type": self.type, "factory": self.factory, "params": dict(self.params),
                 "recall_at_10": self.recall_at_10, "trained_size": self.trained_size,
                 "tune_queries": self.tune_queries, "seconds": round(self.seconds, 3),
-                "tried": list(self.tried), "fit": dict(self.fit)}
+                "tried": list(self.tried), "fit": dict(self.fit),
+                "sample_size": self.sample_size, "phases": dict(self.phases)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildReport:
@@ -101,7 +113,10 @@ class BuildReport:
                    tune_queries=int(data.get("tune_queries", 0)),
                    seconds=float(data.get("seconds", 0.0)),
                    tried=list(data.get("tried", [])),
-                   fit={str(k): float(v) for k, v in dict(data.get("fit", {})).items()})
+                   fit={str(k): float(v) for k, v in dict(data.get("fit", {})).items()},
+                   sample_size=int(data.get("sample_size", 0)),
+                   phases={str(k): float(v)
+                           for k, v in dict(data.get("phases", {})).items()})
 
 
 def choose_type(size: int, requested: str = "auto") -> str:
@@ -173,20 +188,28 @@ def fit_figures(index: Any, vectors: np.ndarray) -> dict[str, float]:
     if not len(vectors):
         return out
     inner: Any = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
-    reduced = np.ascontiguousarray(vectors, dtype=np.float32)
+    pca: Any = None
     if isinstance(inner, faiss.IndexPreTransform):
         chain: Any = inner.chain
-        pca: Any = faiss.downcast_VectorTransform(chain.at(0))
+        pca = faiss.downcast_VectorTransform(chain.at(0))
         mean = faiss.vector_to_array(pca.mean).astype(np.float32)
-        centred = float(((reduced - mean) ** 2).sum())
-        reduced = pca.apply(reduced)
-        out["pca_energy"] = float((reduced ** 2).sum()) / max(centred, 1e-12)
     try:
-        ivf = faiss.extract_index_ivf(index)
+        ivf: Any = faiss.extract_index_ivf(index)
     except RuntimeError:
-        return out
-    distances, _ = ivf.quantizer.search(np.ascontiguousarray(reduced), 1)
-    out["coarse_distance"] = float(distances.mean())
+        ivf = None
+    centred = kept = distance = 0.0
+    for start in range(0, len(vectors), _FIT_CHUNK):  # bounded scratch, whatever the sample
+        reduced = np.ascontiguousarray(vectors[start:start + _FIT_CHUNK], dtype=np.float32)
+        if pca is not None:
+            centred += float(((reduced - mean) ** 2).sum())
+            reduced = pca.apply(reduced)
+            kept += float((reduced ** 2).sum())
+        if ivf is not None:
+            distance += float(ivf.quantizer.search(np.ascontiguousarray(reduced), 1)[0].sum())
+    if pca is not None:
+        out["pca_energy"] = kept / max(centred, 1e-12)
+    if ivf is not None:
+        out["coarse_distance"] = distance / len(vectors)
     return out
 
 
@@ -205,109 +228,325 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / max(1, truth.size)
 
 
+def exact_neighbours(queries: np.ndarray, batches: Iterable[tuple[np.ndarray, np.ndarray]],
+                     k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by inner product of ``queries`` over a corpus read batch by batch.
+
+    ``batches`` yields (ids int64 (m,), vectors float32 (m, d)); a running top-k is
+    merged batch after batch (``EXACT_QUERIES`` queries at a time), so only one batch,
+    its scores for those queries and (n, 2k) candidates are held at once.
+    Returns (scores float32 (n, k'), ids int64 (n, k')), best first, k' = min(k, corpus).
+    """
+    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
+    best_ids = np.zeros((len(queries), 0), np.int64)
+    for ids, vectors in batches:
+        if not len(ids) or k <= 0:
+            continue
+        keep = min(k, len(ids))
+        top_scores = np.empty((len(queries), keep), np.float32)
+        top_ids = np.empty((len(queries), keep), np.int64)
+        for start in range(0, len(queries), EXACT_QUERIES):
+            scores = queries[start:start + EXACT_QUERIES] @ vectors.T
+            np.negative(scores, out=scores)
+            top = np.argpartition(scores, keep - 1, axis=1)[:, :keep]
+            top_scores[start:start + EXACT_QUERIES] = -np.take_along_axis(scores, top, 1)
+            top_ids[start:start + EXACT_QUERIES] = ids[top]
+        merged_scores = np.concatenate([best_scores, top_scores], 1)
+        merged_ids = np.concatenate([best_ids, top_ids], 1)
+        order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(merged_scores, order, 1)
+        best_ids = np.take_along_axis(merged_ids, order, 1)
+    return best_scores, best_ids
+
+
 def exact_positions(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Row positions of each query's exact top-k by inner product (int64 (n, k)).
 
     The corpus is scanned in chunks, so nothing of its size is copied.
     """
-    k = min(k, len(vectors))
-    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
-    best_pos = np.zeros((len(queries), 0), np.int64)
-    for start in range(0, len(vectors), EXACT_CHUNK):
-        scores = queries @ vectors[start:start + EXACT_CHUNK].T
-        keep = min(k, scores.shape[1])
-        top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
-        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, 1)], 1)
-        best_pos = np.concatenate([best_pos, top + start], 1)
-    order = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
-    out: np.ndarray = np.take_along_axis(best_pos, order, 1)
-    return out
+    chunks = ((np.arange(start, min(start + EXACT_CHUNK, len(vectors)), dtype=np.int64),
+               vectors[start:start + EXACT_CHUNK]) for start in range(0, len(vectors),
+                                                                       EXACT_CHUNK))
+    return exact_neighbours(queries, chunks, min(k, len(vectors)))[1]
 
 
-def _rerank(candidates: np.ndarray, position: dict[int, int], vectors: np.ndarray,
-            queries: np.ndarray, k: int) -> np.ndarray:
-    # What VectorIndex.search does with rows from the database, done here in memory.
-    out = np.full((len(queries), k), -1, dtype=np.int64)
-    for row, (query, cands) in enumerate(zip(queries, candidates, strict=True)):
-        cands = cands[cands >= 0]
-        if not cands.size:
-            continue
-        scores = vectors[[position[int(c)] for c in cands]] @ query
-        best = cands[np.argsort(-scores, kind="stable")[:k]]
-        out[row, :len(best)] = best
-    return out
+class VectorSource(Protocol):
+    """A corpus a build reads: unit vectors under int64 row ids, ascending.
+
+    Nothing of the corpus's size is asked for at once: ids and vectors come batch by
+    batch, and ``rows`` is called with at most ``batch`` ids.
+    """
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors."""
+
+    @property
+    def batch(self) -> int:
+        """Rows a read returns at most."""
+
+    def count(self) -> int:
+        """Number of vectors."""
+
+    def ids(self) -> Iterator[np.ndarray]:
+        """Every row id (int64 (m,) a batch), ascending."""
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row ids int64 (m,), unit vectors float32 (m, dim)) a batch, ascending ids."""
+
+    def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids, unit vectors) of those of ``ids`` that exist, in any order."""
+
+
+class ArraySource:
+    """A ``VectorSource`` over vectors already in memory (slices, never copies)."""
+
+    def __init__(self, vectors: np.ndarray, ids: np.ndarray, batch: int = BUILD_BATCH) -> None:
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._ids = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(self._ids, kind="stable")
+        if (order != np.arange(len(order))).any():  # ascending ids, like the store
+            self.vectors, self._ids = self.vectors[order], self._ids[order]
+        self.batch = batch
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors."""
+        return int(self.vectors.shape[1])
+
+    def count(self) -> int:
+        """Number of vectors."""
+        return len(self._ids)
+
+    def ids(self) -> Iterator[np.ndarray]:
+        """Every row id, a batch at a time."""
+        for start in range(0, len(self._ids), self.batch):
+            yield self._ids[start:start + self.batch]
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) a batch at a time (views of the arrays)."""
+        for start in range(0, len(self._ids), self.batch):
+            yield self._ids[start:start + self.batch], self.vectors[start:start + self.batch]
+
+    def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the ids held."""
+        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        if not len(self._ids):
+            return wanted[:0], self.vectors[:0]
+        at = np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1)
+        hit = self._ids[at] == wanted
+        return wanted[hit], self.vectors[at[hit]]
+
+
+def _fetch(source: VectorSource, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of ``ids`` (ids int64 (m,), float32 (m, d), in the order asked), read at most
+    a batch at a time into one array; ids the source no longer has are left out."""
+    out = np.empty((len(ids), source.dim), np.float32)
+    held = np.zeros(len(ids), bool)
+    for start in range(0, len(ids), source.batch):
+        chunk = ids[start:start + source.batch]
+        found, vectors = source.rows(chunk)
+        position = {int(r): n for n, r in enumerate(found)}
+        for n, row_id in enumerate(chunk.tolist(), start):
+            if row_id in position:
+                out[n] = vectors[position[row_id]]
+                held[n] = True
+    if held.all():
+        return np.asarray(ids, np.int64), out
+    return np.asarray(ids, np.int64)[held], out[held]
+
+
+def _sample_ids(source: VectorSource, size: int, counts: tuple[int, ...],
+                rng: np.random.Generator) -> list[np.ndarray]:
+    """For each of ``counts``, that many distinct row ids drawn at random from the source,
+    in one pass over its ids (held: the draws, never the corpus's ids)."""
+    draws = [np.sort(rng.choice(size, size=min(n, size), replace=False)) for n in counts]
+    wanted = np.unique(np.concatenate(draws)) if draws else np.zeros(0, np.int64)
+    picked = np.zeros(len(wanted), np.int64)
+    seen = 0
+    for ids in source.ids():
+        lo, hi = np.searchsorted(wanted, [seen, seen + len(ids)])
+        picked[lo:hi] = ids[wanted[lo:hi] - seen]
+        seen += len(ids)
+    picked = picked[:np.searchsorted(wanted, seen)]  # rows deleted since the count
+    return [picked[np.searchsorted(wanted, d[d < seen])] for d in draws]
+
+
+def _rerank(source: VectorSource, queries: np.ndarray, candidates: np.ndarray,
+            widths: list[int], k: int) -> list[np.ndarray]:
+    """Each query's top k among its first ``width`` candidates (for each width), by exact
+    cosine of the candidates' vectors read from the source, a bounded chunk of queries at
+    a time: what ``VectorIndex.search`` does with rows from the database."""
+    outs = [np.full((len(queries), k), -1, dtype=np.int64) for _ in widths]
+    step = max(1, source.batch // max(1, candidates.shape[1]))
+    for start in range(0, len(queries), step):
+        chunk = candidates[start:start + step]
+        found, vectors = _fetch(source, np.unique(chunk[chunk >= 0]))
+        position = {int(r): n for n, r in enumerate(found)}
+        for row, (query, cands) in enumerate(zip(queries[start:start + step], chunk,
+                                                 strict=True), start):
+            for out, width in zip(outs, widths, strict=True):
+                known = np.asarray([c for c in cands[:width].tolist() if c in position],
+                                   np.int64)
+                if not known.size:
+                    continue
+                scores = vectors[[position[int(c)] for c in known]] @ query
+                best = known[np.argsort(-scores, kind="stable")[:k]]
+                out[row, :len(best)] = best
+    return outs
+
+
+def _without_self(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
+    """Each row of ``found`` without the query's own id, cut to ``k``."""
+    return np.stack([row[row != mine][:k] for row, mine in zip(found, own, strict=True)])
+
+
+def _fill(index: Any, source: VectorSource, queries: np.ndarray | None, k: int,
+          phases: dict[str, float]) -> tuple[int, np.ndarray | None]:
+    """Add the source to ``index`` batch by batch; with ``queries``, compute their exact
+    top-k ids in the same pass. Returns (rows added, top-k ids or None); adds the seconds
+    spent reading, adding and (the rest) ranking to ``phases``."""
+    added = 0
+    started = time.perf_counter()
+    spent = {"read_s": 0.0, "add_s": 0.0}
+
+    def feed() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        nonlocal added
+        batches = source.batches()
+        while True:
+            mark = time.perf_counter()
+            batch = next(batches, None)
+            spent["read_s"] += time.perf_counter() - mark
+            if batch is None:
+                return
+            ids, vectors = batch
+            mark = time.perf_counter()
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            spent["add_s"] += time.perf_counter() - mark
+            added += len(ids)
+            yield ids, vectors
+
+    top = None
+    if queries is None:
+        for _ in feed():
+            pass
+    else:
+        top = exact_neighbours(queries, feed(), k)[1]
+    for name, seconds in spent.items():
+        phases[name] = phases.get(name, 0.0) + seconds
+    if queries is not None:
+        phases["exact_s"] = phases.get("exact_s", 0.0) + time.perf_counter() - started \
+            - sum(spent.values())
+    return added, top
 
 
 def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, *,
                 seed: int = 0, log: Callable[[str], None] | None = None) -> tuple[Any, BuildReport]:
     """Build an index of ``kind`` over unit ``vectors`` (float32 (n, d)) under ``ids``.
 
-    Approximate kinds try each candidate factory. For each number of candidates
-    re-scored exactly, the search parameter (nprobe, efSearch) is raised until recall@10
-    against exact search on up to ``TUNE_QUERIES`` corpus vectors (themselves left out
-    of both answers) reaches ``RECALL_TARGET``; of those settings the one with the
-    lowest lookup cost (the measured scan plus ``RERANK_SECONDS`` a candidate) is kept.
-    The first factory that reaches the target wins, else the setting with the best
-    recall.
+    The in-memory form of ``build_from``.
+    """
+    return build_from(ArraySource(vectors, ids), kind, seed=seed, log=log)
+
+
+def build_from(source: VectorSource, kind: str, *, seed: int = 0,
+               log: Callable[[str], None] | None = None) -> tuple[Any, BuildReport]:
+    """Build an index of ``kind`` over a corpus read batch by batch from ``source``.
+
+    Memory: the index, one batch, and the random sample the approximate kinds are trained
+    and tuned on (``TRAIN_PER_LIST`` vectors a list, ``TUNE_QUERIES`` queries). Approximate
+    kinds try each candidate factory: trained on the sample, filled batch by batch (the
+    exact top-k of the tuning queries merged in the same pass), then the search parameter
+    is raised; for each number of candidates re-scored, the smallest setting whose
+    recall@10 against exact search on the queries (themselves left out of both answers;
+    candidates re-ranked by exact cosine of vectors read from the source) reaches
+    ``RECALL_TARGET`` is noted with its lookup cost (the measured scan plus
+    ``RERANK_SECONDS`` a candidate), and the cheapest is kept. The first factory that
+    reaches the target wins, else the setting with the best recall.
     """
     import faiss
 
     started = time.perf_counter()
-    size, dim = vectors.shape
+    size, dim = source.count(), source.dim
     if kind == "flat" or size == 0:
-        index = faiss.index_factory(dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
-        if size:
-            index.add_with_ids(vectors, ids)
-        return index, BuildReport(type="flat", factory="IDMap2,Flat", trained_size=size,
-                                  seconds=time.perf_counter() - started)
+        index: Any = faiss.index_factory(dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+        # Its codes allocated once for the corpus: filled batch by batch they would grow
+        # by doubling, copying themselves each time (up to 1.6 times the index at once).
+        flat: Any = faiss.downcast_index(index.index)
+        flat.codes.resize(size * flat.code_size)
+        flat.codes.resize(0)  # the capacity stays
+        phases: dict[str, float] = {}
+        added, _ = _fill(index, source, None, 0, phases)
+        return index, BuildReport(type="flat", factory="IDMap2,Flat", trained_size=added,
+                                  seconds=time.perf_counter() - started,
+                                  phases=_rounded(phases))
     rng = np.random.default_rng(seed)
-    picks = rng.choice(size, size=min(TUNE_QUERIES, size), replace=False)
-    queries = vectors[picks]
+    train_ids, query_ids = _sample_ids(
+        source, size, (min(size, TRAIN_PER_LIST * _nlist(size)), TUNE_QUERIES), rng)
+    _, train = _fetch(source, train_ids)
+    query_ids, queries = _fetch(source, query_ids)
+    phases = {"sample_s": time.perf_counter() - started}
+    if log is not None:
+        log(f"sampled {len(train)} training vectors, {len(queries)} tuning queries "
+            f"of {size} ({time.perf_counter() - started:.1f} s)")
     k = min(RECALL_K, size - 1)
-    truth = ids[exact_positions(vectors, queries, k + 1)]
-    truth = np.stack([row[row != ids[p]][:k] for row, p in zip(truth, picks, strict=True)])
-    position = {int(i): n for n, i in enumerate(ids)}
-    train = vectors[rng.choice(size, size=min(size, TRAIN_PER_LIST * _nlist(size)),
-                               replace=False)] if kind == "ivf" else vectors
+    threads = faiss.omp_get_max_threads()
+    truth: np.ndarray | None = None
     best: tuple[float, Any, BuildReport] | None = None
     tried: list[dict[str, Any]] = []
-    threads = faiss.omp_get_max_threads()
     for factory in candidates_for(kind, size, dim):
         index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
+        mark = time.perf_counter()
         index.train(np.ascontiguousarray(train))
+        phases["train_s"] = phases.get("train_s", 0.0) + time.perf_counter() - mark
         if kind == "hnsw":
             _hnsw_of(index).efConstruction = HNSW_EF_CONSTRUCTION
-        index.add_with_ids(vectors, ids)
+        added, top = _fill(index, source, queries if truth is None else None, k + 1, phases)
+        mark = time.perf_counter()
+        if top is not None:
+            truth = _without_self(top, query_ids, k)
+        assert truth is not None
+        if log is not None:
+            log(f"{factory}: trained and filled with {added} "
+                f"({time.perf_counter() - started:.1f} s)")
         steps = [{"nprobe": p} for p in _NPROBES if p <= faiss.extract_index_ivf(index).nlist] \
             if kind == "ivf" else [{"efSearch": e} for e in _EF_SEARCH]
         cheapest: tuple[float, BuildReport] | None = None  # (seconds a lookup, report)
-        for count in _CANDIDATES:  # each candidate count with the smallest step that suffices
-            for step in steps:
-                params = {**step, "candidates": count}
-                apply_params(index, params)
-                began = time.perf_counter()
-                _, cands = index.search(queries, refine_count(k + 1, params))
-                scan = (time.perf_counter() - began) * threads / len(queries)
+        open_counts = list(_CANDIDATES)  # candidate counts still short of the target
+        for step in steps:
+            grid = [{**step, "candidates": c} for c in open_counts]
+            widths = [refine_count(k + 1, params) for params in grid]
+            apply_params(index, step)
+            began = time.perf_counter()
+            _, cands = index.search(queries, max(widths))
+            scan = (time.perf_counter() - began) * threads / len(queries)
+            founds = _rerank(source, queries, cands, widths, k + 1)
+            for params, found in zip(grid, founds, strict=True):
+                recall = recall_at(_without_self(found, query_ids, k), truth)
                 cost = scan + refine_count(RECALL_K, params) * RERANK_SECONDS
-                found = _rerank(cands, position, vectors, queries, k + 1)
-                found = np.stack([row[row != ids[p]][:k] for row, p in zip(found, picks,
-                                                                           strict=True)])
-                recall = recall_at(found, truth)
                 tried.append({"factory": factory, **params, "recall_at_10": round(recall, 4),
                               "lookup_ms": round(cost * 1000, 3)})
                 if log is not None:
                     log(f"{factory} {params}: recall@10 {recall:.4f}, {cost * 1000:.2f} ms")
                 report = BuildReport(type=kind, factory=factory, params=params,
-                                     recall_at_10=round(recall, 4), trained_size=size,
-                                     tune_queries=len(picks))
+                                     recall_at_10=round(recall, 4), trained_size=added,
+                                     tune_queries=len(query_ids))
                 if best is None or recall > best[0]:
                     best = (recall, index, report)
                 if recall >= RECALL_TARGET:
+                    open_counts.remove(params["candidates"])
                     if cheapest is None or cost < cheapest[0]:
                         cheapest = (cost, report)
-                    break
-        if cheapest is not None:  # the first factory that reaches the target wins
+            # A larger step scans more: once even the fewest candidates left cannot beat
+            # the cheapest setting found, raising it further is pointless.
+            if not open_counts or (cheapest is not None and scan + refine_count(
+                    RECALL_K, {"candidates": min(open_counts)}) * RERANK_SECONDS
+                    >= cheapest[0]):
+                break
+        if cheapest is not None:
             best = (cheapest[1].recall_at_10, index, cheapest[1])
+        phases["tune_s"] = phases.get("tune_s", 0.0) + time.perf_counter() - mark
+        if cheapest is not None:  # the first factory that reaches the target wins
             break
     assert best is not None
     _, index, report = best
@@ -315,4 +554,10 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, *,
     report.fit = fit_figures(index, train[:TRAIN_PER_LIST * 200])
     report.tried = tried
     report.seconds = time.perf_counter() - started
+    report.phases = _rounded(phases)
+    report.sample_size = len(train)
     return index, report
+
+
+def _rounded(phases: dict[str, float]) -> dict[str, float]:
+    return {name: round(seconds, 3) for name, seconds in phases.items()}

@@ -29,6 +29,7 @@ __all__ = [
     "SqliteReads",
     "as_utc",
     "in_chunks",
+    "matrix_from_blobs",
     "sqlite_file",
     "stored_video",
     "vector_from_blob",
@@ -59,6 +60,17 @@ def vector_from_blob(blob: bytes, dim: int) -> np.ndarray:
     if vector.shape != (dim,):
         raise StoreError(f"stored vector has {vector.size} values, expected {dim}")
     return vector.astype(np.float32)
+
+
+def matrix_from_blobs(blobs: Sequence[bytes], dims: Sequence[int]) -> np.ndarray:
+    """Stored vectors of one dimension as one float32 (n, dim) matrix, filled in place."""
+    dim = int(dims[0])
+    out = np.empty((len(blobs), dim), np.float32)
+    for n, (blob, size) in enumerate(zip(blobs, dims, strict=True)):
+        if int(size) != dim or len(blob) != dim * 4:
+            raise StoreError(f"stored vector has {len(blob) // 4} values, expected {dim}")
+        out[n] = np.frombuffer(blob, dtype="<f4")
+    return out
 
 
 def stored_video(row: Mapping[str, Any], fetched_default: datetime) -> StoredVideo:
@@ -92,6 +104,10 @@ class Reads(Protocol):
     def iter_vectors(self, model: str, after: int = 0,
                      batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row ids, vectors) past ``after``, in id order."""
+
+    def iter_row_ids(self, model: str, after: int = 0,
+                     batch: int = 100_000) -> Iterator[np.ndarray]:
+        """Yield the row ids of ``model``'s vectors past ``after``, ascending."""
 
     def vectors_for_rows(self, row_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(row ids, vectors) of the rows that exist, in no order."""
@@ -205,7 +221,20 @@ class SqliteReads:
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            yield ids, np.stack([vector_from_blob(r[1], int(r[2])) for r in rows])
+            yield ids, matrix_from_blobs([r[1] for r in rows], [int(r[2]) for r in rows])
+            last = int(ids[-1])
+
+    def iter_row_ids(self, model: str, after: int = 0,
+                     batch: int = 100_000) -> Iterator[np.ndarray]:
+        """Yield the row ids (int64 (n,)) of ``model``'s vectors past ``after``, ascending."""
+        last = after
+        while True:
+            rows = self._rows("reading row ids", "SELECT id FROM embeddings WHERE model = ? "
+                              "AND id > ? ORDER BY id LIMIT ?", [model, last, batch])
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids
             last = int(ids[-1])
 
     def vectors_for_rows(self, row_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -217,4 +246,4 @@ class SqliteReads:
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        return ids, np.stack([vector_from_blob(r[1], int(r[2])) for r in rows])
+        return ids, matrix_from_blobs([r[1] for r in rows], [int(r[2]) for r in rows])

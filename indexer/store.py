@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from indexer.db import has_schema, store_error, upgrade_database
 from indexer.errors import StoreError
 from indexer.lock import serialise_embedding_inserts
-from indexer.reads import IN_CHUNK, in_chunks, stored_video, vector_from_blob
+from indexer.reads import IN_CHUNK, in_chunks, matrix_from_blobs, stored_video, vector_from_blob
 from indexer.records import StoredVideo, VideoMeta
 from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
 
@@ -137,21 +137,34 @@ class Store:
     def iter_vectors(self, model: str, after: int = 0,
                      batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row ids int64 (n,), vectors float32 (n, dim)) past ``after``, in id order."""
+        for rows in self._pages(model, after, batch, vectors=True):
+            ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, matrix_from_blobs([r.vector for r in rows], [int(r.dim) for r in rows])
+
+    def iter_row_ids(self, model: str, after: int = 0,
+                     batch: int = 100_000) -> Iterator[np.ndarray]:
+        """Yield the row ids (int64 (n,)) of ``model``'s vectors past ``after``, ascending."""
+        for rows in self._pages(model, after, batch, vectors=False):
+            yield np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+
+    def _pages(self, model: str, after: int, batch: int, vectors: bool) -> Iterator[list[Any]]:
+        """Embedding rows of ``model`` past ``after`` in id order, ``batch`` a read (one
+        transaction each): the id, and the vector and dim when ``vectors``."""
+        columns = [embeddings.c.id, *((embeddings.c.vector, embeddings.c.dim) if vectors
+                                      else ())]
         last = after
         while True:
             def read(conn: Any, last: int = last) -> list[Any]:
                 return list(conn.execute(
-                    select(embeddings.c.id, embeddings.c.vector, embeddings.c.dim)
-                    .where(embeddings.c.model == model, embeddings.c.id > last)
+                    select(*columns).where(embeddings.c.model == model, embeddings.c.id > last)
                     .order_by(embeddings.c.id).limit(batch)))
 
-            rows: list[Any] = self._run("reading vectors", read)
+            rows: list[Any] = self._run("reading vectors" if vectors else "reading row ids",
+                                        read)
             if not rows:
                 return
-            ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-            vectors = np.stack([vector_from_blob(r.vector, int(r.dim)) for r in rows])
-            yield ids, vectors
-            last = int(ids[-1])
+            yield rows
+            last = int(rows[-1].id)
 
     def vectors_for_rows(self, row_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(row ids int64 (m,), vectors float32 (m, dim)) of the rows that exist, in no order."""
@@ -166,7 +179,7 @@ class Store:
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-        return ids, np.stack([vector_from_blob(r.vector, int(r.dim)) for r in rows])
+        return ids, matrix_from_blobs([r.vector for r in rows], [int(r.dim) for r in rows])
 
     def counts(self, model: str) -> dict[str, int]:
         """Numbers of videos, vectors (for ``model``) and queries."""

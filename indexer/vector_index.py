@@ -42,19 +42,20 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from indexer.errors import ModelMismatchError, VectorIndexError, disk_full
 from indexer.index_types import (
+    BUILD_BATCH,
     BuildReport,
     apply_params,
-    build_index,
+    build_from,
     choose_type,
     drifted,
     fit_figures,
@@ -62,7 +63,8 @@ from indexer.index_types import (
 )
 from indexer.reads import Reads
 
-__all__ = ["IndexInfo", "VectorIndex", "l2_normalise", "read_tail", "tail_record"]
+__all__ = ["IndexInfo", "StoreSource", "VectorIndex", "l2_normalise", "read_tail",
+           "tail_record"]
 
 TAIL_MIN = 2_000  # the tail may hold this many rows before it is folded in...
 TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
@@ -102,19 +104,45 @@ class IndexInfo:
     mmap: bool = False
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``data`` (bytes, or a function writing to the open file) to ``path`` atomically."""
     # Temporary file in the same directory, fsync, rename: a reader sees old or new, never half.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                data(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _index_writer(index: Any) -> Callable[[BinaryIO], None]:
+    """A writer for ``_atomic_write`` that streams a FAISS index (no copy of it in memory)."""
+    import faiss
+
+    def write_to(handle: BinaryIO) -> None:
+        failed: list[OSError] = []
+
+        def write(chunk: bytes) -> None:
+            if not failed:  # FAISS would hide the OSError (a full disk) behind its own error
+                try:
+                    handle.write(chunk)
+                except OSError as exc:
+                    failed.append(exc)
+
+        writer: Any = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
+        faiss.write_index(index, writer)
+        if failed:
+            raise failed[0]
+
+    return write_to
 
 
 def _empty_flat(dim: int) -> Any:
@@ -161,6 +189,39 @@ def read_tail(path: Path, dim: int, size: int, watermark: int) -> np.ndarray | N
     if len(records) != size or int(records["id"][-1]) != watermark:
         return None
     return records
+
+
+class StoreSource:
+    """The stored vectors of one model as a ``VectorSource`` for ``build_from``: read a
+    batch at a time, L2-normalised."""
+
+    def __init__(self, store: Reads, model: str, dim: int, batch: int = BUILD_BATCH) -> None:
+        self.store = store
+        self.model = model
+        self.dim = dim
+        self.batch = batch
+        self.highest = 0  # the highest row id a pass over the batches has read
+
+    def count(self) -> int:
+        """Number of vectors stored for the model."""
+        return self.store.counts(self.model)["vectors"]
+
+    def ids(self) -> Iterator[np.ndarray]:
+        """Every row id of the model, ascending."""
+        yield from self.store.iter_row_ids(self.model, batch=max(self.batch, 100_000))
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row ids, unit vectors) a batch at a time, ascending ids."""
+        for ids, vectors in self.store.iter_vectors(self.model, batch=self.batch):
+            self.highest = max(self.highest, int(ids[-1]))
+            yield ids, l2_normalise(vectors)
+
+    def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids, unit vectors) of the rows of ``ids`` still stored."""
+        found, vectors = self.store.vectors_for_rows(np.asarray(ids).tolist())
+        if not found.size:
+            return found, np.zeros((0, self.dim), np.float32)
+        return found, l2_normalise(vectors)
 
 
 class VectorIndex:
@@ -570,38 +631,33 @@ class VectorIndex:
         self._write(snapshot=True)
         self._base_changed = False
 
-    def rebuild(self, store: Reads, requested: str = "auto") -> BuildReport:
-        """Build the snapshot again from every vector in the store (type for its size)."""
-        with self._saving(adopt=False):  # everything is read from the store anyway
-            return self._rebuild(store, requested)
+    def rebuild(self, store: Reads, requested: str = "auto", *,
+                batch: int = BUILD_BATCH) -> BuildReport:
+        """Build the snapshot again from every vector in the store (type for its size).
 
-    def _rebuild(self, store: Reads, requested: str) -> BuildReport:
-        count = store.counts(self.model)["vectors"]
-        ids = np.zeros(count, np.int64)
-        vectors = np.zeros((count, self.dim), np.float32)
-        filled = 0
-        for batch_ids, batch in store.iter_vectors(self.model):
-            ids[filled:filled + len(batch_ids)] = batch_ids
-            vectors[filled:filled + len(batch_ids)] = l2_normalise(batch)
-            filled += len(batch_ids)
-        ids, vectors = ids[:filled], vectors[:filled]
-        index, report = build_index(vectors, ids, choose_type(filled, requested))
+        The vectors are read ``batch`` rows at a time (``StoreSource``): memory is the new
+        index plus a bounded working set (a batch, the training sample), never the corpus.
+        """
+        with self._saving(adopt=False):  # everything is read from the store anyway
+            return self._rebuild(store, requested, batch)
+
+    def _rebuild(self, store: Reads, requested: str, batch: int = BUILD_BATCH) -> BuildReport:
+        source = StoreSource(store, self.model, self.dim, batch)
+        index, report = build_from(source, choose_type(source.count(), requested))
         self.requested = requested
         self._base, self._mmapped = index, False
         self._stale_base = self._base_changed = False
         self.build = report
         self._tail, self._tail_saved = _empty_flat(self.dim), 0
-        self.watermark = max(self.watermark, int(ids.max()) if filled else 0)
+        self.watermark = max(self.watermark, source.highest)
         self._base_watermark = self.watermark
         self._write(snapshot=True)
         return report
 
     def _write(self, snapshot: bool) -> None:
-        import faiss
-
         try:
             if snapshot:
-                _atomic_write(self.snapshot_path, faiss.serialize_index(self._base).tobytes())
+                _atomic_write(self.snapshot_path, _index_writer(self._base))
             if self.tail_size:
                 self._append_tail()
             meta = {"model": self.model, "dim": self.dim, "format": 2,
