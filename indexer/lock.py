@@ -267,4 +267,4 @@ def _serialise(conn: Any, key: int) -> None:
     elif dialect == "sqlite":
         raw = conn.connection.dbapi_connection
         if raw is not None and not raw.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            raw.execute("BEGIN IMMEDIATE")  # a constant: the write lock, taken now
