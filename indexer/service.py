@@ -124,13 +124,21 @@ class Service:
         return self._index
 
     def require_corpus(self) -> VectorIndex:
-        """The index, or EmptyCorpusError when nothing has been ingested yet."""
+        """The index, caught up with the store, or EmptyCorpusError when nothing has been
+        ingested yet.
+
+        An index opened earlier by this service (a long-running server) first replays
+        the rows stored since, by any run on any host: one query when there are none.
+        """
         reads = self.reads
         if not reads.exists():
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} is empty: run `thumbsearch ingest QUERY` "
                 "or `thumbsearch add PATH` first")
+        opened = self._index is not None
         index = self.index()
+        if opened:
+            index.catch_up(reads)
         if index.size == 0 and reads.counts(self.spec.model_id)["videos"]:
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} holds no vectors for model "

@@ -141,3 +141,24 @@ def test_reader_cannot_write_and_a_broken_file_is_one_store_error(
 ])
 def test_only_plain_sqlite_urls_take_the_lean_path(url: str, expected: Path | None) -> None:
     assert sqlite_file(url) == expected
+
+
+def test_an_open_service_answers_with_rows_stored_after_it_opened(
+        stored: tuple[Service, list[str]], settings: Settings) -> None:
+    writer, ids = stored
+    writer.index().save()
+    reader = build_service(settings, lookups_only=True)  # a query host, opened once
+    try:
+        before = similar_to_video(reader, ids[0], 3)
+        twin = VideoMeta(video_id="twin0000000", source="youtube", title="the twin",
+                         thumbnail_url="https://i.ytimg.com/vi/twin0000000/mqdefault.jpg")
+        found = writer.store.get_vector(ids[0], writer.spec.model_id)
+        assert found is not None
+        writer.store.add_embedded([twin], found[1][None, :], writer.spec.model_id)
+        after = similar_to_video(reader, ids[0], 3)
+        assert "twin0000000" not in [n.video_id for n in before.results]
+        assert after.results[0].video_id == "twin0000000"
+        assert after.results[0].score == pytest.approx(1.0, abs=1e-5)
+    finally:
+        reader.close()
+        writer.close()
