@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from indexer.errors import StoreError, disk_full
+from indexer.errors import StoreError, disk_full, one_line
 
 __all__ = [
     "alembic_config",
@@ -48,7 +48,7 @@ def safe_url(url: str | URL) -> str:
 
 
 def _first_line(exc: BaseException, secret: str | None) -> str:
-    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+    line = one_line(exc).strip()
     return line.replace(secret, "***") if secret else line
 
 

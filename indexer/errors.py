@@ -69,6 +69,7 @@ __all__ = [
     "WriterBusyError",
     "YouTubeError",
     "disk_full",
+    "one_line",
 ]
 
 
@@ -186,6 +187,12 @@ class VectorIndexError(ThumbsearchError):
 
 class ModelMismatchError(VectorIndexError):
     """The index on disk was built by another model or dimension."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # errno values that mean "no room to write": full disk, quota, file size limit.

@@ -40,6 +40,7 @@ from indexer.errors import (
     ModelError,
     ThumbnailMissingError,
     ThumbsearchError,
+    one_line,
 )
 from indexer.idlist_ingest import IdListJob, IdListSummary, add_video_ids
 from indexer.images import decode_image
@@ -232,11 +233,6 @@ def _reported(status: str, reason: str) -> ThumbsearchError:
     return ClusterError(reason)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 @contextlib.contextmanager
 def _connected(options: RayOptions) -> Iterator[int]:
     """Ray, started here or connected to; yields the number of embedding actors to run."""
@@ -261,11 +257,11 @@ def _connected(options: RayOptions) -> Iterator[int]:
                 raise ClusterError("no Ray cluster runs on this machine: start one with "
                                    "`ray start --head`, or give its HOST:PORT") from exc
             raise ClusterError(f"cannot connect to the Ray cluster at {options.address}: "
-                               f"{_one_line(exc)}") from exc
+                               f"{one_line(exc)}") from exc
         except Exception as exc:  # RuntimeError, ValueError ...: one line
             where = ("start a local Ray" if options.local
                      else f"connect to the Ray cluster at {options.address}")
-            raise ClusterError(f"cannot {where}: {_one_line(exc)}") from exc
+            raise ClusterError(f"cannot {where}: {one_line(exc)}") from exc
     try:
         with warnings.catch_warnings():
             # Ray warns of its own deprecated settings, which it sets itself.
@@ -324,7 +320,7 @@ class RayStage:
                 except StopIteration:
                     break
                 except Exception as exc:  # Ray's own failures, or a bug in a task or actor
-                    raise ClusterError(f"the Ray pipeline failed: {_one_line(exc)}") from exc
+                    raise ClusterError(f"the Ray pipeline failed: {one_line(exc)}") from exc
                 self._write(job, metas, batch)
             self.seconds["pipeline"] = time.perf_counter() - clock
             clock = time.perf_counter()

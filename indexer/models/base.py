@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from indexer.errors import ImageDecodeError, ModelError
+from indexer.errors import ImageDecodeError, ModelError, one_line
 from indexer.models.preprocess import Preprocessing, prepare_rgb
 
 if TYPE_CHECKING:
@@ -163,8 +163,7 @@ class GraphEmbedder:
             result = fn(array)
             return np.asarray(getattr(result, "numpy", lambda: result)(), dtype=np.float32)
         except Exception as exc:  # TensorFlow raises many types; translate them all here
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.model_id} failed to run: {message}") from exc
+            raise ModelError(f"{self.model_id} failed to run: {one_line(exc)}") from exc
 
     def embed(self, batch: FloatArray) -> FloatArray:
         """(n, h, w, 3) float32 preprocessed images -> (n, dim) raw (unnormalised) features."""

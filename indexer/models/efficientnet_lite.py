@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.errors import ModelError
+from indexer.errors import ModelError, one_line
 from indexer.models.base import FloatArray, GraphEmbedder
 from indexer.models.preprocess import Preprocessing
 from indexer.models.torch_legacy import read_state_dict
@@ -319,5 +319,4 @@ def load_lite_embedder(
     except ModelError:
         raise
     except Exception as exc:  # Keras/TensorFlow failures while building
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot build efficientnet-{spec.name}: {message}") from exc
+        raise ModelError(f"cannot build efficientnet-{spec.name}: {one_line(exc)}") from exc

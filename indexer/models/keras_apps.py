@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.errors import ModelError
+from indexer.errors import ModelError, one_line
 from indexer.models.base import FloatArray, GraphEmbedder
 from indexer.models.preprocess import Preprocessing
 
@@ -77,11 +77,6 @@ def _app(model_id: str) -> KerasApp:
         ) from None
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def build_keras_app(model_id: str, weights: str | Path | None = "imagenet",
                     pooled: bool = True) -> keras.Model:
     """The headless backbone on 224x224 input; weights: "imagenet", a file, or None.
@@ -107,7 +102,7 @@ def build_keras_app(model_id: str, weights: str | Path | None = "imagenet",
                 pooling=app.pooling if pooled else None,
             )
     except Exception as exc:  # Keras raises bare Exception for download failures
-        message = _one_line(exc)
+        message = one_line(exc)
         if weights == "imagenet" and ("URL fetch failure" in message or "hash" in message):
             raise ModelError(
                 f"the ImageNet weights for {model_id} are not in Keras' cache and could not "

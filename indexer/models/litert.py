@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from indexer.errors import ModelConversionError, ModelError, disk_full
+from indexer.errors import ModelConversionError, ModelError, disk_full, one_line
 from indexer.models.base import FloatArray
 from indexer.models.preprocess import Preprocessing, prepare_rgb
 from indexer.models.runtime import cpu_threads
@@ -54,11 +54,6 @@ LITERT_BATCH = 8
 TFLITE_FORMAT = 1
 
 _DIGEST_CHARS = 16
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def file_digest(path: Path) -> str:
@@ -100,7 +95,7 @@ def convert_to_tflite(embedder: GraphEmbedder) -> bytes:
             data = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, ...
         raise ModelConversionError(
-            f"cannot convert {embedder.model_id} to LiteRT: {_one_line(exc)}; "
+            f"cannot convert {embedder.model_id} to LiteRT: {one_line(exc)}; "
             "set THUMBSEARCH_RUNTIME=function to run it on TensorFlow") from exc
     return bytes(data)
 
@@ -152,7 +147,7 @@ class LiteRtEmbedder:
             inputs = self._interpreter.get_input_details()
             outputs = self._interpreter.get_output_details()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{model_id}: not a usable LiteRT model: {_one_line(exc)}") from exc
+            raise ModelError(f"{model_id}: not a usable LiteRT model: {one_line(exc)}") from exc
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{model_id}: LiteRT model has {len(inputs)} inputs and "
                              f"{len(outputs)} outputs, expected 1 and 1")
@@ -192,7 +187,7 @@ class LiteRtEmbedder:
                 parts = [self._invoke(array[i:i + self.chunk])
                          for i in range(0, array.shape[0], self.chunk)]
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.model_id} failed to run on LiteRT: {_one_line(exc)}"
+            raise ModelError(f"{self.model_id} failed to run on LiteRT: {one_line(exc)}"
                              ) from exc
         return np.concatenate(parts)
 
