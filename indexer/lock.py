@@ -58,15 +58,19 @@ __all__ = [
 ]
 
 LOCK_NAME = "ingest.lock"
-# The advisory lock's bigint key, the same for every thumbsearch writer of a database.
-ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"thumbsearch writer").digest()[:8], "big",
-                              signed=True)
+
+
+def _advisory_key(name: bytes) -> int:
+    """A PostgreSQL advisory lock's bigint key, the same for every thumbsearch process."""
+    return int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+
+
+# The writer lock's key.
+ADVISORY_KEY = _advisory_key(b"thumbsearch writer")
 # The transaction-scoped advisory lock's key around inserts of embedding rows.
-INSERT_KEY = int.from_bytes(hashlib.sha256(b"thumbsearch embedding inserts").digest()[:8],
-                            "big", signed=True)
+INSERT_KEY = _advisory_key(b"thumbsearch embedding inserts")
 # The same for schema upgrades: workers starting together must not create tables twice.
-SCHEMA_KEY = int.from_bytes(hashlib.sha256(b"thumbsearch schema upgrade").digest()[:8],
-                            "big", signed=True)
+SCHEMA_KEY = _advisory_key(b"thumbsearch schema upgrade")
 _POLL = 0.2  # seconds between attempts while waiting
 _APP_PREFIX = "thumbsearch writer "
 
