@@ -133,6 +133,7 @@ class SqliteReads:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
+        self._exists = False
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -156,6 +157,23 @@ class SqliteReads:
         except sqlite3.Error as exc:
             raise StoreError(f"database error while {what}: {exc}") from exc
 
+    def _rows_in(self, what: str, sql: str, values: Sequence[Any]) -> Iterator[sqlite3.Row]:
+        """The rows of ``sql``, whose ``IN ({marks})`` takes ``values``, IN_CHUNK at a time."""
+        for chunk in in_chunks(values):
+            yield from self._rows(what, sql.format(marks=",".join("?" * len(chunk))), chunk)
+
+    def _pages(self, what: str, sql: str, model: str, after: int,
+               batch: int) -> Iterator[list[sqlite3.Row]]:
+        """The rows of ``sql`` (embedding rows, id first, for ``model = ? AND id > ?``,
+        ordered by id, ``LIMIT ?``) past ``after``, ``batch`` a read."""
+        last = after
+        while True:
+            rows = self._rows(what, sql, [model, last, batch])
+            if not rows:
+                return
+            yield rows
+            last = int(rows[-1][0])
+
     def close(self) -> None:
         """Close the connection (reopened if used again)."""
         if self._conn is not None:
@@ -163,11 +181,11 @@ class SqliteReads:
             self._conn = None
 
     def exists(self) -> bool:
-        """True when the file holds the ``videos`` table."""
-        if not self.path.is_file():
-            return False
-        return bool(self._rows("reading the database", "SELECT 1 FROM sqlite_master "
-                               "WHERE type = 'table' AND name = 'videos'"))
+        """True when the file holds the ``videos`` table (remembered once true: it stays so)."""
+        if not self._exists and self.path.is_file():
+            self._exists = bool(self._rows("reading the database", "SELECT 1 FROM sqlite_master "
+                                           "WHERE type = 'table' AND name = 'videos'"))
+        return self._exists
 
     def counts(self, model: str) -> dict[str, int]:
         """Numbers of videos, vectors (for ``model``) and queries."""
@@ -188,61 +206,43 @@ class SqliteReads:
         """Stored videos by id; missing ids are absent from the result."""
         out: dict[str, StoredVideo] = {}
         now = datetime.now(UTC)
-        for chunk in in_chunks(list(dict.fromkeys(video_ids))):
-            marks = ",".join("?" * len(chunk))
-            for row in self._rows("reading videos", "SELECT video_id, source, title, "
-                                  "channel_id, channel_title, published_at, thumbnail_url, "
-                                  "fetched_at, description, thumbnail_sha256 FROM videos "
-                                  f"WHERE video_id IN ({marks})", chunk):
-                values = dict(row)
-                values["published_at"] = _moment(values["published_at"])
-                values["fetched_at"] = _moment(values["fetched_at"])
-                out[values["video_id"]] = stored_video(values, now)
+        for row in self._rows_in("reading videos", "SELECT video_id, source, title, channel_id, "
+                                 "channel_title, published_at, thumbnail_url, fetched_at, "
+                                 "description, thumbnail_sha256 FROM videos WHERE video_id IN "
+                                 "({marks})", list(dict.fromkeys(video_ids))):
+            values = dict(row)
+            values["published_at"] = _moment(values["published_at"])
+            values["fetched_at"] = _moment(values["fetched_at"])
+            out[values["video_id"]] = stored_video(values, now)
         return out
 
     def video_ids_for_rows(self, row_ids: Sequence[int]) -> dict[int, str]:
         """Map embedding row ids (FAISS ids) to video ids."""
-        out: dict[int, str] = {}
-        for chunk in in_chunks([int(i) for i in row_ids]):
-            marks = ",".join("?" * len(chunk))
-            out.update({int(r[0]): r[1] for r in self._rows(
-                "reading embeddings", f"SELECT id, video_id FROM embeddings WHERE id IN ({marks})",
-                chunk)})
-        return out
+        return {int(r[0]): r[1] for r in self._rows_in(
+            "reading embeddings", "SELECT id, video_id FROM embeddings WHERE id IN ({marks})",
+            [int(i) for i in row_ids])}
 
     def iter_vectors(self, model: str, after: int = 0,
                      batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row ids int64 (n,), vectors float32 (n, dim)) past ``after``, in id order."""
-        last = after
-        while True:
-            rows = self._rows("reading vectors", "SELECT id, vector, dim FROM embeddings "
-                              "WHERE model = ? AND id > ? ORDER BY id LIMIT ?",
-                              [model, last, batch])
-            if not rows:
-                return
+        for rows in self._pages("reading vectors", "SELECT id, vector, dim FROM embeddings "
+                               "WHERE model = ? AND id > ? ORDER BY id LIMIT ?", model, after,
+                               batch):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             yield ids, matrix_from_blobs([r[1] for r in rows], [int(r[2]) for r in rows])
-            last = int(ids[-1])
 
     def iter_row_ids(self, model: str, after: int = 0,
                      batch: int = 100_000) -> Iterator[np.ndarray]:
         """Yield the row ids (int64 (n,)) of ``model``'s vectors past ``after``, ascending."""
-        last = after
-        while True:
-            rows = self._rows("reading row ids", "SELECT id FROM embeddings WHERE model = ? "
-                              "AND id > ? ORDER BY id LIMIT ?", [model, last, batch])
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            yield ids
-            last = int(ids[-1])
+        for rows in self._pages("reading row ids", "SELECT id FROM embeddings WHERE model = ? "
+                               "AND id > ? ORDER BY id LIMIT ?", model, after, batch):
+            yield np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def vectors_for_rows(self, row_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(row ids int64 (m,), vectors float32 (m, dim)) of the rows that exist, in no order."""
         wanted = sorted({int(r) for r in row_ids if r >= 0})
-        rows = [row for chunk in in_chunks(wanted) for row in self._rows(
-            "reading vectors", "SELECT id, vector, dim FROM embeddings WHERE id IN "
-            f"({','.join('?' * len(chunk))})", chunk)]
+        rows = list(self._rows_in("reading vectors", "SELECT id, vector, dim FROM embeddings "
+                                  "WHERE id IN ({marks})", wanted))
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))

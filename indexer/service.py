@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from indexer.fetch import ImageFetcher
     from indexer.models import Embedder, ModelSpec
     from indexer.quota import QuotaLedger
-    from indexer.reads import Reads
+    from indexer.reads import Reads, SqliteReads
     from indexer.store import Store
     from indexer.thumbcache import ThumbnailCache
     from indexer.vector_index import VectorIndex
@@ -71,7 +71,7 @@ class Service:
     _store_factory: Callable[[], Store]
     _embedder_factory: Callable[[], Embedder]
     _youtube_factory: Callable[[Service], YouTubeApi]  # given the service (its ledger)
-    _lean_reads: Reads | None = None
+    _lean_reads: SqliteReads | None = None
     _store: Store | None = field(default=None, init=False)
     _embedder: Embedder | None = field(default=None, init=False)
     _youtube: YouTubeApi | None = field(default=None, init=False)
@@ -153,9 +153,8 @@ class Service:
         """Release database connections."""
         if self._store is not None:
             self._store.engine.dispose()
-        close = getattr(self._lean_reads, "close", None)
-        if close is not None:
-            close()
+        if self._lean_reads is not None:
+            self._lean_reads.close()
 
 
 def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,

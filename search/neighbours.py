@@ -79,8 +79,9 @@ def _neighbours(service: Service, queries: np.ndarray, k: int,
     """Top-k of each query row (float32 (n, dim)), one ``index.search`` call for all.
 
     ``exclude[i]`` is the query's own row id (a stored video is not its own neighbour).
+    Every caller has checked the corpus (``require_corpus``), which opened the index.
     """
-    index = service.require_corpus()
+    index = service.index()
     extra = 1 if any(e is not None for e in exclude) else 0
     scores, row_ids = index.search(queries, k + extra)
     pairs = [[(int(r), float(s)) for r, s in zip(row_ids[i], scores[i], strict=True)
