@@ -523,7 +523,7 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
             founds = _rerank(source, queries, cands, widths, k + 1)
             for params, found in zip(grid, founds, strict=True):
                 recall = recall_at(_without_self(found, query_ids, k), truth)
-                cost = scan + refine_count(RECALL_K, params) * RERANK_SECONDS
+                cost = _lookup_seconds(scan, params["candidates"])
                 tried.append({"factory": factory, **params, "recall_at_10": round(recall, 4),
                               "lookup_ms": round(cost * 1000, 3)})
                 if log is not None:
@@ -539,14 +539,12 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
                         cheapest = (cost, report)
             # A larger step scans more: once even the fewest candidates left cannot beat
             # the cheapest setting found, raising it further is pointless.
-            if not open_counts or (cheapest is not None and scan + refine_count(
-                    RECALL_K, {"candidates": min(open_counts)}) * RERANK_SECONDS
-                    >= cheapest[0]):
+            if not open_counts or (cheapest is not None and _lookup_seconds(
+                    scan, min(open_counts)) >= cheapest[0]):
                 break
-        if cheapest is not None:
-            best = (cheapest[1].recall_at_10, index, cheapest[1])
         phases["tune_s"] = phases.get("tune_s", 0.0) + time.perf_counter() - mark
         if cheapest is not None:  # the first factory that reaches the target wins
+            best = (cheapest[1].recall_at_10, index, cheapest[1])
             break
     assert best is not None
     _, index, report = best
@@ -557,6 +555,11 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
     report.phases = _rounded(phases)
     report.sample_size = len(train)
     return index, report
+
+
+def _lookup_seconds(scan: float, candidates: int) -> float:
+    """What one lookup costs at a tuning setting: the scan, then its candidates re-read."""
+    return scan + refine_count(RECALL_K, {"candidates": candidates}) * RERANK_SECONDS
 
 
 def _rounded(phases: dict[str, float]) -> dict[str, float]:
