@@ -239,15 +239,15 @@ class IdListJob:
         claims, service = self.run.claims, self.service
         for start in range(0, len(ids), GROUP):
             group = ids[start:start + GROUP]
-            got = claims.claim(self._key(v) for v in group)
-            mine = [v for v in group if self._key(v) in got]
-            held.extend(v for v in group if self._key(v) not in got)
+            keys = {v: self._key(v) for v in group}
+            got = claims.claim(keys.values())
+            mine = [v for v in group if keys[v] in got]
+            held.extend(v for v in group if keys[v] not in got)
             todo = self.settled(mine)  # what another worker finished before letting go
-            claims.release(self._key(v) for v in mine if v not in todo)
-            if len(todo) < len(group):
-                self.progress.advanced(self.label, f"{len(group) - len(todo)} done or held "
-                                                   "by another worker")
-            if not todo:
+            claims.release(keys[v] for v in mine if v not in todo)
+            if not todo:  # the group's step: nothing of it goes to the stage
+                self.progress.advanced(self.label, f"{len(group) - len(mine)} held by another "
+                                                   "worker" if len(mine) < len(group) else "done")
                 continue
             rows = service.store.get_videos(todo)
             items = []
