@@ -571,16 +571,16 @@ class VectorIndex:
             on_disk = {}  # unreadable: never what was written here
         if on_disk == self._disk_meta:
             return
-        fresh: VectorIndex | None = VectorIndex(self.directory, self.model, self.dim,
-                                                 self._store)
+        fresh = VectorIndex(self.directory, self.model, self.dim, self._store)
         try:
-            if on_disk and fresh is not None:
+            if on_disk:
                 fresh._load(mmap=True)
-            if self._store is not None and fresh is not None:
+            if self._store is not None:
                 fresh.catch_up(self._store)
+            usable = self._store is not None and fresh.watermark >= self.watermark
         except VectorIndexError:
-            fresh = None
-        if fresh is None or fresh.watermark < self.watermark or self._store is None:
+            usable = False
+        if not usable:
             # Keep what is held here, written whole: the files may not match it any more.
             self._tail_saved = 0
             self._base_changed = self._base_changed or self._base is not None
