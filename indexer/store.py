@@ -73,8 +73,7 @@ class Store:
 
         def read(conn: Any) -> set[str]:
             found: set[str] = set()
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
+            for chunk in in_chunks(wanted):
                 rows = conn.execute(
                     select(embeddings.c.video_id).where(
                         embeddings.c.video_id.in_(chunk), embeddings.c.model == model))
@@ -95,9 +94,8 @@ class Store:
 
         def read(conn: Any) -> dict[str, StoredVideo]:
             out: dict[str, StoredVideo] = {}
-            for start in range(0, len(ids), 500):
-                rows = conn.execute(select(videos).where(
-                    videos.c.video_id.in_(ids[start:start + 500])))
+            for chunk in in_chunks(ids):
+                rows = conn.execute(select(videos).where(videos.c.video_id.in_(chunk)))
                 for row in rows.mappings():
                     out[row["video_id"]] = stored_video(row, self._clock())
             return out
@@ -125,9 +123,9 @@ class Store:
 
         def read(conn: Any) -> dict[int, str]:
             out: dict[int, str] = {}
-            for start in range(0, len(ids), 500):
+            for chunk in in_chunks(ids):
                 rows = conn.execute(select(embeddings.c.id, embeddings.c.video_id).where(
-                    embeddings.c.id.in_(ids[start:start + 500])))
+                    embeddings.c.id.in_(chunk)))
                 out.update({int(r.id): r.video_id for r in rows})
             return out
 

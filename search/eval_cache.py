@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.errors import StoreError
+from indexer.reads import in_chunks
 
 __all__ = ["EmbeddingCache"]
 
@@ -39,8 +40,7 @@ class EmbeddingCache:
         wanted = list(dict.fromkeys(digests))
         out: dict[str, np.ndarray] = {}
         try:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
+            for chunk in in_chunks(wanted):
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
                     f"SELECT sha256, vector FROM vectors WHERE model = ? AND sha256 IN ({marks})",
