@@ -10,6 +10,8 @@ its message on one line and exits with ``exit_code``.
     │   ├── MissingApiKeyError        YOUTUBE_API_KEY is not set
     │   └── UnknownModelError         THUMBSEARCH_MODEL names no model
     ├── InputError                    an argument a user gave is unusable
+    │   ├── UsageError                an option, setting or number out of its range (exit 2)
+    │   ├── InputFileError            not a regular file, or larger than its limit
     │   ├── VideoIdError              not a video id or YouTube URL
     │   ├── ImagePathError            a path that is missing or not an image file
     │   └── QueriesFileError          a queries file that is unreadable or invalid
@@ -52,6 +54,7 @@ __all__ = [
     "ImageDecodeError",
     "ImagePathError",
     "InputError",
+    "InputFileError",
     "MissingApiKeyError",
     "ModelConversionError",
     "ModelError",
@@ -63,6 +66,7 @@ __all__ = [
     "ThumbnailMissingError",
     "ThumbsearchError",
     "UnknownModelError",
+    "UsageError",
     "VectorIndexError",
     "VideoIdError",
     "VideoNotFoundError",
@@ -93,6 +97,16 @@ class UnknownModelError(ConfigError):
 
 class InputError(ThumbsearchError):
     """An argument given by the user cannot be used."""
+
+
+class UsageError(InputError):
+    """An option, setting or parameter that is malformed or out of its range."""
+
+    exit_code = 2
+
+
+class InputFileError(InputError):
+    """A file given by the user that is not a regular file or is larger than its limit."""
 
 
 class VideoIdError(InputError):

@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from indexer.bounds import bounded_int
 from indexer.errors import ConfigError, MissingApiKeyError
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
     "DEFAULT_CLAIM_LEASE",
+    "DEFAULT_MAX_IDS_FILE_BYTES",
+    "DEFAULT_MAX_IMAGE_BYTES",
+    "DEFAULT_MAX_QUERIES_FILE_BYTES",
     "DEFAULT_MODEL",
     "DEFAULT_RUNTIME",
     "DEFAULT_SEARCH_QUOTA",
@@ -33,7 +37,11 @@ DEFAULT_ALLOWED_HOSTS = ("i.ytimg.com", "i1.ytimg.com", "i2.ytimg.com", "i3.ytim
 # does it work?"), so the default model removes bars before squashing to 224x224.
 DEFAULT_MODEL = "efficientnet-lite0+unbar"
 DEFAULT_HTTP_TIMEOUT = 20.0
-DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024  # a download, an upload or a file for `add`
+DEFAULT_MAX_IDS_FILE_BYTES = 256 * 1024 * 1024  # about 20 million ids, one a line
+DEFAULT_MAX_QUERIES_FILE_BYTES = 1024 * 1024
+_MAX_QUOTA = 1_000_000_000
+_MAX_FILE_LIMIT = 1 << 40
 DEFAULT_DOWNLOAD_WORKERS = 8
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEARCH_QUOTA = 100  # search.list calls a Pacific day (its own bucket since June 2026)
@@ -66,6 +74,12 @@ Environment (read once at start):
   THUMBSEARCH_CLAIM_LEASE       seconds a worker's claim on a query or video lasts
                                 unless renewed; a killed worker's work is taken over
                                 after it (default 120)
+  THUMBSEARCH_MAX_IMAGE_BYTES   largest image downloaded, uploaded or added
+                                (default 10485760)
+  THUMBSEARCH_MAX_IDS_FILE_BYTES
+                                largest ids file or stdin list (default 268435456)
+  THUMBSEARCH_MAX_QUERIES_FILE_BYTES
+                                largest queries file (default 1048576)
   THUMBSEARCH_WORKER_NAME       this host's name in work claims (default: the host
                                 name); processes with the same name must share one
                                 process table
@@ -107,17 +121,9 @@ def _default_home() -> Path:
     return Path(user_data_dir("thumbsearch", appauthor=False))
 
 
-def _quota(env: Mapping[str, str], name: str, default: int) -> int:
+def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(f"{name} must be a whole number >= 0, got {text!r}")
-    return value
+    return bounded_int(text, name, low, high) if text else default
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,8 @@ class Settings:
     model: str = DEFAULT_MODEL
     http_timeout: float = DEFAULT_HTTP_TIMEOUT
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_ids_file_bytes: int = DEFAULT_MAX_IDS_FILE_BYTES
+    max_queries_file_bytes: int = DEFAULT_MAX_QUERIES_FILE_BYTES
     download_workers: int = DEFAULT_DOWNLOAD_WORKERS
     batch_size: int = DEFAULT_BATCH_SIZE
     weights_dir: Path | None = None
@@ -172,8 +180,17 @@ class Settings:
             allowed_hosts=allowed,
             model=env.get("THUMBSEARCH_MODEL", "").strip() or DEFAULT_MODEL,
             weights_dir=_optional_path(env.get("THUMBSEARCH_WEIGHTS_DIR", "")),
-            search_quota=_quota(env, "THUMBSEARCH_SEARCH_QUOTA", DEFAULT_SEARCH_QUOTA),
-            units_quota=_quota(env, "THUMBSEARCH_UNITS_QUOTA", DEFAULT_UNITS_QUOTA),
+            search_quota=_env_int(env, "THUMBSEARCH_SEARCH_QUOTA", DEFAULT_SEARCH_QUOTA,
+                                  0, _MAX_QUOTA),
+            units_quota=_env_int(env, "THUMBSEARCH_UNITS_QUOTA", DEFAULT_UNITS_QUOTA,
+                                 0, _MAX_QUOTA),
+            max_image_bytes=_env_int(env, "THUMBSEARCH_MAX_IMAGE_BYTES",
+                                     DEFAULT_MAX_IMAGE_BYTES, 1024, _MAX_FILE_LIMIT),
+            max_ids_file_bytes=_env_int(env, "THUMBSEARCH_MAX_IDS_FILE_BYTES",
+                                        DEFAULT_MAX_IDS_FILE_BYTES, 1024, _MAX_FILE_LIMIT),
+            max_queries_file_bytes=_env_int(env, "THUMBSEARCH_MAX_QUERIES_FILE_BYTES",
+                                            DEFAULT_MAX_QUERIES_FILE_BYTES, 1024,
+                                            _MAX_FILE_LIMIT),
             runtime=parse_runtime(env.get("THUMBSEARCH_RUNTIME", "")),
             claim_lease=_lease(env),
             worker_name=env.get("THUMBSEARCH_WORKER_NAME", "").strip() or None,
