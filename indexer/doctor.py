@@ -86,9 +86,12 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
                                f"metadata says {tail_size} rows (the database is replayed on "
                                f"every open until it is repaired): {_REBUILD}")
     watermark = max(report.snapshot_watermark, int(meta.get("tail_watermark", 0)))
-    if watermark > report.last_row_id:
+    # Compared with the highest id ever handed out, not the highest row left: a prune that
+    # deleted the newest rows leaves the watermark past them, and ids are never reused.
+    highest = service.store.highest_row_id()
+    if watermark > highest:
         report.problems.append(f"index watermark {watermark} is past the "
-                               f"database's last row {report.last_row_id} (a database restored "
+                               f"database's last row {highest} (a database restored "
                                f"from an older backup?): {_REBUILD}")
 
 

@@ -151,6 +151,10 @@ gone_videos = Table(
     Column("video_id", String(64), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("noted_at", DateTime(timezone=True), nullable=False),
+    # The prune mark: when a refresh first found videos.list leaving the id out of a plausible
+    # answer; NULL for other records. ``refresh --prune`` deletes a stored video only when a
+    # refresh at least a day later finds it missing again (revision 0006, indexer.enrich).
+    Column("missing_since", DateTime(timezone=True), nullable=True),
 )
 
 # Leases on shared work: a query being read, a video being fetched and embedded. A worker

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, cast, column, func, insert, select, table, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.db import has_schema, store_error, upgrade_database
@@ -199,6 +199,31 @@ class Store:
         value = self._run("reading the last row id", lambda conn: conn.execute(
             select(func.max(embeddings.c.id)).where(embeddings.c.model == model)).scalar())
         return int(value or 0)
+
+    def highest_row_id(self) -> int:
+        """Highest embedding row id ever handed out, deleted rows included (0 when none).
+
+        Row ids are never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL): an
+        index watermark past this means the database is older than the index, while past
+        ``max_row_id`` it may only mean that the newest rows were deleted (a prune).
+        """
+        def read(conn: Any) -> int:
+            latest = int(conn.execute(select(func.max(embeddings.c.id))).scalar() or 0)
+            handed: Any = None
+            if conn.dialect.name == "sqlite":
+                sequences = table("sqlite_sequence", column("name"), column("seq"))
+                handed = conn.execute(select(sequences.c.seq).where(
+                    sequences.c.name == embeddings.name)).scalar()
+            elif conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import REGCLASS
+
+                sequence = func.pg_get_serial_sequence(embeddings.name, embeddings.c.id.name)
+                handed = conn.execute(select(func.pg_sequence_last_value(
+                    cast(sequence, REGCLASS)))).scalar()
+            return max(latest, int(handed or 0))
+
+        result: int = self._run("reading the highest row id", read)
+        return result
 
     def channel_of_videos(self) -> dict[str, str]:
         """Video id -> channel id, for videos that have a channel (evaluation labels)."""

@@ -29,6 +29,10 @@ class IngestSummary:
     refreshed: int = 0  # stored videos whose metadata was fetched again
     gone: list[str] = field(default_factory=list)  # videos YouTube no longer has
     pruned: int = 0  # gone videos deleted with their vectors
+    marked: int = 0  # stored videos found missing for the first time (refresh)
+    unmarked: int = 0  # marked videos videos.list returned again (refresh)
+    suspect_batches: int = 0  # videos.list answers that left out every id asked for
+    confirmed: dict[str, str] = field(default_factory=dict)  # missing twice a day apart: title
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape of ``ingest --json`` and ``add --json``."""
@@ -46,7 +50,9 @@ class IngestSummary:
         return {**self.to_json(), "stopped": self.stopped, "per_query": self.per_query,
                 "quota": {"search": self.search_calls, "units": self.videos_calls},
                 "enriched": self.enriched, "refreshed": self.refreshed,
-                "gone": len(self.gone), "pruned": self.pruned,
+                "gone": len(self.gone), "pruned": self.pruned, "marked": self.marked,
+                "unmarked": self.unmarked, "suspect_batches": self.suspect_batches,
+                "confirmed": len(self.confirmed),
                 "seconds": {"load": round(self.times.load, 3), "embed": round(self.times.embed, 3),
                             "write": round(self.times.write, 3),
                             "wall": round(self.times.wall, 3)}}

@@ -300,8 +300,12 @@ def test_refresh_updates_old_rows_and_prune_removes_gone_videos(
     youtube_env.put(dataclasses.replace(youtube_env.videos[ids[0]], view_count=123_456))
     kept = refresh_videos(service)
     assert kept.refreshed == 8 and kept.gone == [gone] and kept.pruned == 0
-    assert service.store.get_video(gone) is not None  # listed only, without --prune
-    # The 8 refreshed rows are new again; the gone one is still old.
+    assert kept.marked == 1  # marked only, without --prune
+    assert service.store.get_video(gone) is not None
+    # The 8 refreshed rows are new again; the gone one is still old. It goes only when
+    # missing again at least a day after its mark (tests/test_refresh_prune.py).
+    assert refresh_videos(service, prune=True).pruned == 0
+    clock.now += timedelta(days=1)
     pruned = refresh_videos(service, prune=True)
     assert pruned.refreshed == 0 and pruned.pruned == 1 and pruned.videos_calls == 1
     assert service.store.get_video(gone) is None
