@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from search.cli.ingest import WAIT_HELP
+from search.cli.numbers import MAX_WAIT, finite
 from search.cli.output import echo_json
 from search.cli.progress import progress_reporter
 
@@ -19,7 +20,8 @@ def refresh(
         help="Refresh videos whose API data is older than this (e.g. 30d, 12h).")] = "30d",
     prune: Annotated[bool, typer.Option(
         "--prune", help="Delete videos YouTube no longer has, with their vectors.")] = False,
-    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
+                                      help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Re-fetch the metadata of old videos (videos.list, 50 ids a call) to honour YouTube's terms.
@@ -32,7 +34,7 @@ def refresh(
     from indexer.queryfile import parse_duration
     from indexer.service import build_service
 
-    age = parse_duration(older_than)
+    age = parse_duration(older_than, "--older-than")
     service = build_service(ctx.obj)
     try:
         with progress_reporter(enabled=not as_json) as progress:
