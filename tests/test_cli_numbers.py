@@ -172,6 +172,8 @@ def test_no_numeric_option_goes_without_bounds() -> None:
     ["eval", "set", "--index", "lsh"],
     ["eval", "--corpus", "--label-by", "colour"],
     ["eval", "set", "--labels", "l.csv"],
+    ["eval", "--corpus"],
+    ["eval", "--corpus", "--labels", "l.csv", "--label-by", "query"],
     ["make-neardup"],
     ["make-neardup", "--sample-photos"],
     ["add-ids", "ids.txt", "--ray-workers", "2"],

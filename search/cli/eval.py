@@ -106,6 +106,8 @@ def evaluate(
                          "not both")
     if not corpus and (labels is not None or label_by is not None):
         raise UsageError("--labels and --label-by go with --corpus")
+    if corpus and (labels is None) == (label_by is None):
+        raise UsageError("--corpus takes either --labels FILE or --label-by query|channel")
     if label_by is not None and label_by not in LABEL_BY:
         raise UsageError(f"--label-by must be one of {', '.join(LABEL_BY)}, "
                          f"got {quote(label_by)}")
