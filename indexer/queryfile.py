@@ -9,7 +9,7 @@
     relevance_language = "en"
     published_within = "7d"   # or published_after = 2026-01-01T00:00:00Z
     safe_search = "moderate"  # none, moderate, strict
-    priority = 10             # higher goes first in each round (default 0)
+    priority = 10             # higher goes first in each round, -1000000..1000000 (default 0)
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def _spec(entry: Any, where: str, pages: int, per_page: int) -> QuerySpec:
         published_after=_published_after(entry.get("published_after"), where),
         published_within=within,
         safe_search=_text(entry, "safe_search", where, SAFE_SEARCH),
-        priority=_int(entry, "priority", 0, -1_000_000, None, where))
+        priority=_int(entry, "priority", 0, -1_000_000, 1_000_000, where))
 
 
 def parse_queries(text: str, *, source: str = "queries file", pages: int = 1,

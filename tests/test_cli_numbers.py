@@ -292,3 +292,11 @@ def test_the_number_input_counts_are_recorded() -> None:
     record_figure("cli_number_options", len(_numeric_params()) + len(TEXT_OPTIONS))
     record_figure("cli_number_settings", len(ENV_NUMBERS) * len(ENV_VALUES))
     assert len(CASES) >= 200 and len(ENV_NUMBERS) * len(ENV_VALUES) >= 40
+
+
+@pytest.mark.parametrize("priority", [HUGE, f"-{HUGE}", "1000001", "-1000001"])
+def test_a_queries_file_priority_is_bounded(tmp_path: Path, priority: str) -> None:
+    path = tmp_path / "q.toml"
+    path.write_text(f'[[queries]]\nq = "cats"\npriority = {priority}\n')
+    line = _assert_one_line(runner.invoke(app, ["schedule", str(path), "--every", "1h"]), 1)
+    assert "priority must be a whole number between -1000000 and 1000000" in line, line
