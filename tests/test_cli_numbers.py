@@ -300,3 +300,17 @@ def test_a_queries_file_priority_is_bounded(tmp_path: Path, priority: str) -> No
     path.write_text(f'[[queries]]\nq = "cats"\npriority = {priority}\n')
     line = _assert_one_line(runner.invoke(app, ["schedule", str(path), "--every", "1h"]), 1)
     assert "priority must be a whole number between -1000000 and 1000000" in line, line
+
+
+@pytest.mark.parametrize("args", [["refresh", "--older-than", f"{HUGE}d"],
+                                  ["runs", "-n", HUGE], ["--no-such-option"]])
+def test_the_installed_command_exits_2_in_one_line(args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("thumbsearch")
+    done = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
