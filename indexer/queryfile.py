@@ -9,7 +9,7 @@
     relevance_language = "en"
     published_within = "7d"   # or published_after = 2026-01-01T00:00:00Z
     safe_search = "moderate"  # none, moderate, strict
-    priority = 10             # higher goes first in each round (default 0)
+    priority = 10             # higher goes first in each round, -1000000..1000000 (default 0)
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import InputError, QueriesFileError
+from indexer.bounds import quote
+from indexer.errors import InputError, QueriesFileError, UsageError
 from indexer.youtube import SearchOptions, parse_rfc3339
 
-__all__ = ["MAX_PAGES", "QuerySpec", "load_queries_file", "parse_duration", "parse_queries"]
+__all__ = ["MAX_DURATION", "MAX_PAGES", "QuerySpec", "load_queries_file", "parse_duration",
+           "parse_queries"]
 
 MAX_PAGES = 10  # YouTube returns about 500 results per query at most
 ORDERS = ("relevance", "date", "viewCount", "rating", "title", "videoCount")
@@ -34,18 +36,29 @@ SAFE_SEARCH = ("none", "moderate", "strict")
 _KEYS = {"q", "pages", "per_page", "order", "region_code", "relevance_language",
          "published_after", "published_within", "safe_search", "priority"}
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(\d+)\s*([wdhms])")
+_DURATION = re.compile(r"([0-9]+)\s*([wdhms])")
+# The longest duration taken: 100 years, far inside timedelta (about 2.7 million years) and
+# what a datetime can go back from now; nothing longer is a sensible age or interval.
+MAX_DURATION = timedelta(days=36_500)
+_MAX_DURATION_TEXT = 40  # characters: "1w2d3h4m5s" needs 10; refused before any int()
 
 
-def parse_duration(text: str) -> timedelta:
-    """'7d', '6h', '1d12h', '90m', '30s' or '2w' as a timedelta (InputError otherwise)."""
+def parse_duration(text: str, name: str = "") -> timedelta:
+    """'7d', '6h', '1d12h', '90m', '30s' or '2w' as a timedelta from 1s to MAX_DURATION.
+
+    Anything else is a UsageError (exit 2) naming ``name`` (e.g. ``--older-than``).
+    """
     cleaned = text.strip().lower()
-    parts = _DURATION.findall(cleaned)
+    parts = _DURATION.findall(cleaned) if len(cleaned) <= _MAX_DURATION_TEXT else []
     if not parts or _DURATION.sub("", cleaned).strip():
-        raise InputError(f"not a duration: {text!r} (use e.g. 30d, 6h, 90m, 1d12h)")
+        raise UsageError(f"not a duration{' for ' + name if name else ''}: {quote(text)} "
+                         "(use e.g. 30d, 6h, 90m, 1d12h; from 1s to 36500d)")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in parts)
-    if seconds <= 0:
-        raise InputError(f"a duration must be positive, got {text!r}")
+    if seconds < 1:
+        raise UsageError(f"{name or 'a duration'} must be positive, got {quote(text)}")
+    if seconds > MAX_DURATION.total_seconds():
+        raise UsageError(f"{name or 'a duration'} must be at most 36500d (100 years), "
+                         f"got {quote(text)}")
     return timedelta(seconds=seconds)
 
 
@@ -174,7 +187,7 @@ def _spec(entry: Any, where: str, pages: int, per_page: int) -> QuerySpec:
         published_after=_published_after(entry.get("published_after"), where),
         published_within=within,
         safe_search=_text(entry, "safe_search", where, SAFE_SEARCH),
-        priority=_int(entry, "priority", 0, -1_000_000, None, where))
+        priority=_int(entry, "priority", 0, -1_000_000, 1_000_000, where))
 
 
 def parse_queries(text: str, *, source: str = "queries file", pages: int = 1,

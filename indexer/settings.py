@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from indexer.bounds import bounded_int
+from indexer.bounds import bounded_float, bounded_int
 from indexer.errors import ConfigError, MissingApiKeyError
 
 __all__ = [
@@ -84,8 +84,9 @@ Environment (read once at start):
                                 name); processes with the same name must share one
                                 process table
 
-Exit codes: 0 done (failed thumbnails are listed, the rest stored);
-1 an error stopped it; 2 usage error; 3 stopped at the day's API quota."""
+Exit codes (every command): 0 done (failed thumbnails are listed, the rest stored);
+1 an error stopped it; 2 usage or range error (an option, argument, duration or
+numeric setting malformed or out of its range); 3 stopped at the day's API quota."""
 
 
 def parse_runtime(text: str) -> str:
@@ -101,14 +102,7 @@ def _lease(env: Mapping[str, str]) -> float:
     text = env.get("THUMBSEARCH_CLAIM_LEASE", "").strip()
     if not text:
         return DEFAULT_CLAIM_LEASE
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.5 <= value <= 86_400:
-        raise ConfigError(f"THUMBSEARCH_CLAIM_LEASE must be seconds between 0.5 and 86400, "
-                          f"got {text!r}")
-    return value
+    return bounded_float(text, "THUMBSEARCH_CLAIM_LEASE", 0.5, 86_400)
 
 
 def _optional_path(text: str) -> Path | None:

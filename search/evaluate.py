@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import FetchError, ImageDecodeError, ImagePathError, InputError
+from indexer.bounds import quote
+from indexer.errors import FetchError, ImageDecodeError, ImagePathError, InputError, UsageError
 from indexer.images import decode_image, read_image_bytes
 from indexer.service import Service
 from indexer.vector_index import l2_normalise
@@ -31,6 +32,7 @@ __all__ = [
 
 LABEL_BY = ("query", "channel")
 MAX_K = 1000
+_MAX_KS_TEXT = 200  # characters of --k: room for dozens of cut-offs
 ITEM_ERRORS = (FetchError, ImageDecodeError, ImagePathError)
 
 #: Called as progress(set name, items done, items in the set).
@@ -86,14 +88,15 @@ class EvalRun:
 
 
 def parse_ks(text: str) -> list[int]:
-    """``"1,5,10"`` -> [1, 5, 10]; InputError for anything else."""
-    try:
-        ks = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise InputError(f"--k must be comma-separated integers such as 1,5,10, got {text!r}"
-                         ) from None
+    """``"1,5,10"`` -> [1, 5, 10], each within 1..MAX_K; UsageError (exit 2) otherwise."""
+    parts = [part.strip() for part in text.split(",")] if len(text) <= _MAX_KS_TEXT else ["?"]
+    if not all(part.isascii() and part.isdigit() for part in parts if part):
+        raise UsageError(f"--k must be comma-separated whole numbers such as 1,5,10, "
+                         f"got {quote(text)}")
+    # A part of more than 4 digits is out of range: int() never builds a huge number.
+    ks = sorted({int(part) if len(part) <= 4 else MAX_K + 1 for part in parts if part})
     if not ks or ks[0] < 1 or ks[-1] > MAX_K:
-        raise InputError(f"--k values must be within 1..{MAX_K}, got {text!r}")
+        raise UsageError(f"--k values must be within 1..{MAX_K}, got {quote(text)}")
     return ks
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from indexer.errors import InputError, ThumbnailMissingError, VideoNotFoundError
+from indexer.errors import InputError, ThumbnailMissingError, UsageError, VideoNotFoundError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,7 +62,7 @@ class SimilarResult:
 
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
-        raise InputError(f"-k must be between 1 and {MAX_K}, got {k}")
+        raise UsageError(f"-k must be between 1 and {MAX_K}, got {k}")
 
 
 def _embed_one(service: Service, image: Image.Image) -> np.ndarray:

@@ -64,10 +64,10 @@ CASES: list[tuple[list[str], int, str]] = [
     (["similar", "--image", "{tmp}/text.png"], 1, "not an image"),
     (["similar", "--image", "{tmp}/empty.jpg"], 1, "empty"),
     # k out of range
-    (["similar", STORED, "-k", "0"], 1, "-k must be between 1 and 1000"),
-    (["similar", STORED, "-k", "-5"], 1, "-k must be between 1 and 1000"),
-    (["similar", STORED, "-k", "1001"], 1, "-k must be between 1 and 1000"),
-    (["similar", STORED, "-k", str(10**30)], 1, "-k must be between 1 and 1000"),
+    (["similar", STORED, "-k", "0"], 2, "1<=x<=1000"),
+    (["similar", STORED, "-k", "-5"], 2, "1<=x<=1000"),
+    (["similar", STORED, "-k", "1001"], 2, "1<=x<=1000"),
+    (["similar", STORED, "-k", str(10**30)], 2, "1<=x<=1000"),
     (["similar", STORED, "-k", "ten"], 2, "-k"),
     # unknown model
     (["similar", STORED, "--model", "no-such-model"], 1, "no-such-model"),

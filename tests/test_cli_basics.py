@@ -58,7 +58,7 @@ def test_readme_documents_every_command_and_variable() -> None:
     (["add", "/nonexistent/folder"], 1, "no such file"),
     (["ingest", "cats"], 1, "YOUTUBE_API_KEY"),
     (["similar"], 2, "VIDEO_ID_OR_URL"),
-    (["similar", "dQw4w9WgXcQ", "-k", "0"], 1, "-k must be"),
+    (["similar", "dQw4w9WgXcQ", "-k", "0"], 2, "1<=x<=1000"),
     (["ingest", "cats", "--pages", "0"], 2, "--pages"),
     (["no-such-command"], 2, "No such command"),
 ])

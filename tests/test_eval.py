@@ -149,12 +149,12 @@ def test_corpus_evaluation_uses_stored_vectors(tmp_path: Path, settings: Setting
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["eval", "/no/such/set"], 1, "no such dataset"),
-    (["eval"], 1, "--corpus"),
-    (["eval", "x", "--k", "a,b"], 1, "--k must be"),
-    (["eval", "x", "--index", "lsh"], 1, "--index must be"),
+    (["eval"], 2, "--corpus"),
+    (["eval", "x", "--k", "a,b"], 2, "--k must be"),
+    (["eval", "x", "--index", "lsh"], 2, "--index must be"),
     (["eval", "--corpus", "--label-by", "channel"], 1, "corpus"),
-    (["eval", "--corpus", "--label-by", "colour"], 1, "--label-by must be"),
-    (["make-neardup"], 1, "give SRC and OUT"),
+    (["eval", "--corpus", "--label-by", "colour"], 2, "--label-by must be"),
+    (["make-neardup"], 2, "give SRC and OUT"),
 ])
 def test_eval_errors_are_one_line(args: list[str], code: int, message: str) -> None:
     result = runner.invoke(app, args)

@@ -261,5 +261,5 @@ def test_cli_builds_reports_and_keeps_the_type(tmp_path: Path,
     doctor = runner.invoke(app, ["doctor"])
     assert doctor.exit_code == 0, doctor.output
     bad = runner.invoke(app, ["index", "build", "--type", "annoy"])
-    assert bad.exit_code == 1 and "unknown index type 'annoy'" in bad.output
+    assert bad.exit_code == 2 and "unknown index type 'annoy'" in bad.output
     assert "Traceback" not in bad.output

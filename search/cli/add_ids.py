@@ -10,6 +10,7 @@ from typer.core import TyperCommand
 
 from indexer.cluster import LOCAL, is_ray_address
 from search.cli.ingest import WAIT_HELP
+from search.cli.numbers import MAX_RAY_WORKERS, MAX_WAIT, finite
 from search.cli.output import echo_json, exit_if_stopped
 from search.cli.progress import progress_reporter
 
@@ -102,7 +103,8 @@ def add_ids(
         help="Fetch titles, channels and statistics with videos.list (needs "
              "YOUTUBE_API_KEY). --no-details stores thumbnails only; a later run with "
              "details adds them.")] = True,
-    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
+                                      help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ray: Annotated[str | None, typer.Option(
         "--ray", metavar="[ADDRESS]", show_default=False, is_eager=True,
@@ -112,7 +114,7 @@ def add_ids(
              "auto). The cluster's nodes need thumbsearch installed; only this process "
              "writes to the store.")] = None,
     ray_workers: Annotated[int | None, typer.Option(
-        "--ray-workers", metavar="N", min=1, callback=_ray_workers,
+        "--ray-workers", metavar="N", min=1, max=MAX_RAY_WORKERS, callback=_ray_workers,
         help="Embedding actors with --ray, each loading the model once (default: half "
              "the cluster's CPUs, at least 1).")] = None,
 ) -> None:

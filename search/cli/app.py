@@ -1,27 +1,76 @@
-"""The typer root: settings read once, one place where errors become exit codes."""
+"""The typer root: settings read once, one place where errors become exit codes.
+
+The rule, for every command: 0 done; 1 an error stopped it (ThumbsearchError);
+2 a usage or range error (click's own usage errors, an option or argument out of
+its range or malformed, a numeric setting out of range: UsageError); 3 stopped at
+the day's API quota (QuotaExceededError). Each is one line on stderr.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
+from indexer.bounds import QUOTE_LIMIT
 from indexer.errors import ThumbsearchError
 from indexer.settings import ENV_HELP, Settings
 
 __all__ = ["app", "main"]
 
 
+def _click_error() -> type[Exception]:
+    """click's ClickException, of the click typer runs on (click itself or typer's copy)."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    raise TypeError("typer.BadParameter is not a ClickException")  # pragma: no cover
+
+
+_CLICK_ERROR = _click_error()
+_LONG_WORD = re.compile(rf"\S{{{QUOTE_LIMIT + 1},}}")
+
+
+def _click_line(exc: Exception) -> str:
+    """A click error as one line: long words (user input) cut, the help to read named."""
+    message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
+    message = _LONG_WORD.sub(
+        lambda m: f"{m[0][:QUOTE_LIMIT]}... ({len(m[0])} characters)", message)
+    ctx = getattr(exc, "ctx", None)
+    message = message.rstrip(".")
+    return message + (f" (see '{ctx.command_path} -h')" if ctx is not None else "")
+
+
 class _Root(TyperGroup):
-    """Turns every ThumbsearchError into one line on stderr and its exit code."""
+    """Turns every error into one line on stderr and its exit code (the rule above)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
+                     **extra: Any) -> Any:
+        """Parse the root's own options; a click usage error is one line, exit 2."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _CLICK_ERROR as exc:
+            raise self._one_line(exc) from None
 
     def invoke(self, ctx: Any) -> Any:
+        """Run the command; ThumbsearchError and click errors end as one line each."""
         try:
             return super().invoke(ctx)
         except ThumbsearchError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except _CLICK_ERROR as exc:
+            raise self._one_line(exc) from None
+
+    @staticmethod
+    def _one_line(exc: Exception) -> Exception:
+        # `thumbsearch` or a group without arguments shows its help, as click does.
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return exc
+        typer.echo(f"error: {_click_line(exc)}", err=True)
+        return typer.Exit(int(getattr(exc, "exit_code", 2)))
 
 
 app = typer.Typer(

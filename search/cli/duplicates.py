@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from indexer.errors import StoreError
+from search.cli.numbers import finite
 from search.cli.output import echo_json
 from search.duplicates import DEFAULT_THRESHOLD
 
@@ -56,7 +57,7 @@ def render_groups_html(groups: list[DuplicateGroup], threshold: float,
 def duplicates(
     ctx: typer.Context,
     threshold: Annotated[float, typer.Option(
-        "--threshold", min=-1.0, max=1.0,
+        "--threshold", min=-1.0, max=1.0, callback=finite,
         help="Cosine similarity above which two thumbnails count as near-identical.")
     ] = DEFAULT_THRESHOLD,
     across_channels: Annotated[bool, typer.Option(

@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from indexer.bounds import quote
+from indexer.errors import UsageError
 from search.cli.ingest import WAIT_HELP
+from search.cli.numbers import MAX_WAIT, finite
 
 if TYPE_CHECKING:
     from indexer.index_types import BuildReport
@@ -56,7 +59,8 @@ def build(
     ctx: typer.Context,
     kind: Annotated[str, typer.Option("--type", metavar="auto|flat|ivf|hnsw",
                                       help=TYPE_HELP)] = "auto",
-    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
+                                      help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print how it was built as JSON.")]
     = False,
 ) -> None:
@@ -65,13 +69,19 @@ def build(
     Later ingests keep the type; they retrain an approximate index once the corpus
     has doubled. Takes the writer lock, so it never races an ingest run.
     """
+    from indexer.index_types import INDEX_TYPES
+
+    if kind not in INDEX_TYPES:  # before the service opens: a usage error, exit 2
+        raise UsageError(f"unknown index type {quote(kind)}: choose one of "
+                         f"{', '.join(INDEX_TYPES)}")
     _run(ctx, wait, kind, as_json, "built")
 
 
 @index_app.command()
 def rebuild(
     ctx: typer.Context,
-    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
+                                      help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print how it was built as JSON.")]
     = False,
 ) -> None:

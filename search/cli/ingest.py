@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from indexer.queryfile import MAX_PAGES
+from search.cli.numbers import MAX_WAIT, finite
 from search.cli.output import finish_ingest
 from search.cli.progress import progress_reporter
 
@@ -29,7 +30,8 @@ def ingest(
     pages: Annotated[int, typer.Option(min=1, max=MAX_PAGES,
                                        help="Result pages to read per query.")] = 1,
     per_page: Annotated[int, typer.Option(min=1, max=50, help="Results per page.")] = 50,
-    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
+                                      help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search YouTube (search.list, type=video) and embed the thumbnails of new videos.

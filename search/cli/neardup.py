@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from indexer.errors import InputError
+from indexer.errors import UsageError
+from search.cli.numbers import MAX_SEED
 
 __all__ = ["make_neardup_command", "register"]
 
@@ -20,8 +21,9 @@ def make_neardup_command(
         show_default=False)] = None,
     variants: Annotated[int, typer.Option("--variants", min=1, max=100,
                                           help="Variants per photo.")] = 8,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed writes the "
-                                                     "same files.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED,
+                                      help="Random seed; the same seed writes the "
+                                           "same files.")] = 0,
     sample_photos: Annotated[bool, typer.Option(
         "--sample-photos", help="Use the photos scikit-image and scikit-learn ship instead of "
                                 "SRC (then give only OUT).")] = False,
@@ -36,11 +38,11 @@ def make_neardup_command(
 
     if sample_photos:
         if out is not None or src is None:
-            raise InputError("with --sample-photos give only OUT")
+            raise UsageError("with --sample-photos give only OUT")
         source, target = None, src
     else:
         if src is None or out is None:
-            raise InputError("give SRC and OUT (or --sample-photos OUT)")
+            raise UsageError("give SRC and OUT (or --sample-photos OUT)")
         source, target = src, out
     summary = make_neardup(source, target, variants=variants, seed=seed)
     typer.echo(f"wrote {summary.images} images in {summary.labels} label folders to "

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from search.cli.ingest import WAIT_HELP
+from search.cli.numbers import MAX_WAIT, finite
 from search.cli.output import echo_json
 from search.cli.progress import progress_reporter
 
@@ -34,7 +35,8 @@ def refresh(
                           "titles) and change nothing (no refresh, no marks, no deletes; the "
                           "videos.list calls are still made and charged). Without --prune it "
                           "is a usage error (exit 2).")] = False,
-    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
+                                      help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Re-fetch the metadata of old videos (videos.list, 50 ids a call) to honour YouTube's terms.
@@ -54,7 +56,7 @@ def refresh(
 
     if dry_run and not prune:
         raise UsageError("--dry-run lists what --prune would delete: use it with --prune")
-    age = parse_duration(older_than)
+    age = parse_duration(older_than, "--older-than")
     service = build_service(ctx.obj)
     try:
         with progress_reporter(enabled=not as_json) as progress:

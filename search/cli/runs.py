@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from search.cli.numbers import MAX_RUNS
 from search.cli.output import echo_json
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def format_runs(records: list[RunRecord]) -> str:
 
 def runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=MAX_RUNS,
                                        help="How many of the latest runs to list.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:

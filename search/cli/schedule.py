@@ -15,6 +15,7 @@ import typer
 from indexer.errors import ThumbsearchError
 from indexer.queryfile import MAX_PAGES
 from search.cli.ingest import WAIT_HELP
+from search.cli.numbers import MAX_WAIT, finite
 from search.cli.progress import progress_reporter
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def schedule(
     pages: Annotated[int, typer.Option(min=1, max=MAX_PAGES,
                                        help="Default pages per query and pass.")] = 1,
     per_page: Annotated[int, typer.Option(min=1, max=50, help="Default results per page.")] = 50,
-    wait: Annotated[float, typer.Option(min=0, help=WAIT_HELP)] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
+                                      help=WAIT_HELP)] = 0.0,
 ) -> None:
     """Run a queries file now and then every --every, until Ctrl-C or SIGTERM.
 
@@ -75,7 +77,7 @@ def schedule(
     from indexer.schedule import run_schedule
     from indexer.service import build_service
 
-    interval = parse_duration(every)
+    interval = parse_duration(every, "--every")
     load_queries_file(queries_file, pages=pages, per_page=per_page)  # fail fast on a bad file
 
     def load() -> list[QuerySpec]:

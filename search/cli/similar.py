@@ -80,8 +80,8 @@ def similar(
         help="Answer many stored videos at once: a UTF-8 file of video ids or YouTube URLs, "
              "one a line ('#' comment lines and blank lines skipped; '-' reads stdin). "
              "Videos not in the corpus are reported as not found, not embedded.")] = None,
-    k: Annotated[int, typer.Option("-k", "--top-k", help=f"Neighbours to return "
-                                   f"(1..{MAX_K}).")] = 10,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=MAX_K,
+                                   help="Neighbours to return.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     model: Annotated[str | None, typer.Option(
         "--model", help="Search this model's index (default THUMBSEARCH_MODEL); the corpus "
