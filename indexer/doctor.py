@@ -52,7 +52,7 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
     import faiss
 
     probe = VectorIndex(service.settings.index_dir, service.spec.model_id, service.spec.dim)
-    if not probe.snapshot_path.exists():
+    if not probe.snapshot_path.exists() and not probe.next_path.exists():
         if report.vectors:
             report.problems.append(f"no index snapshot at {probe.snapshot_path}: it will be "
                                    f"rebuilt from the database on first use, or {_REBUILD}")
@@ -69,10 +69,13 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
                                f"{_REBUILD}")
         return
     report.snapshot_watermark = int(meta.get("watermark", 0))
+    # A swap a killed build committed but did not rename: the next save renames it.
+    snapshot = probe.next_path if meta.get("next") and probe.next_path.exists() \
+        else probe.snapshot_path
     try:
-        loaded = faiss.read_index(str(probe.snapshot_path))
+        loaded = faiss.read_index(str(snapshot))
     except RuntimeError:
-        report.problems.append(f"index snapshot {probe.snapshot_path} is truncated or corrupt: "
+        report.problems.append(f"index snapshot {snapshot} is truncated or corrupt: "
                                f"{_REBUILD}")
         return
     report.snapshot_size = int(loaded.ntotal)

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.errors import InputError
+from indexer.errors import InputError, VectorIndexError
 
 __all__ = ["BUILD_BATCH", "FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN",
            "ArraySource", "BuildReport", "VectorSource", "apply_params", "build_from",
@@ -535,6 +535,9 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
         return index, BuildReport(type="flat", factory="IDMap2,Flat", trained_size=added,
                                   seconds=time.perf_counter() - started,
                                   phases=_rounded(phases))
+    reason = too_small(kind, size)
+    if reason is not None:
+        raise VectorIndexError(reason)
     rng = np.random.default_rng(seed)
     train_ids, query_ids = _sample_ids(
         source, size, (_train_size(size), TUNE_QUERIES), rng)

@@ -137,8 +137,8 @@ def _refuse_small(size: int, requested: str) -> None:
     """VectorIndexError when the type asked for cannot be trained on ``size`` vectors."""
     reason = too_small(choose_type(size, requested), size)
     if reason is not None:
-        raise VectorIndexError(f"{reason}: build `--type auto` (exact at this size) or add "
-                               "vectors first; the current index is untouched")
+        raise VectorIndexError(f"{reason}: use `--type auto` (exact search at this size) or "
+                               "add vectors first; the current index is untouched")
 
 
 def _sync_directory(directory: Path) -> None:

@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import delete
 from typer.testing import CliRunner
 
+from indexer import index_types
 from indexer.db import make_engine
 from indexer.errors import VectorIndexError
-from indexer import index_types
 from indexer.records import VideoMeta
 from indexer.schema import embeddings
 from indexer.store import Store
@@ -93,7 +93,8 @@ def test_an_explicit_type_on_a_small_corpus_is_fitted_or_refused_and_never_destr
     if OUTCOMES[(n, kind)] == "refused":
         lines = result.output.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1, result.output
-        assert lines[0].startswith("error: ") and f"at least {index_types.minimum_size(kind)}" in lines[0]
+        need = index_types.minimum_size(kind)
+        assert lines[0].startswith("error: ") and f"at least {need} vectors" in lines[0]
         assert f"holds {n + 3}" in lines[0] and "untouched" in lines[0], lines[0]
         assert _files(directory) == before  # snapshot, tail and metadata byte-identical
     else:

@@ -53,8 +53,7 @@ class _PausingStore(Store):
                      batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.step == "reading" and after == 0:
             _stop(self.marker)
-        for part in super().iter_vectors(model, after, batch):
-            yield part
+        yield from super().iter_vectors(model, after, batch)
 
 
 class _PausingIndex(VectorIndex):
@@ -88,8 +87,8 @@ def main(argv: Sequence[str]) -> int:
         rebuild_index(service, kind=kind)
         return 0
     spec = model_spec(settings.model)
+    _PausingIndex.marker, _PausingIndex.step = Path(marker), step
     index = _PausingIndex.open(settings.index_dir, spec.model_id, spec.dim, store)
-    index.marker, index.step = Path(marker), step
     index.rebuild(store, kind)
     return 0
 
