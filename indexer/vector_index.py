@@ -14,6 +14,15 @@ replays the database rows past the watermark into the tail, so a crash between t
 database commit and a save loses nothing. The tail is folded into the snapshot
 (compaction) once it outgrows a small share of it.
 
+A new snapshot (a compaction, or a build) never replaces the current one before it is
+complete: it is written beside it (``<model>.faiss.next``, atomically), a build's is
+verified (it reads back, holds exactly the database's row ids up to its watermark, and
+finds stored vectors as themselves), and only then is it swapped in, in three steps that
+each leave one whole index should the process die: the metadata, naming the new file as
+pending, is the commit; the rename over the old snapshot and the metadata without the
+pending name follow (the next save finishes them). Until the commit the old snapshot,
+tail and metadata are untouched, and a failure is one ``VectorIndexError``.
+
 Replay reads rows in id order past the watermark, so it needs a row's id to be higher
 than every row committed before it: SQLite's AUTOINCREMENT and PostgreSQL's sequence
 hand out increasing ids, and every transaction that inserts embedding rows first takes
