@@ -278,3 +278,17 @@ def test_a_build_killed_at_any_step_leaves_a_working_index(
     ids, vectors = np.concatenate([i for i, _ in parts]), np.concatenate([v for _, v in parts])
     _, found = VectorIndex.open(directory, MODEL, DIM, store).search(vectors, 1)
     assert (found[:, 0] == ids).all()
+
+
+def test_a_rebuild_keeps_exact_search_while_the_corpus_is_below_the_kept_type(
+        isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _home(isolated_env, monkeypatch, 100)
+    assert runner.invoke(app, ["index", "build", "--type", "ivf"]).exit_code == 0
+    store.transact("test", lambda conn: conn.execute(
+        delete(embeddings).where(embeddings.c.id > 50)))  # pruned below the 78 ivf needs
+    rebuilt = runner.invoke(app, ["index", "rebuild", "--json"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert json.loads(rebuilt.output)["type"] == "flat"
+    meta = json.loads((isolated_env / "index" / f"{MODEL}.json").read_text())
+    assert meta["type"] == "flat" and meta["requested"] == "ivf"  # ivf again once it grows
+    _similar_works()
