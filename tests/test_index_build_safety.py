@@ -251,7 +251,8 @@ def test_a_build_killed_at_any_step_leaves_a_working_index(
     marker, log = tmp_path / "stopped", tmp_path / "child.log"
     with log.open("wb") as output:
         child = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.build_child", "hnsw", step, str(marker)],
+            [sys.executable, "-m", "tests.fakes.build_child",
+             "flat" if step == "reading" else "hnsw", step, str(marker)],
             cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
     try:
         for _ in range(1200):  # a guard against a child that never gets there, not a timing
