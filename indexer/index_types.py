@@ -149,7 +149,7 @@ def too_small(kind: str, size: int) -> str | None:
     if size >= need:
         return None
     why = (f"two lists of {KMEANS_MIN_POINTS} training vectors" if kind == "ivf"
-           else f"{RECALL_K + 1} to measure its recall@{RECALL_K}")
+           else f"a query and its {RECALL_K} neighbours, to measure its recall@{RECALL_K}")
     return (f"an {kind} index needs at least {need} vectors ({why}) and the corpus holds "
             f"{size}")
 
