@@ -52,7 +52,7 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
     import faiss
 
     probe = VectorIndex(service.settings.index_dir, service.spec.model_id, service.spec.dim)
-    if not probe.snapshot_path.exists():
+    if not probe.snapshot_path.exists() and not probe.next_path.exists():
         if report.vectors:
             report.problems.append(f"no index snapshot at {probe.snapshot_path}: it will be "
                                    f"rebuilt from the database on first use, or {_REBUILD}")
@@ -69,10 +69,13 @@ def _check_snapshot(service: Service, report: DoctorReport) -> None:
                                f"{_REBUILD}")
         return
     report.snapshot_watermark = int(meta.get("watermark", 0))
+    # A swap a killed build committed but did not rename: the next save renames it.
+    snapshot = probe.next_path if meta.get("next") and probe.next_path.exists() \
+        else probe.snapshot_path
     try:
-        loaded = faiss.read_index(str(probe.snapshot_path))
+        loaded = faiss.read_index(str(snapshot))
     except RuntimeError:
-        report.problems.append(f"index snapshot {probe.snapshot_path} is truncated or corrupt: "
+        report.problems.append(f"index snapshot {snapshot} is truncated or corrupt: "
                                f"{_REBUILD}")
         return
     report.snapshot_size = int(loaded.ntotal)
@@ -157,13 +160,17 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
 
 
 def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None) -> BuildReport:
-    """Throw the snapshot away and build it from the database (under the writer lock).
+    """Build the snapshot again from the database (under the writer lock) and swap it in.
 
     ``kind`` is an index type of ``indexer.index_types.INDEX_TYPES`` (auto: by corpus
-    size); None keeps the type the snapshot was asked for. Returns how it was built.
+    size), refused when the corpus is too small for it; None keeps the type the snapshot
+    was asked for (exact while the corpus is too small for it). The current files stay
+    as they are until the new snapshot is complete and verified (``VectorIndex.rebuild``),
+    so a failure leaves the working index. Returns how it was built.
     """
+    strict = kind is not None
     if kind is not None:
-        choose_type(0, kind)  # an unknown type fails before anything is deleted
+        choose_type(0, kind)  # an unknown type fails before anything is read
     spec = service.spec
     with writer_lock(service.settings.home, "index rebuild", wait=wait,
                      engine=service.store.engine):
@@ -173,12 +180,9 @@ def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None) 
                 kind = str((probe.read_meta() or {}).get("requested", "auto"))
             except VectorIndexError:
                 kind = "auto"
-        for path in (probe.snapshot_path, probe.tail_path, probe.meta_path):
-            path.unlink(missing_ok=True)
-        service._index = None
         if not service.store.exists():
             return BuildReport(type="flat", factory="IDMap2,Flat")
         index = VectorIndex(service.settings.index_dir, spec.model_id, spec.dim, service.store)
-        report = index.rebuild(service.store, kind)
+        report = index.rebuild(service.store, kind, strict=strict)
         service._index = index
         return report

@@ -28,12 +28,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.errors import InputError
+from indexer.errors import InputError, VectorIndexError
 
 __all__ = ["BUILD_BATCH", "FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN",
            "ArraySource", "BuildReport", "VectorSource", "apply_params", "build_from",
            "build_index", "candidates_for", "choose_type", "drifted", "exact_neighbours",
-           "exact_positions", "fit_figures", "recall_at", "refine_count"]
+           "exact_positions", "fit_figures", "fitting_type", "minimum_size", "recall_at",
+           "refine_count", "too_small"]
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 FLAT_MAX = 50_000  # exact search below this many vectors: a few ms a query, no training
@@ -61,6 +62,14 @@ _FIT_CHUNK = 2_048
 EXACT_QUERIES = 100  # queries scored against a batch at once: 100 x batch x 16 B of scratch
 BUILD_BATCH = 10_000  # rows a build reads at once: 51 MB of 1280-d float32
 TRAIN_PER_LIST = 50  # k-means points a list: enough for stable centroids, bounded time
+# k-means points a centroid needs (FAISS warns below this): an IVF list, and each of the
+# 16 centroids of a 4-bit code.
+KMEANS_MIN_POINTS = 39
+PQ_TRAIN_MIN = 16 * KMEANS_MIN_POINTS  # 624: fewer train 8-bit scalar codes instead
+PCA_STEP = 8  # PCA widths are multiples of 8: an even number of 4-dimension codes
+# The smallest corpus each type is built for: IVF needs two lists of KMEANS_MIN_POINTS
+# (one list is an exhaustive scan), HNSW enough vectors to measure recall@10 on them.
+MINIMUM_SIZE = {"flat": 0, "ivf": 2 * KMEANS_MIN_POINTS, "hnsw": 11}
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 _NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -129,21 +138,67 @@ def choose_type(size: int, requested: str = "auto") -> str:
     return "flat" if size < FLAT_MAX else "ivf"
 
 
+def minimum_size(kind: str) -> int:
+    """The fewest vectors an index of ``kind`` is built for (0: any corpus)."""
+    return MINIMUM_SIZE.get(kind, 0)
+
+
+def too_small(kind: str, size: int) -> str | None:
+    """Why an index of ``kind`` cannot be trained on ``size`` vectors, or None when it can."""
+    need = minimum_size(kind)
+    if size >= need:
+        return None
+    why = (f"two lists of {KMEANS_MIN_POINTS} training vectors" if kind == "ivf"
+           else f"a query and its {RECALL_K} neighbours, to measure its recall@{RECALL_K}")
+    return (f"an {kind} index needs at least {need} vectors ({why}) and the corpus holds "
+            f"{size}")
+
+
+def fitting_type(size: int, requested: str = "auto") -> str:
+    """``choose_type``, but exact (flat) while the corpus is too small for the type asked
+    for: what maintenance builds (a compaction, ``index rebuild``), which must not fail."""
+    kind = choose_type(size, requested)
+    return "flat" if too_small(kind, size) else kind
+
+
 def _nlist(size: int) -> int:
     # About 2 sqrt(n) lists, each trained from >= 39 points (FAISS warns below that).
-    return int(max(1, min(65_536, 2 * np.sqrt(size), size // 39)))
+    return int(max(1, min(65_536, 2 * np.sqrt(size), size // KMEANS_MIN_POINTS)))
 
 
-def candidates_for(kind: str, size: int, dim: int) -> list[str]:
-    """FAISS factory strings to try for a type, smallest codes first."""
+def _train_size(size: int) -> int:
+    """Vectors the approximate kinds are trained on (a random sample past that)."""
+    return min(size, TRAIN_PER_LIST * _nlist(size))
+
+
+def _pca_width(train: int, dim: int) -> int:
+    """The PCA output width for ``train`` training vectors of ``dim`` (0: no PCA).
+
+    ``PCA_DIM``, narrowed to fewer dimensions than training vectors (a PCA learned on n
+    points has at most n - 1 directions of variance; FAISS refuses more than n).
+    """
+    width = min(PCA_DIM, (train - 1) // PCA_STEP * PCA_STEP)
+    return width if PCA_STEP <= width < dim else 0
+
+
+def candidates_for(kind: str, size: int, dim: int, train: int | None = None) -> list[str]:
+    """FAISS factory strings to try for a type, smallest codes first.
+
+    Fitted to the corpus: the PCA no wider than the ``train`` vectors it is learned on
+    (the sample a build of ``size`` draws), lists of at least ``KMEANS_MIN_POINTS``
+    vectors, 4-bit codes only from ``PQ_TRAIN_MIN`` training vectors.
+    """
     if kind == "flat":
         return ["IDMap2,Flat"]
-    pca = [f"PCA{PCA_DIM}"] if dim > PCA_DIM else []
+    train = _train_size(size) if train is None else train
+    width = _pca_width(train, dim)
+    pca = [f"PCA{width}"] if width else []
     if kind == "ivf":
-        reduced = PCA_DIM if pca else dim
+        reduced = width or dim
         codes = reduced // PQ_DIMS_PER_CODE
         fast = ([f"IVF{_nlist(size)},PQ{codes}x4fs"]
-                if reduced % PQ_DIMS_PER_CODE == 0 and codes % 2 == 0 else [])
+                if reduced % PQ_DIMS_PER_CODE == 0 and codes % 2 == 0
+                and train >= PQ_TRAIN_MIN else [])
         bodies = [*fast, f"IVF{_nlist(size)},SQ8"]
         return [",".join([*pca, b]) for b in bodies] + ([bodies[-1]] if pca else [])
     if kind == "hnsw":
@@ -480,9 +535,12 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
         return index, BuildReport(type="flat", factory="IDMap2,Flat", trained_size=added,
                                   seconds=time.perf_counter() - started,
                                   phases=_rounded(phases))
+    reason = too_small(kind, size)
+    if reason is not None:
+        raise VectorIndexError(reason)
     rng = np.random.default_rng(seed)
     train_ids, query_ids = _sample_ids(
-        source, size, (min(size, TRAIN_PER_LIST * _nlist(size)), TUNE_QUERIES), rng)
+        source, size, (_train_size(size), TUNE_QUERIES), rng)
     _, train = _fetch(source, train_ids)
     query_ids, queries = _fetch(source, query_ids)
     phases = {"sample_s": time.perf_counter() - started}
@@ -494,7 +552,7 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
     truth: np.ndarray | None = None
     best: tuple[float, Any, BuildReport] | None = None
     tried: list[dict[str, Any]] = []
-    for factory in candidates_for(kind, size, dim):
+    for factory in candidates_for(kind, size, dim, len(train)):
         index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
         mark = time.perf_counter()
         index.train(np.ascontiguousarray(train))

@@ -14,6 +14,15 @@ replays the database rows past the watermark into the tail, so a crash between t
 database commit and a save loses nothing. The tail is folded into the snapshot
 (compaction) once it outgrows a small share of it.
 
+A new snapshot (a compaction, or a build) never replaces the current one before it is
+complete: it is written beside it (``<model>.faiss.next``, atomically), a build's is
+verified (it reads back, holds exactly the database's row ids up to its watermark, and
+finds stored vectors as themselves), and only then is it swapped in, in three steps that
+each leave one whole index should the process die: the metadata, naming the new file as
+pending, is the commit; the rename over the old snapshot and the metadata without the
+pending name follow (the next save finishes them). Until the commit the old snapshot,
+tail and metadata are untouched, and a failure is one ``VectorIndexError``.
+
 Replay reads rows in id order past the watermark, so it needs a row's id to be higher
 than every row committed before it: SQLite's AUTOINCREMENT and PostgreSQL's sequence
 hand out increasing ids, and every transaction that inserts embedding rows first takes
@@ -50,16 +59,20 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from indexer.errors import ModelMismatchError, VectorIndexError, disk_full
+from indexer.errors import ModelMismatchError, ThumbsearchError, VectorIndexError, disk_full
 from indexer.index_types import (
     BUILD_BATCH,
+    RECALL_K,
     BuildReport,
+    VectorSource,
     apply_params,
     build_from,
     choose_type,
     drifted,
     fit_figures,
+    fitting_type,
     refine_count,
+    too_small,
 )
 from indexer.reads import Reads
 
@@ -71,6 +84,12 @@ TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
 TAIL_MAX = 50_000  # but never more than this (replay and exact search of the tail stay cheap)
 RETRAIN_GROWTH = 2.0  # an approximate snapshot is trained again once the corpus doubles
 FEW_QUERIES = 4  # searches of this many queries or fewer run on one thread
+SELF_PROBES = 20  # stored vectors a new snapshot must find (as themselves) before it is used
+SELF_FOUND = 0.9  # share of them it must find: approximate kinds may miss the odd one
+_ID_CHUNK = 1 << 20  # ids summed at once when a snapshot's ids are checked
+# What a swap replaces in memory (and restores when it fails).
+_STATE = ("watermark", "build", "requested", "_base", "_base_watermark", "_mmapped",
+          "_stale_base", "_base_changed", "_tail", "_tail_saved", "_disk_meta")
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -123,6 +142,23 @@ def _atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def _refuse_small(size: int, requested: str) -> None:
+    """VectorIndexError when the type asked for cannot be trained on ``size`` vectors."""
+    reason = too_small(choose_type(size, requested), size)
+    if reason is not None:
+        raise VectorIndexError(f"{reason}: use `--type auto` (exact search at this size) or "
+                               "add vectors first; the current index is untouched")
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (its entry is flushed, not just the file)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _index_writer(index: Any) -> Callable[[BinaryIO], None]:
     """A writer for ``_atomic_write`` that streams a FAISS index (no copy of it in memory)."""
     import faiss
@@ -167,6 +203,58 @@ def _index_ids(index: Any) -> np.ndarray:
             parts.append(faiss.rev_swig_ptr(pointer, count).astype(np.int64).copy())
             lists.release_ids(number, pointer)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _id_chunks(index: Any) -> Iterator[np.ndarray]:
+    """The ids an index holds, int64 chunks of at most ``_ID_CHUNK`` (views, no copy)."""
+    import faiss
+
+    if hasattr(index, "id_map"):
+        held = int(index.id_map.size())
+        if held:
+            ids = faiss.rev_swig_ptr(index.id_map.data(), held)
+            for start in range(0, held, _ID_CHUNK):
+                yield np.asarray(ids[start:start + _ID_CHUNK], dtype=np.int64)
+        return
+    ivf = faiss.extract_index_ivf(index)
+    lists: Any = ivf.invlists
+    for number in range(ivf.nlist):
+        count = lists.list_size(number)
+        if count:
+            pointer = lists.get_ids(number)
+            yield faiss.rev_swig_ptr(pointer, count).astype(np.int64)
+            lists.release_ids(number, pointer)
+
+
+@dataclass
+class _IdDigest:
+    """Count, highest, wrapped sum and xor of a set of row ids: equal digests, equal sets
+    (for any change a build can meet: rows deleted, added or read twice)."""
+
+    count: int = 0
+    highest: int = 0
+    total: int = 0
+    xor: int = 0
+
+    def update(self, ids: np.ndarray) -> None:
+        if not ids.size:
+            return
+        as_unsigned = ids.astype(np.int64).view(np.uint64)
+        self.count += int(ids.size)
+        self.highest = max(self.highest, int(ids.max()))
+        self.total = (self.total + int(as_unsigned.sum(dtype=np.uint64))) % (1 << 64)
+        self.xor ^= int(np.bitwise_xor.reduce(as_unsigned))
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one readable line (FAISS's carry the C++ call site first)."""
+    text = str(exc)
+    for marker in ("failed: ", "Error: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+            break
+    text = " ".join(text.split())
+    return (text[:197] + "...") if len(text) > 200 else text or type(exc).__name__
 
 
 def tail_record(dim: int) -> np.dtype[Any]:
@@ -251,6 +339,11 @@ class VectorIndex:
         return self.directory / f"{self.model}.faiss"
 
     @property
+    def next_path(self) -> Path:
+        """Where a new snapshot waits beside the current one until the metadata names it."""
+        return self.directory / f"{self.model}.faiss.next"
+
+    @property
     def tail_path(self) -> Path:
         """File holding the rows added since the snapshot: raw (int64 id, float32 vector)."""
         return self.directory / f"{self.model}.tail"
@@ -320,17 +413,27 @@ class VectorIndex:
         except RuntimeError:
             return None  # torn, truncated or missing: the database still has every vector
 
+    def _snapshot_files(self, meta: dict[str, Any]) -> list[Path]:
+        """The files that can hold the snapshot ``meta`` describes, to be tried in order: a
+        swap the metadata committed may not have renamed its new snapshot yet."""
+        return [self.next_path, self.snapshot_path] if meta.get("next") else [self.snapshot_path]
+
     def _load(self, mmap: bool) -> None:
         for _attempt in range(3):
             meta = self.read_meta()
-            if meta is None or not self.snapshot_path.exists():
+            if meta is None:
                 return
             build = BuildReport.from_json(meta.get("build", meta))
-            loaded = self._read(self.snapshot_path, mmap, build.type)
+            loaded = None
+            for path in self._snapshot_files(meta):
+                loaded = self._read(path, mmap, build.type) if path.exists() else None
+                if loaded is not None:
+                    break
+            if self.read_meta() != meta:
+                continue  # replaced while it was read (a save or a swap): read it again
             if loaded is not None and loaded.d == self.dim and loaded.ntotal == meta.get("size"):
                 break
-            if self.read_meta() == meta:
-                return  # torn or lost, not replaced under us by a compaction: replay instead
+            return  # torn or lost: the database is replayed instead
         else:
             return
         self.build = build
@@ -383,7 +486,12 @@ class VectorIndex:
     def _materialise(self) -> None:
         # A memory-mapped snapshot is read-only (FAISS aborts on writes): load it into memory.
         if self._base is not None and self._mmapped:
-            loaded = self._read(self.snapshot_path, False, self.build.type)
+            meta = self._disk_meta or {}
+            loaded = None
+            for path in self._snapshot_files(meta):
+                loaded = self._read(path, False, self.build.type) if path.exists() else None
+                if loaded is not None:
+                    break
             if loaded is None:
                 raise VectorIndexError(f"index snapshot {self.snapshot_path} changed or broke "
                                        "while open: run `thumbsearch index rebuild`")
@@ -517,7 +625,7 @@ class VectorIndex:
         its type no longer fits the size, the corpus has doubled since training, or the
         new rows fit the trained PCA and centroids clearly worse than the training set."""
         size = self.size
-        wanted = choose_type(size, self.requested)
+        wanted = fitting_type(size, self.requested)
         if self._stale_base or wanted != self.build.type:
             return True
         if self.exact or self._base is None:
@@ -542,12 +650,36 @@ class VectorIndex:
             raise VectorIndexError(f"cannot save the index to {self.directory}: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor, or when we die
+            self._finish_swap()
             self._remove_temporaries()
             if adopt:
                 self._adopt_newer_files()
             yield
         finally:
             os.close(fd)
+
+    def _finish_swap(self) -> None:
+        """Under the lock: finish a swap a killed writer committed (rename its new snapshot,
+        then the metadata without the pending name), or delete a new snapshot it never
+        committed (the metadata does not name it: the old snapshot is still the index)."""
+        try:
+            meta: Any = json.loads(self.meta_path.read_text())
+        except (OSError, ValueError):
+            meta = None
+        pending = isinstance(meta, dict) and bool(meta.get("next"))
+        try:
+            if not pending:
+                self.next_path.unlink(missing_ok=True)
+                return
+            if self.next_path.exists():
+                self._promote()
+            held = self._disk_meta
+            self._commit({key: value for key, value in meta.items() if key != "next"})
+            if held != meta:  # this process holds other files' state: adopting must see it
+                self._disk_meta = held
+        except OSError as exc:
+            raise VectorIndexError(f"cannot finish replacing the index snapshot in "
+                                   f"{self.directory}: {exc}") from exc
 
     def _remove_temporaries(self) -> None:
         """Delete this model's atomic-write temporaries a killed process left (under the lock,
@@ -632,45 +764,139 @@ class VectorIndex:
         self._base_changed = False
 
     def rebuild(self, store: Reads, requested: str = "auto", *,
-                batch: int = BUILD_BATCH) -> BuildReport:
+                batch: int = BUILD_BATCH, strict: bool = True) -> BuildReport:
         """Build the snapshot again from every vector in the store (type for its size).
 
         The vectors are read ``batch`` rows at a time (``StoreSource``): memory is the new
         index plus a bounded working set (a batch, the training sample), never the corpus.
+        The new snapshot is written beside the current one, verified, and only then swapped
+        in; until that swap every file stays as it was, whatever fails (``VectorIndexError``
+        then). A type the corpus is too small for is refused before anything is read
+        (``strict``), or built exact (flat) until the corpus reaches its minimum.
         """
+        if strict:  # refused before the lock is taken: nothing is touched
+            _refuse_small(StoreSource(store, self.model, self.dim).count(), requested)
         with self._saving(adopt=False):  # everything is read from the store anyway
-            return self._rebuild(store, requested, batch)
+            return self._rebuild(store, requested, batch, strict)
 
-    def _rebuild(self, store: Reads, requested: str, batch: int = BUILD_BATCH) -> BuildReport:
+    def _rebuild(self, store: Reads, requested: str, batch: int = BUILD_BATCH,
+                 strict: bool = False) -> BuildReport:
         source = StoreSource(store, self.model, self.dim, batch)
-        index, report = build_from(source, choose_type(source.count(), requested))
+        size = source.count()
+        if strict:
+            _refuse_small(size, requested)
+        kind = fitting_type(size, requested)
+        try:
+            index, report = build_from(source, kind)
+            _atomic_write(self.next_path, _index_writer(index))
+            highest = self._verify(report, source)
+        except BaseException as exc:
+            self.next_path.unlink(missing_ok=True)  # never named by the metadata: not in use
+            if isinstance(exc, OSError):
+                full = disk_full(exc, "building the index", self.directory)
+                if full is not None:
+                    raise full from exc
+            if isinstance(exc, Exception) and not isinstance(exc, ThumbsearchError):
+                raise VectorIndexError(f"cannot build the {kind} index: {_one_line(exc)}; "
+                                       "the current index is untouched") from exc
+            raise
+        held = {name: getattr(self, name) for name in _STATE}
         self.requested = requested
         self._base, self._mmapped = index, False
         self._stale_base = self._base_changed = False
         self.build = report
         self._tail, self._tail_saved = _empty_flat(self.dim), 0
-        self.watermark = max(self.watermark, source.highest)
-        self._base_watermark = self.watermark
-        self._write(snapshot=True)
+        self.watermark = self._base_watermark = max(self.watermark, highest)
+        try:
+            self._write(snapshot=True, written=True)
+        except BaseException:
+            for name, value in held.items():  # still the files' state when nothing committed
+                setattr(self, name, value)
+            raise
+        self.catch_up(store)  # rows stored after the pass the index was filled in
         return report
 
-    def _write(self, snapshot: bool) -> None:
+    def _verify(self, report: BuildReport, source: VectorSource) -> int:
+        """Check the new snapshot written at ``next_path`` before it replaces the current one:
+        it reads back, holds exactly the database's rows up to its highest id, and finds
+        stored vectors as themselves. Returns that highest id (0 when empty)."""
+        untouched = "the current index is untouched"
+        loaded = self._read(self.next_path, True, report.type)
+        if loaded is None or loaded.d != self.dim or loaded.ntotal != report.trained_size:
+            raise VectorIndexError(f"the new {report.type} index did not read back whole from "
+                                   f"{self.next_path}; {untouched}")
+        held = _IdDigest()
+        for chunk in _id_chunks(loaded):
+            held.update(chunk)
+        stored = _IdDigest()
+        probes: list[int] = []
+        step = max(1, held.count // SELF_PROBES)
+        for ids in source.ids():  # ascending: stop past the highest id the index holds
+            within = ids[ids <= held.highest]
+            spread = (np.arange(len(within)) + stored.count) % step == 0
+            probes.extend(within[spread].tolist())
+            stored.update(within)
+            if len(within) < len(ids):
+                break
+        if held != stored:
+            raise VectorIndexError(
+                f"the database changed during the build (the new index holds {held.count} "
+                f"rows up to row {held.highest}, the database {stored.count}): run it again; "
+                f"{untouched}")
+        found, vectors = source.rows(np.asarray(probes[:SELF_PROBES + 1], np.int64))
+        if len(found):
+            apply_params(loaded, report.params)
+            width = RECALL_K if report.type == "flat" else refine_count(RECALL_K, report.params)
+            _, answers = loaded.search(np.ascontiguousarray(vectors, np.float32),
+                                       min(width, int(loaded.ntotal)))
+            hits = sum(int(row_id) in row.tolist() for row_id, row in zip(found, answers,
+                                                                        strict=True))
+            if hits < SELF_FOUND * len(found):
+                raise VectorIndexError(
+                    f"the new {report.type} index found only {hits} of {len(found)} stored "
+                    f"vectors as themselves; {untouched}")
+        return held.highest
+
+    def _meta(self) -> dict[str, Any]:
+        """The metadata of what is held: sizes and watermarks that belong together."""
+        return {"model": self.model, "dim": self.dim, "format": 2,
+                "type": self.build.type, "requested": self.requested,
+                "size": self.snapshot_size, "watermark": self._base_watermark,
+                "tail_size": self.tail_size, "tail_watermark": self.watermark,
+                "build": self.build.to_json()}
+
+    def _commit(self, meta: dict[str, Any]) -> None:
+        """Write the metadata (atomically): the step that makes the files it names current."""
+        _atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
+        self._disk_meta = json.loads(json.dumps(meta))  # as a reader parses it back
+
+    def _promote(self) -> None:
+        """Give the committed new snapshot the snapshot's name (the old one goes with it)."""
+        os.replace(self.next_path, self.snapshot_path)
+        _sync_directory(self.directory)
+
+    def _write(self, snapshot: bool, written: bool = False) -> None:
+        """Save what is held. A new snapshot (already at ``next_path`` when ``written``) is
+        swapped in in three steps, each leaving a readable index should the process die:
+        the metadata naming it as pending, its rename over the old one, the metadata."""
+        committed = False
         try:
-            if snapshot:
-                _atomic_write(self.snapshot_path, _index_writer(self._base))
+            if snapshot and not written:
+                _atomic_write(self.next_path, _index_writer(self._base))
             if self.tail_size:
                 self._append_tail()
-            meta = {"model": self.model, "dim": self.dim, "format": 2,
-                    "type": self.build.type, "requested": self.requested,
-                    "size": self.snapshot_size, "watermark": self._base_watermark,
-                    "tail_size": self.tail_size, "tail_watermark": self.watermark,
-                    "build": self.build.to_json()}
-            _atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
-            self._disk_meta = json.loads(json.dumps(meta))  # as a reader parses it back
+            meta = self._meta()
+            if snapshot:
+                self._commit({**meta, "next": self.next_path.name})
+                committed = True
+                self._promote()
+            self._commit(meta)
             self._removed = set()
             if not self.tail_size:
                 self.tail_path.unlink(missing_ok=True)
         except OSError as exc:
+            if snapshot and not committed:
+                self.next_path.unlink(missing_ok=True)
             full = disk_full(exc, "saving the index", self.directory)
             if full is not None:
                 raise full from exc

@@ -23,7 +23,8 @@ TYPE_HELP = ("Index type: auto (exact below 50,000 vectors, IVF above), flat (ex
              "ivf (PCA + IVF + 4-bit fast-scan codes, memory-mapped) or hnsw (PCA + HNSW "
              "graph + 8-bit codes). Approximate types are tuned for recall@10 >= 0.95 "
              "against exact search, measured on the corpus, and rank their candidates by "
-             "exact cosine.")
+             "exact cosine. On a small corpus their PCA and lists are narrowed to fit it; "
+             "ivf needs at least 78 vectors, hnsw 11.")
 
 
 def _run(ctx: typer.Context, wait: float, kind: str | None, as_json: bool, verb: str) -> None:
@@ -66,6 +67,8 @@ def build(
 ) -> None:
     """Build the index snapshot from the vectors in the database, of the type asked for.
 
+    The new snapshot is written beside the current one and replaces it only once it is
+    complete and verified: a failure leaves the current index as it was.
     Later ingests keep the type; they retrain an approximate index once the corpus
     has doubled. Takes the writer lock, so it never races an ingest run.
     """
@@ -85,10 +88,11 @@ def rebuild(
     as_json: Annotated[bool, typer.Option("--json", help="Print how it was built as JSON.")]
     = False,
 ) -> None:
-    """Delete the index snapshot and rebuild it from the vectors in the database.
+    """Rebuild the index snapshot from the vectors in the database, then swap it in.
 
-    Keeps the index type last asked for with `index build`. Takes the writer lock,
-    so it never races an ingest run.
+    Keeps the index type last asked for with `index build` (exact while the corpus is
+    too small for it). The current index stays in use until the new one is complete
+    and verified. Takes the writer lock, so it never races an ingest run.
     """
     _run(ctx, wait, None, as_json, "rebuilt")
 
