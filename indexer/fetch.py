@@ -168,13 +168,13 @@ class HttpImageFetcher:
             raise DownloadBrokenError(f"cannot download {quote(url)}: the "
                                       f"{self.max_seconds:g} s download deadline has passed")
         each = min(self.timeout, left)
-        # What session.request would add: proxies and the CA bundle from the environment.
-        env = self.session.merge_environment_settings(prepared.url, {}, True, None, None)
-        verify = True if env["verify"] is None else env["verify"]
         # HTTPAdapter takes urllib3's Timeout as it is (its stubs say float or tuple only):
         # ``total`` bounds connecting and waiting for the headers together.
         timeout: Any = Timeout(total=left, connect=each, read=each)
         try:
+            # What session.request would add: proxies and the CA bundle from the environment.
+            env = self.session.merge_environment_settings(prepared.url, {}, True, None, None)
+            verify = True if env["verify"] is None else env["verify"]
             # The adapter, not session.send: that parses the Location of every redirect
             # answer (for ``response.next``) even when redirects are not followed, and a
             # malformed one raised a bare ValueError there.
@@ -235,7 +235,7 @@ class HttpImageFetcher:
                                      "byte limit")
                 chunks.append(chunk)
         except (requests.RequestException, Urllib3Error, http.client.HTTPException,
-                OSError) as exc:
+                OSError, ValueError) as exc:  # ValueError: a read on a connection closed under it
             if self.clock() >= deadline:
                 raise DownloadBrokenError(f"download of {quote(url)} took over "
                                           f"{self.max_seconds:g} s (a stall): skipped") from exc

@@ -385,3 +385,15 @@ def test_add_ids_gives_up_a_stalled_thumbnail_at_the_shortened_deadline(
     assert [f.video_id for f in summary.run.failed] == [stalled]
     assert "deadline" in summary.run.failed[0].reason
     assert stalls and all(stalls), stalls
+
+
+@pytest.mark.parametrize("name", ["THUMBSEARCH_THUMBNAIL_BASE", "THUMBSEARCH_YOUTUBE_ENDPOINT"])
+@pytest.mark.parametrize("url", ["http://[::1", "https://i.ytimg.com:99999/vi",
+                                 "https://i.ytimg.com:x/vi"])
+def test_a_malformed_url_setting_is_one_line_exit_1(name: str, url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(name, url)
+    result = runner.invoke(app, ["stats"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], result.output
