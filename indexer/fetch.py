@@ -129,7 +129,12 @@ class HttpImageFetcher:
     def _fetch_once(self, url: str, deadline: float) -> bytes:
         seen = [url]
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._request(url, deadline)
+            try:
+                response = self._request(url, deadline)
+            except (BadUrlError, HostNotAllowedError) as exc:
+                if len(seen) == 1:
+                    raise
+                raise type(exc)(f"redirect from {quote(seen[-2])}: {exc}") from None
             with response:
                 status = response.status_code
                 if status in _REDIRECT_STATUSES:

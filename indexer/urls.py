@@ -106,6 +106,8 @@ def redirect_target(base: str, location: str | None) -> str:
         checked_url(target)
     except BadUrlError as exc:
         raise BadUrlError(f"redirect from {quote(base)} to a {exc}") from None
+    except HostNotAllowedError as exc:
+        raise HostNotAllowedError(f"redirect from {quote(base)}: {exc}") from None
     except ValueError as exc:
         raise BadUrlError(f"redirect from {quote(base)} to a malformed URL {quote(location)}: "
                           f"{_short(str(exc))}") from None
