@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -397,3 +400,28 @@ def test_a_malformed_url_setting_is_one_line_exit_1(name: str, url: str,
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], result.output
+
+
+@pytest.mark.slow
+def test_the_add_ids_command_survives_the_malformed_redirect_and_so_does_its_rerun(
+        isolated_env: Path, tmp_path: Path) -> None:
+    """The reported case, through the console script and the real model."""
+    good = ["good0000001", "good0000002"]
+    bad = {"bad00000001": "http://[::1"}
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join([*bad, *good]) + "\n", encoding="utf-8")
+    exe = Path(sys.executable).with_name("thumbsearch")
+    with _Pair(_pipeline_route(bad)) as pair:
+        env = {**os.environ, "THUMBSEARCH_THUMBNAIL_BASE": pair.server.url("/vi"),
+               "THUMBSEARCH_ALLOWED_HOSTS": pair.server.host}
+        for new, known in ((2, 0), (0, 2)):
+            done = subprocess.run([str(exe), "add-ids", str(ids), "--no-details"],
+                                  capture_output=True, text=True, timeout=600, check=False,
+                                  env=env)
+            assert done.returncode == 0, done.stderr
+            assert "Traceback" not in done.stderr
+            assert done.stdout.startswith(f"ids 3 (0 invalid skipped): new videos {new}, "
+                                          f"already known {known}, gone 0 "), done.stdout
+            assert "failed 1," in done.stdout
+            assert ("  failed bad00000001: redirect from " in done.stdout
+                    and "to a malformed URL 'http://[::1': Invalid IPv6 URL" in done.stdout)
