@@ -25,6 +25,7 @@ its message on one line and exits with ``exit_code``.
     ├── FetchError                    an image download failed
     │   ├── HostNotAllowedError       the host is not in THUMBSEARCH_ALLOWED_HOSTS
     │   ├── ThumbnailMissingError     404 (YouTube's grey placeholder)
+    │   ├── BadUrlError               a malformed URL, given or in a redirect's Location
     │   └── DownloadBrokenError       5xx, reset, timeout, cut-off or too slow body (retried)
     ├── ImageDecodeError              bytes that are not a usable image
     ├── ModelError                    the model cannot be built or run
@@ -44,6 +45,7 @@ import errno
 __all__ = [
     "ApiKeyInvalidError",
     "ApiUnreachableError",
+    "BadUrlError",
     "ClusterError",
     "ConfigError",
     "DiskFullError",
@@ -161,6 +163,10 @@ class HostNotAllowedError(FetchError):
 
 class ThumbnailMissingError(FetchError):
     """The thumbnail host answered 404 (a grey placeholder image)."""
+
+
+class BadUrlError(FetchError):
+    """A URL that cannot be fetched as written: malformed, too long or without a host."""
 
 
 class DownloadBrokenError(FetchError):

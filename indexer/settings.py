@@ -105,6 +105,15 @@ def _lease(env: Mapping[str, str]) -> float:
     return bounded_float(text, "THUMBSEARCH_CLAIM_LEASE", 0.5, 86_400)
 
 
+def _parsable_url(name: str, url: str) -> None:
+    """ConfigError for a URL that cannot be parsed at all: an unclosed IPv6 host, a bad port."""
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing the port is what raises for a bad one
+    except ValueError as exc:
+        # The URL itself is not repeated: it may carry credentials.
+        raise ConfigError(f"{name} is not a valid URL: {str(exc)[:80]}") from None
+
+
 def _optional_path(text: str) -> Path | None:
     return Path(text.strip()).expanduser() if text.strip() else None
 
@@ -158,6 +167,8 @@ class Settings:
             endpoint += "/"  # googleapiclient joins paths onto it
         thumb_base = (env.get("THUMBSEARCH_THUMBNAIL_BASE", "").strip()
                       or DEFAULT_THUMBNAIL_BASE).rstrip("/")
+        _parsable_url("THUMBSEARCH_YOUTUBE_ENDPOINT", endpoint)
+        _parsable_url("THUMBSEARCH_THUMBNAIL_BASE", thumb_base)
         for name, url in (("THUMBSEARCH_YOUTUBE_ENDPOINT", endpoint),
                           ("THUMBSEARCH_THUMBNAIL_BASE", thumb_base)):
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:

@@ -7,13 +7,15 @@ without loading them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from indexer.bounds import quote
 from indexer.errors import InputError, ThumbnailMissingError, UsageError, VideoNotFoundError
+from indexer.urls import checked_url
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 MAX_K = 1000
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 @dataclass(frozen=True)
@@ -160,13 +163,17 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
     from indexer.images import decode_image, read_image_file
 
     _check_k(k)
-    service.require_corpus()
-    scheme = urlsplit(source).scheme.lower()
+    # Not urlsplit: it raises on a malformed URL ("http://[::1") before it names the scheme.
+    named = _SCHEME.match(source)
+    scheme = named.group(1).lower() if named else ""
     if scheme in ("http", "https"):
-        image = decode_image(service.fetcher.fetch(source), source)
+        checked_url(source)  # one line for a malformed URL, before anything is opened
     elif len(scheme) > 1:  # a one-letter scheme is a Windows drive, i.e. a path
-        raise InputError(f"{source!r}: only image files and http(s) URLs are accepted, "
-                         f"not {scheme}: URLs")
+        raise InputError(f"{quote(source)}: only image files and http(s) URLs are accepted, "
+                         f"not {quote(scheme)} URLs")
+    service.require_corpus()
+    if scheme in ("http", "https"):
+        image = decode_image(service.fetcher.fetch(source), quote(source))
     else:
         image = read_image_file(Path(source))
     return SimilarResult(query={"image": source}, model=service.spec.model_id,

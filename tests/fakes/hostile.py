@@ -2,7 +2,8 @@
 
 Each request's path is answered by a ``Behaviour``: a normal body, a redirect, an
 error status, a connection reset, a truncated body (Content-Length larger than
-what is sent), a slow drip, a stall, or an endless body. With ``fault_rate`` set,
+what is sent), a slow drip, a stall (``stalls`` says whether the client hung up
+before each one ended), or an endless body. With ``fault_rate`` set,
 requests that would be answered normally are instead answered by a random fault
 (5xx, timeout, reset, slow body, truncation) with that probability, from a seeded
 generator, so a test can run an ingest through a storm of faults.
@@ -37,6 +38,8 @@ class Behaviour:
     location: str = ""
     interval: float = 0.0  # drip: seconds between chunks
     chunk: int = 1  # drip: bytes per chunk
+    content_length: str = ""  # ok, status: sent as Content-Length instead of the body's length
+    headers: tuple[tuple[str, str], ...] = ()  # more header lines, sent as they are
 
 
 Router = Callable[[str], Behaviour]
@@ -54,6 +57,8 @@ class HostileServer:
         self._lock = threading.Lock()
         self.requests: list[str] = []
         self.faults: Counter[str] = Counter()
+        # One entry per stall once it is over: True when the client hung up before its end.
+        self.stalls: list[bool] = []
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -136,8 +141,11 @@ class HostileServer:
     def _answer(self, conn: socket.socket, b: Behaviour) -> None:
         def head(status: int, length: int | None, extra: str = "") -> bytes:
             lines = f"HTTP/1.1 {status} X\r\nContent-Type: {b.content_type}\r\n"
-            if length is not None:
+            if b.content_length and b.kind in ("ok", "status"):
+                lines += f"Content-Length: {b.content_length}\r\n"
+            elif length is not None:
                 lines += f"Content-Length: {length}\r\n"
+            lines += "".join(f"{name}: {value}\r\n" for name, value in b.headers)
             return (lines + extra + "Connection: close\r\n\r\n").encode()
 
         if b.kind == "ok" or b.kind == "status":
@@ -156,7 +164,9 @@ class HostileServer:
                 conn.sendall(b.body[start:start + b.chunk])
                 time.sleep(b.interval)
         elif b.kind == "stall":
-            time.sleep(self.stall)
+            hung_up = _wait_for_hang_up(conn, self.stall)
+            with self._lock:
+                self.stalls.append(hung_up)
         elif b.kind == "endless":
             conn.sendall(head(200, None))
             block = b"\0" * 65536
@@ -164,6 +174,21 @@ class HostileServer:
                 conn.sendall(block)
         else:
             raise ValueError(f"unknown behaviour {b.kind!r}")
+
+
+def _wait_for_hang_up(conn: socket.socket, seconds: float) -> bool:
+    """Say nothing for ``seconds``; True when the client closed the connection before that."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        conn.settimeout(left)
+        try:
+            if not conn.recv(4096):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True  # reset by the client
+    return False
 
 
 def _fault(kind: str, body: bytes) -> Behaviour:
