@@ -12,6 +12,7 @@ from indexer.service import Service, build_service
 from indexer.settings import Settings
 from search.web import create_app
 from search.web.app import host_names
+from search.web.errors import scrub_paths
 from tests.fakes.embedder import TinyEmbedder
 from tests.test_web_api import client, corpus
 
@@ -142,3 +143,21 @@ def test_loopback_host_headers_are_answered(corpus: tuple[Service, list[SampleVi
     app = TestClient(create_app(lambda: service,
                                 allowed_hosts=host_names("127.0.0.1", 8000)))
     assert app.get("/api/stats", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("index metadata /srv/ts/home/index/m.json is unreadable",
+     "index metadata index/m.json is unreadable"),
+    ("cannot open database sqlite:////srv/ts/home/thumbsearch.sqlite3: locked",
+     "cannot open database sqlite:///thumbsearch.sqlite3: locked"),
+    ("cannot open database sqlite:////var/lib/other.db: locked",
+     "cannot open database sqlite:///other.db: locked"),
+    ("cannot write the thumbnail cache under /srv/ts/home: read-only",
+     "cannot write the thumbnail cache under .: read-only"),
+    ("model file '/root/.cache/x/model.tflite' is broken", "model file 'model.tflite' is broken"),
+    ("fetch https://i.ytimg.com/vi/abc/mqdefault.jpg failed",
+     "fetch https://i.ytimg.com/vi/abc/mqdefault.jpg failed"),
+    ("ratio 1/2 and/or more", "ratio 1/2 and/or more"),
+])
+def test_paths_in_messages_are_cut(text: str, expected: str) -> None:
+    assert scrub_paths(text, Path("/srv/ts/home")) == expected
