@@ -1,59 +1,62 @@
 """The FastAPI app: a JSON API over the query side, and a plain HTML/JS page on top of it.
 
 Errors are answered as JSON ``{"error": message}`` with a status code chosen from the
-exception tree; no stack trace ever reaches a client. Nothing heavy is imported at start:
-the model loads on the first image upload or unknown video id.
+exception tree (``search.web.errors``); no stack trace or server path ever reaches a
+client, and every status and media type a route can answer is in the OpenAPI schema.
+Nothing heavy is imported at start: the model loads on the first image upload or
+unknown video id.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
-from indexer.errors import (
-    EmptyCorpusError,
-    FetchError,
-    HostNotAllowedError,
-    ImageDecodeError,
-    InputError,
-    NotFoundError,
-    ThumbsearchError,
-    VideoIdError,
-)
+from indexer.bounds import QUOTE_LIMIT, quote
+from indexer.errors import NotFoundError, ThumbsearchError
 from indexer.service import Service
 from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
 from search.gallery import cached_thumbnail, youtube_url
 from search.ids import parse_video_ref
 from search.neighbours import MAX_K, SimilarResult, similar_to_bytes, similar_to_video
 from search.stats import corpus_stats
+from search.web.errors import (
+    UploadTooLargeError,
+    error_responses,
+    public_stats,
+    scrub_paths,
+    status_for,
+)
+from search.web.guard import BODY_OVERHEAD, Guard, host_names
 
-__all__ = ["PAGE_SIZE", "UploadTooLargeError", "create_app", "status_for"]
+__all__ = [
+    "IMAGE_TYPES",
+    "MAX_PAGE",
+    "MAX_QUERY_CHARS",
+    "MAX_REF_CHARS",
+    "MAX_VIDEO_ID_CHARS",
+    "PAGE_SIZE",
+    "UploadTooLargeError",
+    "create_app",
+    "host_names",
+    "status_for",
+]
 
 PAGE_SIZE = 24
+MAX_PAGE = 1_000_000_000  # (page - 1) * per_page stays far inside a 64-bit OFFSET
+MAX_QUERY_CHARS = 1000
+MAX_REF_CHARS = 2048  # a video id or a YouTube URL
+MAX_VIDEO_ID_CHARS = 64  # the videos.video_id column
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 _STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
-
-
-class UploadTooLargeError(InputError):
-    """An uploaded image larger than the configured limit."""
-
-
-def status_for(exc: ThumbsearchError) -> int:
-    """The HTTP status code that answers an error."""
-    if isinstance(exc, UploadTooLargeError):
-        return 413
-    if isinstance(exc, VideoIdError | ImageDecodeError | HostNotAllowedError | InputError):
-        return 400
-    if isinstance(exc, EmptyCorpusError | NotFoundError):
-        return 404
-    if isinstance(exc, FetchError):
-        return 502
-    return 500
 
 
 def _static(name: str) -> str:
@@ -70,12 +73,24 @@ def _image_type(data: bytes) -> str:
     return "image/jpeg"
 
 
-def create_app(service_factory: Callable[[], Service]) -> FastAPI:
-    """The web app; ``service_factory`` (e.g. ``lambda: build_service(settings)``) runs once."""
+def _upload_name(filename: str | None) -> str:
+    """The client's file name without its folders, cut short (it only labels errors)."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:QUOTE_LIMIT] or "upload"
+
+
+def create_app(service_factory: Callable[[], Service], *,
+               allowed_hosts: Collection[str] | None = None) -> FastAPI:
+    """The web app; ``service_factory`` (e.g. ``lambda: build_service(settings)``) runs once.
+
+    ``allowed_hosts``: the Host header values answered (``host_names(host, port)`` for a
+    server on loopback); None answers any, for a server exposed on purpose.
+    """
     app = FastAPI(title="thumbsearch", version="1", docs_url=None, redoc_url=None,
                   description="Find YouTube videos whose thumbnails look alike.")
     lock = threading.RLock()  # one request at a time touches the service (SQLite, the model)
     holder: dict[str, Service] = {}
+    limits: dict[str, int] = {}
 
     def service() -> Service:
         with lock:
@@ -83,19 +98,41 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
                 holder["service"] = service_factory()
             return holder["service"]
 
+    async def body_limit() -> int:
+        if "body" not in limits:
+            settings = (await run_in_threadpool(service)).settings
+            limits["body"] = settings.max_image_bytes + BODY_OVERHEAD
+        return limits["body"]
+
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts, body_limit=body_limit)
+
+    def answer(status: int, message: str,
+               headers: Mapping[str, str] | None = None) -> JSONResponse:
+        built = holder.get("service")
+        home = built.settings.home if built is not None else None
+        return JSONResponse({"error": scrub_paths(message, home)}, status_code=status,
+                            headers=headers)
+
     @app.exception_handler(ThumbsearchError)
     async def _our_error(_request: Request, exc: ThumbsearchError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
+        return answer(status_for(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
                     for e in exc.errors()]
-        return JSONResponse({"error": "; ".join(problems) or "invalid request"},
-                            status_code=422)
+        return answer(422, "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> Response:
+        if exc.status_code < 400:  # not an error: keep Starlette's empty answer
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return answer(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, ThumbsearchError):  # raised outside the routes (the factory)
+            return await _our_error(request, exc)
         return JSONResponse({"error": f"internal error ({type(exc).__name__})"},
                             status_code=500)
 
@@ -121,31 +158,35 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in _STATIC:
-            raise NotFoundError(f"no static file {name!r}")
+            raise NotFoundError(f"no static file {quote(name)}")
         return Response(_static(name), media_type=_STATIC[name])
 
-    @app.get("/api/similar/{video_ref:path}", summary="Neighbours of a video id or URL")
-    def similar_video(video_ref: str,
-                      k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> dict[str, Any]:
+    @app.get("/api/similar/{video_ref:path}", summary="Neighbours of a video id or URL",
+             responses=error_responses(400, 404, 422, 500, 502))
+    def similar_video(
+            video_ref: Annotated[str, Path(min_length=1, max_length=MAX_REF_CHARS)],
+            k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> dict[str, Any]:
         """Top-k stored videos whose thumbnails look most like the video's."""
         video_id = parse_video_ref(video_ref)
         with lock:
             return shaped(similar_to_video(service(), video_id, k))
 
-    @app.post("/api/similar", summary="Neighbours of an uploaded image")
+    @app.post("/api/similar", summary="Neighbours of an uploaded image",
+              responses=error_responses(400, 404, 413, 422, 500))
     def similar_upload(image: Annotated[UploadFile, File()],
                        k: Annotated[int, Form(ge=1, le=MAX_K)] = 10) -> dict[str, Any]:
         """Top-k stored videos whose thumbnails look most like the uploaded image."""
         limit = service().settings.max_image_bytes
-        data = image.file.read(limit + 1)
+        data = image.file.read(limit + 1)  # the whole body was bounded while it arrived
         if len(data) > limit:
             raise UploadTooLargeError(f"the upload is larger than {limit} bytes")
-        name = image.filename or "upload"
         with lock:
-            return shaped(similar_to_bytes(service(), data, name, k))
+            return shaped(similar_to_bytes(service(), data, _upload_name(image.filename), k))
 
-    @app.get("/api/videos", summary="Browse the corpus, optionally by ingest query")
-    def videos(query: str | None = None, page: Annotated[int, Query(ge=1)] = 1,
+    @app.get("/api/videos", summary="Browse the corpus, optionally by ingest query",
+             responses=error_responses(400, 422, 500))
+    def videos(query: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
+               page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                per_page: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE) -> dict[str, Any]:
         """One page of stored videos (newest first) and the ingest queries to filter by."""
         with lock:
@@ -166,13 +207,16 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
                             else None, "thumbnail": f"/thumbs/{v.video_id}",
                             "youtube_url": youtube_url(v.video_id)} for v in listed]}
 
-    @app.get("/api/stats", summary="Corpus statistics")
+    @app.get("/api/stats", summary="Corpus statistics", responses=error_responses(400, 500))
     def stats() -> dict[str, Any]:
-        """Counts, model, index and quota, as ``thumbsearch stats --json``."""
+        """Counts, model, index and quota, as ``thumbsearch stats --json``; files are
+        named relative to the home, the home by its name."""
         with lock:
-            return corpus_stats(service())
+            built = service()
+            return public_stats(corpus_stats(built), built.settings.home)
 
-    @app.get("/api/duplicates", summary="Groups of near-identical thumbnails")
+    @app.get("/api/duplicates", summary="Groups of near-identical thumbnails",
+             responses=error_responses(400, 404, 422, 500))
     def duplicates(threshold: Annotated[float, Query(ge=-1.0, le=1.0)] = DEFAULT_THRESHOLD,
                    across_channels: bool = False) -> dict[str, Any]:
         """Connected components of the similarity graph above the threshold, largest first."""
@@ -187,8 +231,17 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
             out.append(shaped_group)
         return {"threshold": threshold, "across_channels": across_channels, "groups": out}
 
-    @app.get("/thumbs/{video_id}", summary="A stored video's thumbnail")
-    def thumbnail(video_id: str) -> Response:
+    @app.get("/thumbs/{video_id}", summary="A stored video's thumbnail",
+             response_class=Response, responses={
+                 200: {"description": "The thumbnail from the local cache",
+                       "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                   for t in IMAGE_TYPES}},
+                 307: {"description": "Not cached: a redirect to its http(s) URL",
+                       "headers": {"Location": {"schema": {"type": "string"},
+                                                "description": "The thumbnail URL"}}},
+                 **error_responses(400, 404, 422, 500)})
+    def thumbnail(
+            video_id: Annotated[str, Path(max_length=MAX_VIDEO_ID_CHARS)]) -> Response:
         """The thumbnail from the local cache, else a redirect to its http(s) URL."""
         with lock:
             video = service().store.get_video(video_id) if service().store.exists() else None
@@ -198,6 +251,6 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
                             headers={"Cache-Control": "max-age=86400"})
         if video is not None and video.thumbnail_url.startswith(("https://", "http://")):
             return RedirectResponse(video.thumbnail_url)
-        raise NotFoundError(f"no thumbnail for {video_id!r}")
+        raise NotFoundError(f"no thumbnail for {quote(video_id)}")
 
     return app
