@@ -83,7 +83,8 @@ def unenriched_video_ids(store: Store, limit: int | None = 5_000, *,
 def enrich_videos(service: Service, summary: IngestSummary, video_ids: Sequence[str]) -> None:
     """Fetch and store details of ``video_ids``, 50 ids a videos.list call.
 
-    Ids the answer leaves out are recorded as gone and listed in ``summary.gone``.
+    Ids the answer leaves out are recorded as gone and listed in ``summary.gone``, unless
+    it held items that answered no id asked for (then it is no evidence of that).
     """
     ids = list(dict.fromkeys(video_ids))
     for start in range(0, len(ids), MAX_IDS_PER_CALL):
@@ -92,7 +93,7 @@ def enrich_videos(service: Service, summary: IngestSummary, video_ids: Sequence[
         summary.enriched += store_details(service.store, found)
         present = {d.video_id for d in found}
         gone = [v for v in batch if v not in present]
-        if gone:
+        if gone and not getattr(found, "unattributed", 0):
             record_gone(service.store, dict.fromkeys(gone, GONE_FROM_API))
             summary.gone.extend(gone)
 

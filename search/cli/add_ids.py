@@ -10,7 +10,7 @@ from typer.core import TyperCommand
 
 from indexer.cluster import LOCAL, is_ray_address
 from search.cli.ingest import WAIT_HELP
-from search.cli.output import echo_json, exit_if_stopped
+from search.cli.output import echo_json, exit_if_stopped, skipped_line
 from search.cli.progress import progress_reporter
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ def _print(summary: IdListSummary, invalid: int) -> None:
         typer.echo(f"  gone {gone.video_id}: {gone.reason}")
     for failure in run.failed:
         typer.echo(f"  failed {failure.video_id}: {failure.reason}")
+    if run.skipped:
+        typer.echo(skipped_line(run.skipped))
 
 
 def add_ids(
