@@ -367,3 +367,30 @@ def test_the_hostile_api_classes_are_counted() -> None:
              + 1 + 6 + 1)
     record_figure("hostile_api_inputs", total)
     assert total >= 60
+
+
+@pytest.mark.slow
+def test_bad_items_beside_good_ones_and_the_next_ingest(api: HostileApi, home: Path,
+                                                        youtube_env: FakeYouTube) -> None:
+    """The real model embeds the good videos of a page that also holds bad ids; the
+    next ingest in the same home works (a 5000-character id once broke every later one)."""
+    def url(video: str) -> str:
+        return youtube_env.thumbnail_url(video, "mqdefault")
+
+    cats, space = youtube_env.searches["cats"], youtube_env.searches["space"]
+    api.push(SEARCH_PATH, json_answer(search_page(
+        [search_item("A" * 5000, url(cats[0])), search_item(cats[0] + "\n", url(cats[0]))]
+        + [search_item(v, url(v)) for v in cats])))
+    first = runner.invoke(app, ["ingest", "cats", "--json"])
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert (summary["new"], sum(summary["skipped"].values())) == (3, 2), summary
+    assert video_ids(home) == set(SEEDED) | set(cats)
+    fetched = {r.path.split("/")[2] for r in youtube_env.requests if r.server == "thumbnails"}
+    assert fetched == set(cats)
+    api.push(SEARCH_PATH, json_answer(search_page([search_item(v, url(v)) for v in space])))
+    second = runner.invoke(app, ["ingest", "space", "--json"])
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["new"] == len(space)
+    similar = runner.invoke(app, ["similar", cats[0], "--json"])
+    assert similar.exit_code == 0, similar.output

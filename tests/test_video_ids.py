@@ -10,14 +10,20 @@ import json
 import sqlite3
 from pathlib import Path
 
+from urllib.parse import quote as quote_url
+
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from indexer.errors import VideoIdError
 from indexer.local import YTDLP_NAME
+from indexer.service import build_service
+from indexer.settings import Settings
 from search.cli import app
 from search.idlist import parse_id_lines, youtube_ids
 from search.ids import parse_video_ref
+from search.web import create_app
 from tests.fakes.youtube import FakeYouTube
 
 runner = CliRunner()
@@ -96,3 +102,17 @@ def test_add_ids_never_asks_the_thumbnail_host_for_an_id_with_a_newline(
 @pytest.mark.parametrize("stem", [f"A title [{ID}]\n", f"A title [{ID}]\r"])
 def test_a_ytdlp_name_with_a_line_break_holds_no_id(stem: str) -> None:
     assert YTDLP_NAME.match(stem) is None
+
+
+@pytest.mark.parametrize("ref", ["http://[::1/watch?v=dQw4w9WgXcQ",
+                                 "https://www.youtube.com/watch?v=dQw4w9WgXcQ%0A"])
+def test_the_web_api_answers_a_malformed_reference_with_an_error_not_a_500(
+        settings: Settings, ref: str) -> None:
+    service = build_service(settings)
+    try:
+        client = TestClient(create_app(lambda: service), raise_server_exceptions=False)
+        answer = client.get("/api/similar/" + quote_url(ref, safe=""))
+        assert 400 <= answer.status_code < 500, answer.text
+        assert len(answer.text) < 400
+    finally:
+        service.close()
