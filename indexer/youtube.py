@@ -28,10 +28,12 @@ from indexer.errors import (
     ApiKeyInvalidError,
     ApiRedirectError,
     ApiUnreachableError,
+    MalformedAnswerError,
     QuotaExceededError,
     YouTubeError,
 )
 from indexer.youtube_answers import (
+    MAX_ANSWER_BYTES,
     SearchPage,
     VideoDetails,
     parse_search_answer,
@@ -220,10 +222,41 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 33 or ord(c) == 127 for c in text)
 
 
+class _AnswerTooLarge(Exception):
+    """A body past MAX_ANSWER_BYTES (raw or inflated); _execute names the method."""
+
+
+def _too_large(method: str) -> MalformedAnswerError:
+    return MalformedAnswerError(
+        f"YouTube's {method}.list answer is larger than {MAX_ANSWER_BYTES // (1 << 20)} MiB; "
+        "nothing of it was used")
+
+
 @functools.cache
 def _same_origin_http_class() -> type[Any]:
-    """httplib2.Http that sends requests (redirect hops included) to one origin only."""
+    """httplib2.Http that sends requests (redirect hops included) to one origin only, and
+    reads at most MAX_ANSWER_BYTES of a body (httplib2 itself reads any length)."""
+    import http.client
+
     import httplib2
+
+    class BoundedResponse(http.client.HTTPResponse):
+        """A response whose whole-body read stops past MAX_ANSWER_BYTES."""
+
+        def read(self, amt: int | None = None) -> bytes:
+            if amt is not None:
+                return super().read(amt)
+            data = super().read(MAX_ANSWER_BYTES + 1)
+            if len(data) > MAX_ANSWER_BYTES:
+                self.close()
+                raise _AnswerTooLarge
+            return data
+
+    class BoundedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
+        response_class = BoundedResponse
+
+    class BoundedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
+        response_class = BoundedResponse
 
     class SameOriginHttp(httplib2.Http):  # type: ignore[misc]
         """Refuses any request, so any redirect hop, off the endpoint's scheme, host, port."""
@@ -249,7 +282,9 @@ def _same_origin_http_class() -> type[Any]:
                     f"the YouTube API at {self.endpoint} redirected to another host "
                     f"({scheme}://{host}:{port}); refused: only redirects to the endpoint's "
                     "own scheme, host and port are followed")
-            return super().request(uri, method, body, headers, redirections, connection_type)
+            bounded = BoundedHTTPS if origin[0] == "https" else BoundedHTTP
+            return super().request(uri, method, body, headers, redirections,
+                                   connection_type or bounded)
 
     return SameOriginHttp
 
@@ -289,7 +324,9 @@ class GoogleYouTubeApi:
 
             # The timeout bounds every socket operation of every call; redirects are
             # followed only on the endpoint's own origin.
-            http = _same_origin_http_class()(timeout=self._timeout)
+            # A compressed body is inflated to at most MAX_ANSWER_BYTES too.
+            http = _same_origin_http_class()(timeout=self._timeout,
+                                             decode_limit_hard=MAX_ANSWER_BYTES)
             http.endpoint = self._endpoint
             try:
                 http.origin = _origin(self._endpoint)
@@ -340,6 +377,9 @@ class GoogleYouTubeApi:
                 raise self._unreachable(exc) from exc
             except Exception as exc:  # httplib2 raises its own types for broken responses
                 name = type(exc).__name__
+                if isinstance(exc, _AnswerTooLarge) or name in ("DecodeLimitError",
+                                                                "DecodeRatioError"):
+                    raise _too_large(method) from None
                 if name in ("RedirectLimit", "RedirectMissingLocation"):
                     what = ("redirected too many times" if name == "RedirectLimit"
                             else "redirected without a Location")

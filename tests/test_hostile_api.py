@@ -8,6 +8,7 @@ seeded with three videos (random vectors, no model), and checks what is stored.
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -99,6 +100,11 @@ def _ids_file(tmp_path: Path, ids: list[str]) -> str:
     return str(path)
 
 
+def _gzip_bomb() -> bytes:
+    """About 20 KB that inflate to 20 MiB of JSON (spaces inside an object)."""
+    return gzip.compress(b"{" + b" " * (20 << 20) + b"}", 9)
+
+
 def _deep(depth: int) -> bytes:
     return b'{"items": ' + b"[" * depth + b"]" * depth + b"}"
 
@@ -119,6 +125,10 @@ SEARCH_PAGES: dict[str, Behaviour] = {
     "nextPageToken a number": json_answer({**search_page([]), "nextPageToken": 7}),
     "nextPageToken 5000 characters": json_answer(search_page([], "t" * 5000)),
     "nested 100000 deep": raw_answer(_deep(100_000)),
+    "17 MiB of spaces": raw_answer(b"{" + b" " * (17 << 20) + b"}"),
+    "an endless body": Behaviour("endless", content_type="application/json"),
+    "a gzip bomb": Behaviour("ok", _gzip_bomb(), "application/json",
+                             headers=(("Content-Encoding", "gzip"),)),
 }
 
 

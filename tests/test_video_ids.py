@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-
 from urllib.parse import quote as quote_url
 
 import pytest

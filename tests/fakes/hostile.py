@@ -37,6 +37,7 @@ class Behaviour:
     location: str = ""
     interval: float = 0.0  # drip: seconds between chunks
     chunk: int = 1  # drip: bytes per chunk
+    headers: tuple[tuple[str, str], ...] = ()  # more response headers (name, value)
 
 
 Router = Callable[[str], Behaviour]
@@ -138,6 +139,7 @@ class HostileServer:
             lines = f"HTTP/1.1 {status} X\r\nContent-Type: {b.content_type}\r\n"
             if length is not None:
                 lines += f"Content-Length: {length}\r\n"
+            extra += "".join(f"{name}: {value}\r\n" for name, value in b.headers)
             return (lines + extra + "Connection: close\r\n\r\n").encode()
 
         if b.kind == "ok" or b.kind == "status":
