@@ -361,6 +361,8 @@ def parse_search_answer(content: bytes | str | None, max_results: int,
         elif not isinstance(result.id.videoId, str) or not _VIDEO_ID.fullmatch(
                 result.id.videoId):
             skips[f"{method}: id.videoId is not a video id"] += 1
+        elif any(v.video_id == result.id.videoId for v in videos):
+            skips[f"{method}: a video repeated on the page"] += 1
         else:
             videos.append(_video_meta(result.id.videoId, result.snippet, escaped=True))
     return SearchPage(videos=videos, next_page_token=page.nextPageToken or None)
@@ -436,6 +438,9 @@ def parse_videos_answer(content: bytes | str | None, asked: Sequence[str],
         if video.kind is not None and video.kind != "youtube#video":
             skips[f"{method}: not a video (kind)"] += 1
             items.unattributed += 1
+            continue
+        if any(d.video_id == video.id for d in items):
+            skips[f"{method}: a video repeated in the answer"] += 1
             continue
         snippet: VideoSnippet | None = _part(VideoSnippet, video.snippet, "snippet",
                                              context, skips)

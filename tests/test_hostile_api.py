@@ -190,6 +190,7 @@ BAD_ITEMS: dict[str, Any] = {
     "thumbnail url a number": search_item(FRESH, thumbnails={"medium": {"url": 5}}),
     "snippet a list": {**search_item(FRESH), "snippet": []},
     "title a number": search_item(FRESH, title=5),
+    "the same video twice": search_item(SEEDED[0]),
     "item null": None,
     "item a string": "youtube#video",
 }
@@ -292,7 +293,20 @@ def test_an_unattributable_details_item_marks_nothing_gone(
 
 # -- redirects ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+REDIRECT_STATUSES = [301, 302, 303, 307, 308]
+OTHER_ORIGINS = [
+    "https://{host}/youtube/v3/search",  # same host and port, another scheme
+    "http://localhost:{port}/youtube/v3/search",  # another host name for the same server
+    "http://127.0.0.1:1/youtube/v3/search",  # another port
+]
+MALFORMED_LOCATIONS = [
+    "http://[::1", "http://[::1/youtube/v3/search", "http://127.0.0.1:99999/x",
+    "http://127.0.0.1:port/x", "http:///nohost", "//[::1/youtube/v3/search",
+    "//127.0.0.1:0x50/x",
+]
+
+
+@pytest.mark.parametrize("status", REDIRECT_STATUSES)
 def test_a_redirect_off_the_endpoint_is_refused(api: HostileApi, home: Path,
                                                 status: int) -> None:
     with HostileApi() as elsewhere:
@@ -307,11 +321,7 @@ def test_a_redirect_off_the_endpoint_is_refused(api: HostileApi, home: Path,
         assert snapshot(home) == before
 
 
-@pytest.mark.parametrize("location", [
-    "https://{host}/youtube/v3/search",  # same host and port, another scheme
-    "http://localhost:{port}/youtube/v3/search",  # another host name for the same server
-    "http://127.0.0.1:1/youtube/v3/search",  # another port
-])
+@pytest.mark.parametrize("location", OTHER_ORIGINS)
 def test_a_redirect_to_another_origin_of_the_same_machine_is_refused(
         api: HostileApi, home: Path, location: str) -> None:
     api.push(SEARCH_PATH, redirect(location.format(host=api.server.host,
@@ -329,10 +339,7 @@ def test_a_redirect_on_the_endpoint_is_followed(api: HostileApi, home: Path) -> 
     assert json.loads(result.stdout)["known"] == 1
 
 
-@pytest.mark.parametrize("location", [
-    "http://[::1", "http://[::1/youtube/v3/search", "http://127.0.0.1:99999/x",
-    "http://127.0.0.1:port/x", "http:///nohost", "//[::1/youtube/v3/search", "//127.0.0.1:0x50/x",
-])
+@pytest.mark.parametrize("location", MALFORMED_LOCATIONS)
 def test_a_malformed_location_is_one_line(api: HostileApi, home: Path, location: str) -> None:
     before = snapshot(home)
     api.push(SEARCH_PATH, redirect(location))
@@ -373,9 +380,13 @@ def test_a_missing_key_prints_one_line(youtube_env: FakeYouTube,
 
 
 def test_the_hostile_api_classes_are_counted() -> None:
-    total = (len(SEARCH_PAGES) + len(VIDEOS_PAGES) + len(BAD_ITEMS) + len(DETAILS) + 5 + 3
-             + 1 + 6 + 1)
+    redirects = len(REDIRECT_STATUSES) + len(OTHER_ORIGINS) + len(MALFORMED_LOCATIONS) + 2
+    total = (len(SEARCH_PAGES) + len(VIDEOS_PAGES) + len(BAD_ITEMS) + len(DETAILS) + 1
+             + redirects)
     record_figure("hostile_api_inputs", total)
+    record_figure("hostile_api_classes", {
+        "malformed pages": len(SEARCH_PAGES) + len(VIDEOS_PAGES), "bad items": len(BAD_ITEMS) + 1,
+        "odd details": len(DETAILS), "redirects": redirects})
     assert total >= 60
 
 
