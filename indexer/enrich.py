@@ -96,7 +96,9 @@ def unenriched_video_ids(store: Store, limit: int | None = 5_000, *,
 def enrich_videos(service: Service, summary: IngestSummary, video_ids: Sequence[str]) -> None:
     """Fetch and store details of ``video_ids``, 50 ids a videos.list call.
 
-    Ids the answer leaves out are recorded as gone and listed in ``summary.gone``.
+    Ids the answer leaves out are recorded as gone and listed in ``summary.gone``, unless
+    it held items that answered no id asked for, or left out every id of a batch of two
+    or more (a suspect answer, counted in ``summary.suspect_batches``).
     """
     ids = list(dict.fromkeys(video_ids))
     for start in range(0, len(ids), MAX_IDS_PER_CALL):
@@ -105,7 +107,10 @@ def enrich_videos(service: Service, summary: IngestSummary, video_ids: Sequence[
         summary.enriched += store_details(service.store, found)
         present = {d.video_id for d in found}
         gone = [v for v in batch if v not in present]
-        if gone:
+        if len(batch) >= 2 and not present:
+            summary.suspect_batches += 1  # an outage or a proxy, not every video gone at once
+            continue
+        if gone and not getattr(found, "unattributed", 0):
             record_gone(service.store, dict.fromkeys(gone, GONE_FROM_API))
             summary.gone.extend(gone)
 
@@ -209,11 +214,16 @@ def _refresh_batch(run: IngestRun, asked: list[str], batch: set[str], *, prune: 
     service, summary = run.service, run.summary
     store = service.store
     wanted = set(asked)  # an answer about other ids is not evidence about these
-    found = [d for d in service.youtube.video_details(asked) if d.video_id in wanted]
+    answer = service.youtube.video_details(asked)
+    found = [d for d in answer if d.video_id in wanted]
     present = {d.video_id for d in found}
     if len(asked) >= 2 and not present:
         summary.suspect_batches += 1
         return f"suspect answer: all {len(asked)} ids missing, nothing marked"
+    if getattr(answer, "unattributed", 0):
+        # An item skipped unread may be the answer for any asked id: none is proven missing.
+        summary.suspect_batches += 1
+        return "suspect answer: items that answer no id asked for, nothing marked"
     missing = [v for v in asked if v not in present]
     marks = missing_marks(store, asked)
     summary.unmarked += len(present & marks.keys())

@@ -21,7 +21,9 @@ its message on one line and exits with ``exit_code``.
     ├── YouTubeError                  the Data API refused or failed
     │   ├── ApiKeyInvalidError        400 API_KEY_INVALID
     │   ├── QuotaExceededError        403 quotaExceeded or our budget (exit 3)
-    │   └── ApiUnreachableError       connection refused, DNS, timeout
+    │   ├── ApiUnreachableError       connection refused, DNS, timeout
+    │   ├── MalformedAnswerError      an answer page that is not the documented shape
+    │   └── ApiRedirectError          a redirect off the endpoint, or a malformed one
     ├── FetchError                    an image download failed
     │   ├── HostNotAllowedError       the host is not in THUMBSEARCH_ALLOWED_HOSTS
     │   ├── ThumbnailMissingError     404 (YouTube's grey placeholder)
@@ -44,6 +46,7 @@ import errno
 
 __all__ = [
     "ApiKeyInvalidError",
+    "ApiRedirectError",
     "ApiUnreachableError",
     "BadUrlError",
     "ClusterError",
@@ -57,6 +60,7 @@ __all__ = [
     "ImagePathError",
     "InputError",
     "InputFileError",
+    "MalformedAnswerError",
     "MissingApiKeyError",
     "ModelConversionError",
     "ModelError",
@@ -151,6 +155,14 @@ class QuotaExceededError(YouTubeError):
 
 class ApiUnreachableError(YouTubeError):
     """The API endpoint could not be reached."""
+
+
+class MalformedAnswerError(YouTubeError):
+    """An API answer page that is not the documented shape: nothing of it is used."""
+
+
+class ApiRedirectError(YouTubeError):
+    """The API endpoint redirected off its own scheme, host and port, or malformed."""
 
 
 class FetchError(ThumbsearchError):

@@ -89,6 +89,7 @@ class IdListSummary:
             "enriched": run.enriched,
             "unenriched": self.unenriched,
             "api_calls": {"search": run.search_calls, "videos": run.videos_calls},
+            "skipped": dict(run.skipped),
         }
 
 
@@ -313,6 +314,7 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
     progress = progress or NullProgress()
     youtube = service.youtube if details else None  # a missing key fails before any write
     start = dict(youtube.calls) if youtube is not None else {}
+    skipped_before = dict(youtube.skipped) if youtube is not None else {}
     fetcher = _NotingMissing(service.fetcher)
     result = IdListSummary(ids=len(ids))
     with ingest_run(service, "ids", wait=wait, fetcher=fetcher) as run:
@@ -327,6 +329,7 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
                                if v not in noted)
             if youtube is not None:
                 run.summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)
+                run.summary.count_skipped(skipped_before, youtube.skipped)
         result.unenriched = len(unenriched_video_ids(service.store, None, linked_only=False))
         if job.stop is not None:
             raise job.stop

@@ -359,6 +359,7 @@ def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = 
         summary = run.summary
         summary.queries = len(specs)
         start = dict(youtube.calls)
+        skipped_before = dict(youtube.skipped)
         queries = _prepare(service, specs, resume)
         runner = _Runner(run, resume, progress)
         runner.to_enrich.extend(unenriched_video_ids(service.store))  # left by a quota stop
@@ -391,6 +392,7 @@ def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = 
         finally:
             summary.search_calls = youtube.calls["search"] - start.get("search", 0)
             summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)
+            summary.count_skipped(skipped_before, youtube.skipped)
             for query in queries:
                 query.stats["next_page_token"] = query.cursor.page_token
                 query.stats["pass_page"] = query.cursor.pass_pages if query.cursor.open else 0

@@ -23,7 +23,8 @@ __all__ = ["LOCAL_ID_PREFIX", "add_paths", "discover_images", "local_video_id", 
 
 LOCAL_ID_PREFIX = "local:"
 # yt-dlp's default output template ends in " [<video id>].<ext>".
-YTDLP_NAME = re.compile(r"^(?P<title>.*?)\s*\[(?P<id>[A-Za-z0-9_-]{11})\]$")
+# \Z, not $ ($ also matches before a trailing newline, which a file name can hold).
+YTDLP_NAME = re.compile(r"(?P<title>.*?)\s*\[(?P<id>[A-Za-z0-9_-]{11})\]\Z")
 
 
 def local_video_id(data: bytes) -> str:
@@ -66,7 +67,7 @@ def _published(info: dict[str, Any]) -> datetime | None:
 
 def meta_for_file(path: Path) -> VideoMeta:
     """Metadata of a local image: from a yt-dlp name and .info.json, or from its content."""
-    match = YTDLP_NAME.match(path.stem)
+    match = YTDLP_NAME.fullmatch(path.stem)
     info = _info_json(path)
     video_id = info.get("id") if isinstance(info.get("id"), str) else None
     if match and (video_id is None or video_id == match["id"]):

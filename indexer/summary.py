@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,13 @@ class IngestSummary:
     unmarked: int = 0  # marked videos videos.list returned again (refresh)
     suspect_batches: int = 0  # videos.list answers that left out every id asked for
     confirmed: dict[str, str] = field(default_factory=dict)  # missing twice a day apart: title
+    skipped: dict[str, int] = field(default_factory=dict)  # API answer items dropped, by why
+
+    def count_skipped(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        """Add the skips a YouTube client counted between two of its ``skipped`` readings."""
+        for reason, total in after.items():
+            if total > before.get(reason, 0):
+                self.skipped[reason] = self.skipped.get(reason, 0) + total - before.get(reason, 0)
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape of ``ingest --json`` and ``add --json``."""
@@ -43,6 +51,7 @@ class IngestSummary:
             "known": self.known,
             "failed": [{"video_id": f.video_id, "reason": f.reason} for f in self.failed],
             "api_calls": {"search": self.search_calls, "videos": self.videos_calls},
+            "skipped": dict(self.skipped),
         }
 
     def record(self) -> dict[str, Any]:

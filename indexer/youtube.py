@@ -8,25 +8,38 @@ jitter; quotaExceeded, a bad key and a bad request are never retried.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from indexer.bounds import quote
 from indexer.errors import (
     ApiKeyInvalidError,
+    ApiRedirectError,
     ApiUnreachableError,
+    MalformedAnswerError,
     QuotaExceededError,
     YouTubeError,
 )
-from indexer.records import VideoMeta
+from indexer.youtube_answers import (
+    MAX_ANSWER_BYTES,
+    SearchPage,
+    VideoDetails,
+    parse_search_answer,
+    parse_videos_answer,
+    seconds_of_duration,
+)
 
 __all__ = [
     "MAX_IDS_PER_CALL",
@@ -71,53 +84,11 @@ class SearchOptions:
         return {k: v for k, v in out.items() if v is not None}
 
 
-@dataclass(frozen=True)
-class VideoDetails:
-    """What videos.list (part=snippet,contentDetails,statistics) says about one video."""
-
-    meta: VideoMeta  # the snippet's fields, as a search result carries them
-    duration: str | None = None  # ISO 8601, e.g. PT4M13S
-    duration_seconds: int | None = None
-    view_count: int | None = None  # None when the owner hides it
-    like_count: int | None = None
-    comment_count: int | None = None
-    tags: tuple[str, ...] = field(default=())
-    category_id: str | None = None
-    default_language: str | None = None
-
-    @property
-    def video_id(self) -> str:
-        """The video these details describe."""
-        return self.meta.video_id
-
-
-def _snippet_meta(video_id: str, snippet: dict[str, Any], *, escaped: bool) -> VideoMeta:
-    """VideoMeta from an API snippet; search.list HTML-escapes its text, videos.list does not."""
-    clean = html.unescape if escaped else str
-    medium = (snippet.get("thumbnails") or {}).get("medium") or {}
-    return VideoMeta(
-        video_id=video_id, source="youtube",
-        title=clean(snippet.get("title", "")),
-        description=clean(snippet.get("description", "")),
-        channel_id=snippet.get("channelId", ""),
-        channel_title=clean(snippet.get("channelTitle", "")),
-        published_at=parse_rfc3339(snippet.get("publishedAt")),
-        thumbnail_url=medium.get("url", ""),
-    )
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    """One page of search results."""
-
-    videos: list[VideoMeta]
-    next_page_token: str | None
-
-
 class YouTubeApi(Protocol):
     """What the ingest worker needs from YouTube."""
 
     calls: dict[str, int]  # attempts sent per method ("search", "videos"), retries included
+    skipped: Counter[str]  # answer items (or their fields) dropped by the checks, by reason
 
     def search_page(self, query: str, page_token: str | None, per_page: int,
                     options: SearchOptions | None = None) -> SearchPage:
@@ -129,16 +100,10 @@ class YouTubeApi(Protocol):
         ...
 
 
-_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-
-
 def parse_iso_duration(text: str | None) -> int | None:
-    """Seconds of an ISO 8601 duration as videos.list gives it ('PT1H2M3S'); None if malformed."""
-    match = _DURATION.match(text or "")
-    if not match or text in ("P", "PT"):
-        return None
-    weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    """Seconds of an ISO 8601 duration as videos.list gives it ('PT1H2M3S'); None if
+    malformed or longer than ten years."""
+    return seconds_of_duration(text) if isinstance(text, str) else None
 
 
 def _count(value: Any) -> int | None:
@@ -246,6 +211,84 @@ def _redact_error(exc: BaseException) -> None:
         exc.uri = _KEY_PARAM.sub(r"\1REDACTED", uri)  # type: ignore[attr-defined]
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the default port made explicit; ValueError if malformed."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 33 or ord(c) == 127 for c in text)
+
+
+class _AnswerTooLarge(Exception):
+    """A body past MAX_ANSWER_BYTES (raw or inflated); _execute names the method."""
+
+
+def _too_large(method: str) -> MalformedAnswerError:
+    return MalformedAnswerError(
+        f"YouTube's {method}.list answer is larger than {MAX_ANSWER_BYTES // (1 << 20)} MiB; "
+        "nothing of it was used")
+
+
+@functools.cache
+def _same_origin_http_class() -> type[Any]:
+    """httplib2.Http that sends requests (redirect hops included) to one origin only, and
+    reads at most MAX_ANSWER_BYTES of a body (httplib2 itself reads any length)."""
+    import http.client
+
+    import httplib2
+
+    class BoundedResponse(http.client.HTTPResponse):
+        """A response whose whole-body read stops past MAX_ANSWER_BYTES."""
+
+        def read(self, amt: int | None = None) -> bytes:
+            if amt is not None:
+                return super().read(amt)
+            data = super().read(MAX_ANSWER_BYTES + 1)
+            if len(data) > MAX_ANSWER_BYTES:
+                self.close()
+                raise _AnswerTooLarge
+            return data
+
+    class BoundedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
+        response_class = BoundedResponse
+
+    class BoundedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
+        response_class = BoundedResponse
+
+    class SameOriginHttp(httplib2.Http):  # type: ignore[misc]
+        """Refuses any request, so any redirect hop, off the endpoint's scheme, host, port."""
+
+        endpoint = ""
+        origin: tuple[str, str, int | None] = ("", "", None)
+
+        def request(self, uri: str, method: str = "GET", body: Any = None,
+                    headers: Any = None, redirections: int = httplib2.DEFAULT_MAX_REDIRECTS,
+                    connection_type: Any = None) -> Any:
+            shown = _KEY_PARAM.sub(r"\1REDACTED", str(uri))
+            try:
+                origin = _origin(uri)
+            except ValueError:
+                origin = None
+            if origin is None or _has_control(uri) or not origin[1]:
+                raise ApiRedirectError(
+                    f"the YouTube API at {self.endpoint} redirected to a malformed URL "
+                    f"{quote(shown)}; refused")
+            if origin != self.origin:
+                scheme, host, port = origin
+                raise ApiRedirectError(
+                    f"the YouTube API at {self.endpoint} redirected to another host "
+                    f"({scheme}://{host}:{port}); refused: only redirects to the endpoint's "
+                    "own scheme, host and port are followed")
+            bounded = BoundedHTTPS if origin[0] == "https" else BoundedHTTP
+            return super().request(uri, method, body, headers, redirections,
+                                   connection_type or bounded)
+
+    return SameOriginHttp
+
+
 class GoogleYouTubeApi:
     """YouTubeApi over google-api-python-client (static discovery: no network to build).
 
@@ -271,24 +314,38 @@ class GoogleYouTubeApi:
         self._rand = rand
         self._client: Any = None
         self.calls = {"search": 0, "videos": 0}
+        self.skipped: Counter[str] = Counter()
         self.retries = 0
 
     def _service(self) -> Any:
         if self._client is None:
-            import httplib2
             from googleapiclient.discovery import build
+            from googleapiclient.model import RawModel
 
-            # The timeout bounds every socket operation of every call.
+            # The timeout bounds every socket operation of every call; redirects are
+            # followed only on the endpoint's own origin.
+            # A compressed body is inflated to at most MAX_ANSWER_BYTES too.
+            http = _same_origin_http_class()(timeout=self._timeout,
+                                             decode_limit_hard=MAX_ANSWER_BYTES)
+            http.endpoint = self._endpoint
+            try:
+                http.origin = _origin(self._endpoint)
+            except ValueError:
+                raise ApiUnreachableError(
+                    f"the YouTube API endpoint {quote(self._endpoint)} is not a valid URL"
+                ) from None
+            # RawModel: the body comes back as bytes, parsed and checked here
+            # (indexer.youtube_answers), never trusted to be JSON of the right shape.
             self._client = build("youtube", "v3", developerKey=self._api_key,
                                  client_options={"api_endpoint": self._endpoint},
-                                 http=httplib2.Http(timeout=self._timeout),
+                                 http=http, model=RawModel(),
                                  static_discovery=True, cache_discovery=False)
         return self._client
 
     def _unreachable(self, exc: BaseException) -> ApiUnreachableError:
         return ApiUnreachableError(f"cannot reach the YouTube API at {self._endpoint}: {exc}")
 
-    def _execute(self, method: str, make_request: Callable[[], Any]) -> dict[str, Any]:
+    def _execute(self, method: str, make_request: Callable[[], Any]) -> bytes | str:
         from googleapiclient.errors import HttpError
 
         bucket = _BUCKET[method]
@@ -299,7 +356,7 @@ class GoogleYouTubeApi:
             self.calls[method] += 1  # every attempt is charged by YouTube, failed ones too
             delay: float | None = None
             try:
-                result: dict[str, Any] = make_request().execute(num_retries=0)
+                result: bytes | str = make_request().execute(num_retries=0)
                 return result
             except HttpError as exc:
                 _redact_error(exc)
@@ -319,7 +376,16 @@ class GoogleYouTubeApi:
             except OSError as exc:  # refused, DNS: retrying will not help
                 raise self._unreachable(exc) from exc
             except Exception as exc:  # httplib2 raises its own types for broken responses
-                if type(exc).__module__.startswith("httplib2"):
+                name = type(exc).__name__
+                if isinstance(exc, _AnswerTooLarge) or name in ("DecodeLimitError",
+                                                                "DecodeRatioError"):
+                    raise _too_large(method) from None
+                if name in ("RedirectLimit", "RedirectMissingLocation"):
+                    what = ("redirected too many times" if name == "RedirectLimit"
+                            else "redirected without a Location")
+                    raise ApiRedirectError(
+                        f"the YouTube API at {self._endpoint} {what}; refused") from None
+                if type(exc).__module__.startswith(("httplib2", "http.client")):
                     raise self._unreachable(exc) from exc
                 raise
             attempt += 1
@@ -328,47 +394,29 @@ class GoogleYouTubeApi:
 
     def search_page(self, query: str, page_token: str | None, per_page: int,
                     options: SearchOptions | None = None) -> SearchPage:
-        """One page of video search results, with HTML entities in the snippet decoded."""
+        """One page of video search results, checked (indexer.youtube_answers), with HTML
+        entities in the snippet decoded."""
+        max_results = max(0, min(per_page, MAX_PER_PAGE))
         params: dict[str, Any] = {"q": query, "part": "snippet", "type": "video",
-                                  "maxResults": max(0, min(per_page, MAX_PER_PAGE))}
+                                  "maxResults": max_results}
         if options is not None:
             params.update(options.params())
         if page_token:
             params["pageToken"] = page_token
-        data = self._execute("search", lambda: self._service().search().list(**params))
-        found: list[VideoMeta] = []
-        for item in data.get("items", []):
-            video_id = (item.get("id") or {}).get("videoId")
-            if not video_id:
-                continue
-            found.append(_snippet_meta(video_id, item.get("snippet") or {}, escaped=True))
-        return SearchPage(videos=found, next_page_token=data.get("nextPageToken") or None)
+        content = self._execute("search", lambda: self._service().search().list(**params))
+        return parse_search_answer(content, max_results, self.skipped)
 
     def video_details(self, video_ids: Sequence[str]) -> list[VideoDetails]:
-        """One videos.list call (1 unit) for up to 50 ids; absent ids are gone or unknown."""
+        """One videos.list call (1 unit) for up to 50 ids; absent ids are gone or unknown.
+
+        The list is a DetailsList: its ``unattributed`` counts items that answered no
+        known id, in which case an absent id is no evidence of anything.
+        """
         ids = list(dict.fromkeys(video_ids))
         if not ids:
             return []
         if len(ids) > MAX_IDS_PER_CALL:
             raise ValueError(f"videos.list takes at most {MAX_IDS_PER_CALL} ids, got {len(ids)}")
-        data = self._execute("videos", lambda: self._service().videos().list(
+        content = self._execute("videos", lambda: self._service().videos().list(
             part=VIDEO_PARTS, id=",".join(ids)))
-        out: list[VideoDetails] = []
-        for item in data.get("items", []):
-            video_id = item.get("id")
-            if not isinstance(video_id, str):
-                continue
-            snippet = item.get("snippet") or {}
-            details = item.get("contentDetails") or {}
-            stats = item.get("statistics") or {}
-            duration = details.get("duration")
-            out.append(VideoDetails(
-                meta=_snippet_meta(video_id, snippet, escaped=False),
-                duration=duration, duration_seconds=parse_iso_duration(duration),
-                view_count=_count(stats.get("viewCount")),
-                like_count=_count(stats.get("likeCount")),
-                comment_count=_count(stats.get("commentCount")),
-                tags=tuple(str(t) for t in snippet.get("tags") or ()),
-                category_id=snippet.get("categoryId"),
-                default_language=snippet.get("defaultLanguage")))
-        return out
+        return parse_videos_answer(content, ids, self.skipped)

@@ -12,7 +12,7 @@ from indexer.images import IMAGE_SUFFIXES
 
 __all__ = ["EvalItem", "LabelledSet", "load_labelled_set"]
 
-_VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")  # used with fullmatch
 _HEADER_NAMES = {"path", "video_id", "path_or_video_id", "id", "image", "item", "file"}
 
 
@@ -65,7 +65,7 @@ def _from_csv(path: Path) -> list[EvalItem]:
         candidate = Path(ref) if Path(ref).is_absolute() else path.parent / ref
         if candidate.is_file():
             items.append(EvalItem(label=label, path=candidate))
-        elif _VIDEO_ID.match(ref):
+        elif _VIDEO_ID.fullmatch(ref):
             items.append(EvalItem(label=label, video_id=ref))
         else:
             raise InputError(f"{path}:{number}: {ref!r} is neither an image file "

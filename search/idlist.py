@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from indexer.errors import InputError, VideoIdError
-from search.ids import VIDEO_ID, parse_video_ref
+from search.ids import is_video_id, parse_video_ref
 
 if TYPE_CHECKING:
     from indexer.service import Service
@@ -130,7 +130,7 @@ def youtube_ids(listed: Sequence[ListedId], source: str) -> tuple[list[str], lis
     ids: list[str] = []
     bad: list[ListedId] = []
     for entry in listed:
-        if entry.video_id is not None and VIDEO_ID.match(entry.video_id):
+        if entry.video_id is not None and is_video_id(entry.video_id):
             ids.append(entry.video_id)
         elif entry.video_id is not None:
             bad.append(dataclasses.replace(entry, video_id=None, error=(

@@ -374,7 +374,7 @@ def test_cli_json_text_and_warnings_with_the_real_model(youtube_env: FakeYouTube
     data = json.loads(result.stdout)
     assert data == {"invalid": 4, "ids": 3, "new": 3, "known": 0, "already_gone": 0,
                     "gone": [], "failed": [], "enriched": 3, "unenriched": 0,
-                    "api_calls": {"search": 0, "videos": 1}}
+                    "api_calls": {"search": 0, "videos": 1}, "skipped": {}}
     again = runner.invoke(app, ["add-ids", str(table), "--column", "link"])
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[0] == (
@@ -411,4 +411,4 @@ def test_console_script_end_to_end(youtube_env: FakeYouTube, tmp_path: Path,
 def test_summary_json_shape() -> None:
     keys = set(IdListSummary(ids=0).to_json())
     assert keys == {"ids", "new", "known", "already_gone", "gone", "failed", "enriched",
-                    "unenriched", "api_calls"}
+                    "unenriched", "api_calls", "skipped"}

@@ -341,3 +341,21 @@ def test_gone_records_and_prune_marks_live_together(
     assert missing_marks(store, [video]) == {video: first}
     store_details(store, service.youtube.video_details([video]))  # it is back
     assert missing_marks(store, [video]) == {} and gone_reasons(store, [video]) == {}
+
+
+def test_enrichment_records_nothing_gone_from_an_answer_missing_every_id(
+        make_service: Callable[[], Service], youtube_env: FakeYouTube, clock: Clock) -> None:
+    from indexer.enrich import enrich_videos
+    from indexer.summary import IngestSummary
+
+    service, ids = _corpus(make_service, youtube_env, clock)
+    _delete(youtube_env, *ids)  # the fake now answers 200 {"items": []} for these ids
+    summary = IngestSummary()
+    enrich_videos(service, summary, ids[:5])
+    assert summary.suspect_batches == 1
+    assert summary.gone == []
+    assert gone_reasons(service.store, ids) == {}
+    _delete(youtube_env, *ids[1:], deleted=False)  # one id missing, the others answered
+    enrich_videos(service, summary, ids[:5])
+    assert summary.gone == [ids[0]]
+    assert gone_reasons(service.store, ids) == {ids[0]: GONE_FROM_API}

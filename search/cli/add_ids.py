@@ -11,7 +11,7 @@ from typer.core import TyperCommand
 from indexer.cluster import LOCAL, is_ray_address
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_RAY_WORKERS, MAX_WAIT, finite
-from search.cli.output import echo_json, exit_if_stopped
+from search.cli.output import echo_json, exit_if_stopped, skipped_line
 from search.cli.progress import progress_reporter
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ def _print(summary: IdListSummary, invalid: int) -> None:
         typer.echo(f"  gone {gone.video_id}: {gone.reason}")
     for failure in run.failed:
         typer.echo(f"  failed {failure.video_id}: {failure.reason}")
+    if run.skipped:
+        typer.echo(skipped_line(run.skipped))
 
 
 def add_ids(

@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from indexer.summary import IngestSummary
 
-__all__ = ["echo_json", "exit_if_stopped", "finish_ingest"]
+__all__ = ["echo_json", "exit_if_stopped", "finish_ingest", "skipped_line"]
 
 
 def echo_json(data: Any) -> None:
@@ -33,7 +33,16 @@ def finish_ingest(summary: IngestSummary, as_json: bool) -> None:
             typer.echo(counts)
         for failure in summary.failed:
             typer.echo(f"  failed {failure.video_id}: {failure.reason}")
+        if summary.skipped:
+            typer.echo(skipped_line(summary.skipped))
     exit_if_stopped(summary.stopped)
+
+
+def skipped_line(skipped: dict[str, int]) -> str:
+    """One line naming the API answer items (or fields) the checks dropped, by reason."""
+    reasons = "; ".join(f"{reason} ({count})" for reason, count in sorted(skipped.items()))
+    return (f"skipped {sum(skipped.values())} item(s) or field(s) of YouTube's answers that "
+            f"are not the documented shape: {reasons}")
 
 
 def exit_if_stopped(stopped: str | None) -> None:

@@ -13,7 +13,38 @@ import typer
 if TYPE_CHECKING:
     from indexer.progress import Progress
 
-__all__ = ["BarProgress", "LogProgress", "progress_reporter"]
+__all__ = ["BarProgress", "DeferredProgress", "LogProgress", "progress_reporter"]
+
+
+class DeferredProgress:
+    """Shows the plan only once the first step is reported.
+
+    A run that cannot start (a rejected key, an unreachable endpoint) fails before its
+    first step, so its one error line is all it prints.
+    """
+
+    def __init__(self, inner: Progress) -> None:
+        self._inner = inner
+        self._plan: Sequence[tuple[str, int]] | None = None
+
+    def _flush(self) -> None:
+        if self._plan is not None:
+            plan, self._plan = self._plan, None
+            self._inner.started(plan)
+
+    def started(self, tasks: Sequence[tuple[str, int]]) -> None:
+        """Keep the plan until something happens."""
+        self._plan = list(tasks)
+
+    def advanced(self, label: str, detail: str) -> None:
+        """Show the plan (the first time), then the step."""
+        self._flush()
+        self._inner.advanced(label, detail)
+
+    def finished(self, label: str, status: str) -> None:
+        """Show the plan (the first time), then the end of a task."""
+        self._flush()
+        self._inner.finished(label, status)
 
 
 class LogProgress:
@@ -80,11 +111,11 @@ def progress_reporter(enabled: bool = True) -> Iterator[Progress]:
         yield NullProgress()
         return
     if not sys.stderr.isatty():
-        yield LogProgress()
+        yield DeferredProgress(LogProgress())
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), transient=False) as bars:
-        yield BarProgress(bars)
+        yield DeferredProgress(BarProgress(bars))
