@@ -119,7 +119,7 @@ def _finish(name: str, vectors: np.ndarray, labels: list[str], names: list[str],
 
 def _item_bytes(service: Service, item: EvalItem) -> bytes:
     if item.path is not None:
-        return read_image_bytes(item.path)
+        return read_image_bytes(item.path, service.settings.max_image_bytes)
     url = service.settings.thumbnail_url(item.video_id or "")
     return service.fetcher.fetch(url)
 
