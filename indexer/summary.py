@@ -29,10 +29,14 @@ class IngestSummary:
     refreshed: int = 0  # stored videos whose metadata was fetched again
     gone: list[str] = field(default_factory=list)  # videos YouTube no longer has
     pruned: int = 0  # gone videos deleted with their vectors
+    ignored_fields: list[str] = field(default_factory=list)  # bad .info.json fields left out
 
     def to_json(self) -> dict[str, Any]:
-        """The documented JSON shape of ``ingest --json`` and ``add --json``."""
-        return {
+        """The documented JSON shape of ``ingest --json`` and ``add --json``.
+
+        ``ignored_fields`` is there only when ``add`` left out bad .info.json fields.
+        """
+        out: dict[str, Any] = {
             "queries": self.queries,
             "pages": self.pages,
             "new": self.new,
@@ -40,6 +44,9 @@ class IngestSummary:
             "failed": [{"video_id": f.video_id, "reason": f.reason} for f in self.failed],
             "api_calls": {"search": self.search_calls, "videos": self.videos_calls},
         }
+        if self.ignored_fields:
+            out["ignored_fields"] = list(self.ignored_fields)
+        return out
 
     def record(self) -> dict[str, Any]:
         """What is stored with the run: the JSON shape plus stage times and the stop reason."""
