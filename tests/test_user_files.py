@@ -287,3 +287,23 @@ def test_ids_from_stdin_are_bounded_and_still_read(tmp_path: Path) -> None:
     bad.write_bytes(f"{VIDEO}\n\xff\n".encode("latin-1"))
     with pytest.raises(Exception, match="not UTF-8"):
         read_id_list(str(bad))
+
+
+# -- evaluation lists -------------------------------------------------------------------
+
+
+def test_an_eval_csv_is_a_regular_file_within_its_limit(tmp_path: Path) -> None:
+    from search.eval_data import load_labelled_set
+
+    listing = tmp_path / "set.csv"
+    listing.write_text(f"path_or_video_id,label\n{VIDEO},music\n{VIDEO[::-1]},music\n")
+    assert len(load_labelled_set(listing).items) == 2
+    with pytest.raises(InputFileError, match="larger than 20 bytes"):
+        load_labelled_set(listing, max_bytes=20)
+    huge = _sparse(tmp_path / "huge.csv", 3 * 1024 * 1024)
+    with pytest.raises(InputFileError, match=r"larger than 1\.0 MiB"):
+        load_labelled_set(huge, max_bytes=1024 * 1024)
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(InputFileError, match="not a regular file"):
+        load_labelled_set(pipe)
