@@ -205,8 +205,9 @@ def _check_named_files(paths: Sequence[Path], max_bytes: int) -> None:
         if path.exists() and not path.is_dir():
             with open_regular(path, "image") as handle:
                 if os.fstat(handle.fileno()).st_size > max_bytes:
-                    raise InputFileError(f"image {quote(path)} is larger than "
-                                         f"{max_bytes / 1024 / 1024:.1f} MiB; raise "
+                    size = (f"{max_bytes / 1024 / 1024:.1f} MiB" if max_bytes >= 1024 * 1024
+                            else f"{max_bytes} bytes")
+                    raise InputFileError(f"image {quote(path)} is larger than {size}; raise "
                                          "THUMBSEARCH_MAX_IMAGE_BYTES to read it")
 
 

@@ -64,13 +64,15 @@ def test_add_of_a_folder_skips_bad_files_with_their_reasons_and_adds_the_rest(
     (folder / f"Clip [{VIDEO}].info.json").write_text(
         '{"title": "The clip", "timestamp": 1e20, "upload_date": "20240131"}')
     _sparse(folder / "huge.jpg", 3 * settings.max_image_bytes)
+    _sparse(folder / "Huge too [abcdefghijk].jpg", 3 * settings.max_image_bytes)
     os.mkfifo(folder / "pipe.jpg")
     (folder / "zero.png").symlink_to("/dev/zero")
     summary = add_paths(service, [folder])
     assert summary.new == 2
     reasons = {Path(f.video_id).name: f.reason for f in summary.failed}
-    assert sorted(reasons) == ["huge.jpg", "pipe.jpg", "zero.png"]
-    assert "larger than 10.0 MiB" in reasons["huge.jpg"]
+    assert sorted(reasons) == ["abcdefghijk", "huge.jpg", "pipe.jpg", "zero.png"]
+    assert "larger than 10.0 MiB" in reasons["abcdefghijk"]  # refused as it is read
+    assert "larger than 10.0 MiB" in reasons["huge.jpg"]  # refused as it is hashed
     assert "THUMBSEARCH_MAX_IMAGE_BYTES" in reasons["huge.jpg"]
     assert "not a regular file" in reasons["pipe.jpg"]
     assert "not a regular file" in reasons["zero.png"]
