@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from indexer.errors import InputFileError, QueriesFileError
+from indexer.errors import InputError, InputFileError, QueriesFileError
 from indexer.local import INFO_JSON_MAX_BYTES, add_paths
 from indexer.queryfile import load_queries_file, parse_queries
 from indexer.service import Service, build_service
@@ -287,7 +287,7 @@ def test_ids_from_stdin_are_bounded_and_still_read(tmp_path: Path) -> None:
         read_id_list(str(path), as_csv=True, max_bytes=20)
     bad = tmp_path / "bad.txt"
     bad.write_bytes(f"{VIDEO}\n\xff\n".encode("latin-1"))
-    with pytest.raises(Exception, match="not UTF-8"):
+    with pytest.raises(InputError, match="not UTF-8"):
         read_id_list(str(bad))
 
 
