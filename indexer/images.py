@@ -9,7 +9,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from indexer.errors import ImageDecodeError, ImagePathError
+from indexer.bounds import read_regular_file
+from indexer.errors import ImageDecodeError, ImagePathError, InputFileError
+from indexer.settings import DEFAULT_MAX_IMAGE_BYTES
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "decode_image", "read_image_bytes", "read_image_file"]
 
@@ -60,21 +62,24 @@ def decode_image(data: bytes, name: str = "image",
         raise ImageDecodeError(f"{name}: corrupt image ({exc})") from exc
 
 
-def read_image_bytes(path: Path, max_bytes: int = 50 * 1024 * 1024) -> bytes:
-    """The bytes of an image file, with a clear error for missing or unreadable paths."""
+def read_image_bytes(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of a regular image file of at most ``max_bytes``; ImagePathError otherwise.
+
+    The limit holds while reading: a device, a FIFO or a file that grows is never read
+    past it.
+    """
     if not path.exists():
         raise ImagePathError(f"{path}: no such file")
     if path.is_dir():
         raise ImagePathError(f"{path}: is a directory, not an image file")
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImagePathError(f"{path}: {size} bytes is over the {max_bytes} byte limit")
-        return path.read_bytes()
+        return read_regular_file(path, max_bytes, "image", "THUMBSEARCH_MAX_IMAGE_BYTES")
+    except InputFileError as exc:
+        raise ImagePathError(str(exc)) from None
     except OSError as exc:
         raise ImagePathError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def read_image_file(path: Path, max_bytes: int = 50 * 1024 * 1024) -> Image.Image:
+def read_image_file(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Image.Image:
     """Read and decode an image file."""
     return decode_image(read_image_bytes(path, max_bytes), str(path))

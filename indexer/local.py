@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import ImagePathError, InputError
+from indexer.bounds import hash_regular_file, open_regular, quote
+from indexer.errors import ImagePathError, InputError, InputFileError
 from indexer.images import IMAGE_SUFFIXES
 from indexer.pipeline import WorkItem
 from indexer.records import Failure, VideoMeta
 from indexer.runs import ingest_run
 from indexer.service import Service
+from indexer.settings import DEFAULT_MAX_IMAGE_BYTES
 from indexer.summary import IngestSummary
-from indexer.youtube import parse_rfc3339
 
-__all__ = ["LOCAL_ID_PREFIX", "add_paths", "discover_images", "local_video_id", "meta_for_file"]
+__all__ = ["INFO_JSON_MAX_BYTES", "LOCAL_ID_PREFIX", "add_paths", "discover_images",
+           "local_video_id", "meta_for_file"]
 
 LOCAL_ID_PREFIX = "local:"
 # yt-dlp's default output template ends in " [<video id>].<ext>".
 # \Z, not $ ($ also matches before a trailing newline, which a file name can hold).
 YTDLP_NAME = re.compile(r"(?P<title>.*?)\s*\[(?P<id>[A-Za-z0-9_-]{11})\]\Z")
+# yt-dlp writes a few hundred kB at most (its format lists are the bulk); more is not one.
+INFO_JSON_MAX_BYTES = 4 * 1024 * 1024
+_LAST_TIMESTAMP = 4_102_444_800  # 2100-01-01: no upload is dated later
+_MAX_TEXT = 1_000  # characters of a title, channel or id field
+_MAX_CHARS = {"description": 100_000, "thumbnail": 4_000}
 
 
 def local_video_id(data: bytes) -> str:
@@ -33,74 +41,198 @@ def local_video_id(data: bytes) -> str:
 
 
 def discover_images(paths: Sequence[Path]) -> Iterator[Path]:
-    """Image files named directly or found under folders, in a stable order."""
+    """Image files named directly or found under folders, in a stable order.
+
+    Under a folder every entry with an image suffix that is not a folder is listed,
+    FIFOs and devices included, so that reading refuses and counts them.
+    """
     for path in paths:
         if not path.exists():
             raise ImagePathError(f"{path}: no such file or folder")
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*")
-                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                              if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
         else:
             yield path
 
 
-def _info_json(path: Path) -> dict[str, Any]:
+def _info_json(path: Path, ignored: list[str]) -> dict[str, Any]:
+    """The object of the .info.json beside ``path``; {} when absent or unusable (counted)."""
     info_path = path.with_name(path.stem + ".info.json")
-    if not info_path.is_file():
+    if not os.path.lexists(info_path):
         return {}
     try:
-        data = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with open_regular(info_path, ".info.json") as handle:
+            raw = handle.read(INFO_JSON_MAX_BYTES + 1)
+        if len(raw) > INFO_JSON_MAX_BYTES:
+            ignored.append(f"{info_path.name}: larger than {INFO_JSON_MAX_BYTES // 1024 // 1024} "
+                           "MiB, not read")
+            return {}
+        data = json.loads(raw.decode("utf-8"))
+    except InputFileError as exc:
+        ignored.append(str(exc))
         return {}
-    return data if isinstance(data, dict) else {}
+    except OSError as exc:
+        ignored.append(f"{info_path.name}: cannot read ({exc.strerror})")
+        return {}
+    except UnicodeDecodeError:
+        ignored.append(f"{info_path.name}: not UTF-8 text")
+        return {}
+    except ValueError:  # JSONDecodeError, or a number of too many digits
+        ignored.append(f"{info_path.name}: not valid JSON")
+        return {}
+    except RecursionError:
+        ignored.append(f"{info_path.name}: nested too deeply")
+        return {}
+    if not isinstance(data, dict):
+        ignored.append(f"{info_path.name}: not a JSON object")
+        return {}
+    return data
 
 
-def _published(info: dict[str, Any]) -> datetime | None:
-    timestamp = info.get("timestamp") or info.get("release_timestamp")
-    if isinstance(timestamp, int | float):
-        return datetime.fromtimestamp(timestamp, UTC)
-    date = info.get("upload_date")
-    if isinstance(date, str) and re.fullmatch(r"\d{8}", date):
-        return parse_rfc3339(f"{date[:4]}-{date[4:6]}-{date[6:]}T00:00:00Z")
-    return None
+class _Fields:
+    """Fields of one .info.json, each checked as it is read; a bad one is noted and skipped."""
+
+    def __init__(self, info: dict[str, Any], name: str, ignored: list[str]) -> None:
+        self.info = info
+        self.name = name
+        self.ignored = ignored
+
+    def bad(self, key: str, why: str) -> None:
+        """Note that field ``key`` is left out, and why."""
+        self.ignored.append(f"{self.name}: {key} {quote(self.info[key])} {why}")
+
+    def text(self, key: str) -> str | None:
+        """A string field of at most its length; None when absent or bad."""
+        value = self.info.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.bad(key, "is not a string")
+            return None
+        if len(value) > _MAX_CHARS.get(key, _MAX_TEXT):
+            self.bad(key, "is too long")
+            return None
+        return value
+
+    def timestamp(self, key: str) -> datetime | None:
+        """A Unix time between 1970 and 2100; None when absent or bad."""
+        value = self.info.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.bad(key, "is not a number")
+            return None
+        # NaN fails both comparisons; a huge int is compared exactly, never converted.
+        if not 0 <= value < _LAST_TIMESTAMP:
+            self.bad(key, "is not a time from 1970 to 2100")
+            return None
+        return datetime.fromtimestamp(value, UTC)
+
+    def upload_date(self) -> datetime | None:
+        """``upload_date`` (YYYYMMDD) as midnight UTC; None when absent or bad."""
+        value = self.text("upload_date")
+        if value is None:
+            return None
+        try:
+            if not re.fullmatch(r"\d{8}", value):
+                raise ValueError(value)
+            return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC)
+        except ValueError:
+            self.bad("upload_date", "is not a date YYYYMMDD")
+            return None
+
+    def published(self) -> datetime | None:
+        """The first good one of timestamp, release_timestamp and upload_date."""
+        found = [self.timestamp("timestamp"), self.timestamp("release_timestamp"),
+                 self.upload_date()]  # all read, so each bad one is counted
+        return next((value for value in found if value is not None), None)
 
 
-def meta_for_file(path: Path) -> VideoMeta:
-    """Metadata of a local image: from a yt-dlp name and .info.json, or from its content."""
+def _is_video_id(value: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_-]{11}", value) is not None
+
+
+def meta_for_file(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+                  ignored: list[str] | None = None) -> VideoMeta:
+    """Metadata of a local image: from a yt-dlp name and .info.json, or from its content.
+
+    Each .info.json field is checked on its own: a bad one is described in ``ignored``
+    and left out, the rest is used. A file without a video id in its name is hashed
+    while it is read, up to ``max_bytes``.
+    """
+    notes = [] if ignored is None else ignored
     match = YTDLP_NAME.fullmatch(path.stem)
-    info = _info_json(path)
-    video_id = info.get("id") if isinstance(info.get("id"), str) else None
-    if match and (video_id is None or video_id == match["id"]):
-        return VideoMeta(
-            video_id=match["id"], source="youtube",
-            title=str(info.get("title") or match["title"]),
-            description=str(info.get("description") or ""),
-            channel_id=str(info.get("channel_id") or ""),
-            channel_title=str(info.get("channel") or info.get("uploader") or ""),
-            published_at=_published(info),
-            thumbnail_url=str(info.get("thumbnail") or ""),
-        )
+    if match:
+        fields = _Fields(_info_json(path, notes), path.stem + ".info.json", notes)
+        video_id = fields.text("id")
+        if video_id is not None and not _is_video_id(video_id):
+            fields.bad("id", "is not a video id")
+            video_id = None
+        if video_id is None or video_id == match["id"]:
+            return VideoMeta(
+                video_id=match["id"], source="youtube",
+                title=fields.text("title") or match["title"],
+                description=fields.text("description") or "",
+                channel_id=fields.text("channel_id") or "",
+                channel_title=fields.text("channel") or fields.text("uploader") or "",
+                published_at=fields.published(),
+                thumbnail_url=_web_url(fields),
+            )
     try:
-        data = path.read_bytes()
+        digest, _size = hash_regular_file(path, max_bytes, "image",
+                                          "THUMBSEARCH_MAX_IMAGE_BYTES")
+    except InputFileError as exc:
+        raise ImagePathError(str(exc)) from None
     except OSError as exc:
         raise ImagePathError(f"{path}: cannot read ({exc.strerror})") from exc
-    return VideoMeta(video_id=local_video_id(data), source="file", title=path.stem,
+    return VideoMeta(video_id=LOCAL_ID_PREFIX + digest[:16], source="file", title=path.stem,
                      thumbnail_url=path.resolve().as_uri())
 
 
+def _web_url(fields: _Fields) -> str:
+    value = fields.text("thumbnail")
+    if value is None:
+        return ""
+    if not value.lower().startswith(("https://", "http://")):
+        fields.bad("thumbnail", "is not an http(s) URL")
+        return ""
+    return value
+
+
+def _check_named_files(paths: Sequence[Path], max_bytes: int) -> None:
+    """Refuse a file named on the command line that is not a regular file or too large."""
+    for path in paths:
+        if path.exists() and not path.is_dir():
+            with open_regular(path, "image") as handle:
+                if os.fstat(handle.fileno()).st_size > max_bytes:
+                    size = (f"{max_bytes / 1024 / 1024:.1f} MiB" if max_bytes >= 1024 * 1024
+                            else f"{max_bytes} bytes")
+                    raise InputFileError(f"image {quote(path)} is larger than {size}; raise "
+                                         "THUMBSEARCH_MAX_IMAGE_BYTES to read it")
+
+
 def add_paths(service: Service, paths: Sequence[Path]) -> IngestSummary:
-    """Ingest image files and folders through the same stages as a search ingest."""
+    """Ingest image files and folders through the same stages as a search ingest.
+
+    A file named in ``paths`` that cannot be read (not a regular file, over the image
+    size limit) stops the call before anything is written; one found under a folder is
+    skipped and counted as failed with its reason. Bad .info.json fields are counted in
+    the summary's ``ignored_fields``.
+    """
     if not paths:
         raise InputError("give at least one image file or folder")
+    max_bytes = service.settings.max_image_bytes
     files = list(discover_images(paths))
     if not files:
         raise ImagePathError("no image files found in " + ", ".join(str(p) for p in paths))
+    _check_named_files(paths, max_bytes)
     with ingest_run(service, "files") as run:
         summary = run.summary
         items: dict[str, WorkItem] = {}
         for path in files:
             try:
-                meta = meta_for_file(path)
+                meta = meta_for_file(path, max_bytes, summary.ignored_fields)
             except ImagePathError as exc:
                 summary.failed.append(Failure(str(path), str(exc)))
                 continue

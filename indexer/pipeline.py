@@ -29,6 +29,7 @@ from indexer.fetch import ImageFetcher
 from indexer.images import decode_image, read_image_bytes
 from indexer.models import Embedder
 from indexer.records import Failure, VideoMeta
+from indexer.settings import DEFAULT_MAX_IMAGE_BYTES
 from indexer.store import Store
 from indexer.thumbcache import ThumbnailCache
 from indexer.vector_index import VectorIndex, l2_normalise
@@ -86,12 +87,12 @@ Writer = Callable[[list[VideoMeta], np.ndarray, str], np.ndarray]
 Done = Callable[[PipelineResult], None]
 
 
-def make_loader(fetcher: ImageFetcher) -> Loader:
-    """A loader that downloads URLs with ``fetcher`` and reads paths from disk."""
+def make_loader(fetcher: ImageFetcher, max_file_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Loader:
+    """A loader that downloads URLs with ``fetcher`` and reads paths (``max_file_bytes`` each)."""
 
     def load(item: WorkItem) -> bytes:
         if item.path is not None:
-            return read_image_bytes(item.path)
+            return read_image_bytes(item.path, max_file_bytes)
         if item.url is None:
             raise FetchError(f"{item.meta.video_id}: no image URL or path")
         return fetcher.fetch(item.url)

@@ -23,14 +23,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from indexer.bounds import quote
-from indexer.errors import InputError, QueriesFileError, UsageError
+from indexer.bounds import quote, read_regular_file
+from indexer.errors import InputError, InputFileError, QueriesFileError, UsageError, one_line
+from indexer.settings import DEFAULT_MAX_QUERIES_FILE_BYTES
 from indexer.youtube import SearchOptions, parse_rfc3339
 
 __all__ = ["MAX_DURATION", "MAX_PAGES", "QuerySpec", "load_queries_file", "parse_duration",
            "parse_queries"]
 
 MAX_PAGES = 10  # YouTube returns about 500 results per query at most
+MAX_PRIORITY = 1_000_000
 ORDERS = ("relevance", "date", "viewCount", "rating", "title", "videoCount")
 SAFE_SEARCH = ("none", "moderate", "strict")
 _KEYS = {"q", "pages", "per_page", "order", "region_code", "relevance_language",
@@ -119,14 +121,20 @@ def _format_duration(value: timedelta | None) -> str | None:
     return f"{seconds}s"
 
 
-def _int(entry: dict[str, Any], key: str, default: int, low: int, high: int | None,
+def _int(entry: dict[str, Any], key: str, default: int, low: int, high: int,
          where: str) -> int:
     value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-            high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise QueriesFileError(f"{where}: {key} must be a whole number {bounds}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise QueriesFileError(f"{where}: {key} must be a whole number between {low} and "
+                               f"{high}, got {_shown(value)}")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A value of the file, cut short for an error line (a huge int is not spelled out)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 20:
+        return f"a number of {len(str(abs(value)))} digits"
+    return quote(value) if isinstance(value, str) else quote(repr(value))
 
 
 def _text(entry: dict[str, Any], key: str, where: str,
@@ -135,10 +143,11 @@ def _text(entry: dict[str, Any], key: str, where: str,
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise QueriesFileError(f"{where}: {key} must be a non-empty string, got {value!r}")
+        raise QueriesFileError(f"{where}: {key} must be a non-empty string, "
+                               f"got {_shown(value)}")
     if choices and value not in choices:
         raise QueriesFileError(f"{where}: {key} must be one of {', '.join(choices)}, "
-                               f"got {value!r}")
+                               f"got {_shown(value)}")
     return value.strip()
 
 
@@ -152,7 +161,7 @@ def _published_after(value: Any, where: str) -> datetime | None:
     parsed = parse_rfc3339(value) if isinstance(value, str) else None
     if parsed is None:
         raise QueriesFileError(f"{where}: published_after must be a date or RFC 3339 time "
-                               f"such as 2026-01-01T00:00:00Z, got {value!r}")
+                               f"such as 2026-01-01T00:00:00Z, got {_shown(value)}")
     return parsed
 
 
@@ -170,14 +179,20 @@ def _spec(entry: Any, where: str, pages: int, per_page: int) -> QuerySpec:
         raise QueriesFileError(f"{where}: give published_after or published_within, not both")
     within = entry.get("published_within")
     if within is not None:
+        if not isinstance(within, str) or len(within) > 40:
+            raise QueriesFileError(f"{where}: published_within must be a duration such as "
+                                   f"\"7d\" or \"12h\", got {_shown(within)}")
         try:
-            within = parse_duration(str(within))
+            within = parse_duration(within)
         except InputError as exc:
             raise QueriesFileError(f"{where}: published_within: {exc}") from None
+        except (OverflowError, ValueError):  # more days than a timedelta holds
+            raise QueriesFileError(f"{where}: published_within {quote(within)} is too "
+                                   "long ago") from None
     region = _text(entry, "region_code", where)
     if region is not None and not re.fullmatch(r"[A-Za-z]{2}", region):
         raise QueriesFileError(f"{where}: region_code must be a two-letter country code, "
-                               f"got {region!r}")
+                               f"got {_shown(region)}")
     return QuerySpec(
         q=q.strip(), pages=_int(entry, "pages", pages, 1, MAX_PAGES, where),
         per_page=_int(entry, "per_page", per_page, 1, 50, where),
@@ -187,7 +202,7 @@ def _spec(entry: Any, where: str, pages: int, per_page: int) -> QuerySpec:
         published_after=_published_after(entry.get("published_after"), where),
         published_within=within,
         safe_search=_text(entry, "safe_search", where, SAFE_SEARCH),
-        priority=_int(entry, "priority", 0, -1_000_000, 1_000_000, where))
+        priority=_int(entry, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY, where))
 
 
 def parse_queries(text: str, *, source: str = "queries file", pages: int = 1,
@@ -197,6 +212,12 @@ def parse_queries(text: str, *, source: str = "queries file", pages: int = 1,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise QueriesFileError(f"{source}: not valid TOML: {exc}") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise QueriesFileError(f"{source}: not valid TOML: an integer too long to read "
+                               f"({one_line(exc)[:80]})") from None
+    except RecursionError:
+        raise QueriesFileError(f"{source}: not valid TOML: arrays or tables nested too "
+                               "deeply") from None
     extra = sorted(set(data) - {"queries"})
     if extra:
         raise QueriesFileError(f"{source}: unknown top-level key(s) {', '.join(extra)}; "
@@ -210,15 +231,20 @@ def parse_queries(text: str, *, source: str = "queries file", pages: int = 1,
     for n, spec in enumerate(specs, 1):
         if spec.key in seen:
             raise QueriesFileError(f"{source}: query {n} repeats query {seen[spec.key]} "
-                                   f"({spec.q!r} with the same parameters)")
+                                   f"({quote(spec.q)} with the same parameters)")
         seen[spec.key] = n
     return specs
 
 
-def load_queries_file(path: Path, *, pages: int = 1, per_page: int = 50) -> list[QuerySpec]:
-    """Read and check a TOML queries file."""
+def load_queries_file(path: Path, *, pages: int = 1, per_page: int = 50,
+                      max_bytes: int = DEFAULT_MAX_QUERIES_FILE_BYTES) -> list[QuerySpec]:
+    """Read and check a TOML queries file: a regular file of at most ``max_bytes``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_regular_file(path, max_bytes, "queries file",
+                                 "THUMBSEARCH_MAX_QUERIES_FILE_BYTES")
+        text = data.decode("utf-8")
+    except InputFileError as exc:
+        raise QueriesFileError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise QueriesFileError(f"cannot read queries file {path}: {exc}") from None
+        raise QueriesFileError(f"cannot read queries file {quote(path)}: {exc}") from None
     return parse_queries(text, source=str(path), pages=pages, per_page=per_page)

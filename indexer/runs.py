@@ -45,7 +45,7 @@ class IngestRun:
         self.claims = claims or Claims(service.store, settings.claim_lease,
                                        settings.worker_name)
         self.index: VectorIndex | None = None
-        self._loader = make_loader(fetcher or service.fetcher)
+        self._loader = make_loader(fetcher or service.fetcher, settings.max_image_bytes)
         self._pipeline: Pipeline | None = None
 
     def _started(self) -> Pipeline:

@@ -41,10 +41,14 @@ class IngestSummary:
         for reason, total in after.items():
             if total > before.get(reason, 0):
                 self.skipped[reason] = self.skipped.get(reason, 0) + total - before.get(reason, 0)
+    ignored_fields: list[str] = field(default_factory=list)  # bad .info.json fields left out
 
     def to_json(self) -> dict[str, Any]:
-        """The documented JSON shape of ``ingest --json`` and ``add --json``."""
-        return {
+        """The documented JSON shape of ``ingest --json`` and ``add --json``.
+
+        ``ignored_fields`` is there only when ``add`` left out bad .info.json fields.
+        """
+        out: dict[str, Any] = {
             "queries": self.queries,
             "pages": self.pages,
             "new": self.new,
@@ -53,6 +57,9 @@ class IngestSummary:
             "api_calls": {"search": self.search_calls, "videos": self.videos_calls},
             "skipped": dict(self.skipped),
         }
+        if self.ignored_fields:
+            out["ignored_fields"] = list(self.ignored_fields)
+        return out
 
     def record(self) -> dict[str, Any]:
         """What is stored with the run: the JSON shape plus stage times and the stop reason."""

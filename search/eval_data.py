@@ -7,10 +7,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.bounds import quote, read_regular_file
 from indexer.errors import InputError
 from indexer.images import IMAGE_SUFFIXES
+from indexer.settings import DEFAULT_MAX_IDS_FILE_BYTES
 
-__all__ = ["EvalItem", "LabelledSet", "load_labelled_set"]
+__all__ = ["EvalItem", "LabelledSet", "load_labelled_set", "read_list_file"]
 
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")  # used with fullmatch
 _HEADER_NAMES = {"path", "video_id", "path_or_video_id", "id", "image", "item", "file"}
@@ -48,17 +50,24 @@ def _from_folder(root: Path) -> list[EvalItem]:
     return items
 
 
-def _from_csv(path: Path) -> list[EvalItem]:
+def read_list_file(path: Path, what: str, max_bytes: int) -> str:
+    """The text of a CSV list a user gave: a regular UTF-8 file within the ids-file limit."""
     try:
-        text = path.read_text("utf-8-sig")
+        data = read_regular_file(path, max_bytes, what, "THUMBSEARCH_MAX_IDS_FILE_BYTES")
+        return data.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the CSV ({exc})") from exc
+        raise InputError(f"{path}: cannot read the {what} ({exc})") from exc
+
+
+def _from_csv(path: Path, max_bytes: int) -> list[EvalItem]:
+    text = read_list_file(path, "CSV", max_bytes)
     items = []
     for number, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            raise InputError(f"{path}:{number}: expected `path_or_video_id,label`, got {row!r}")
+            raise InputError(f"{path}:{number}: expected `path_or_video_id,label`, "
+                             f"got {quote(row)}")
         ref, label = row[0].strip(), row[1].strip()
         if number == 1 and ref.lower() in _HEADER_NAMES:
             continue
@@ -73,8 +82,12 @@ def _from_csv(path: Path) -> list[EvalItem]:
     return items
 
 
-def load_labelled_set(path: Path) -> LabelledSet:
-    """Read a labelled set from a folder of label subfolders or from a CSV file."""
+def load_labelled_set(path: Path,
+                      max_bytes: int = DEFAULT_MAX_IDS_FILE_BYTES) -> LabelledSet:
+    """Read a labelled set from a folder of label subfolders or from a CSV file.
+
+    A CSV file must be a regular file of at most ``max_bytes``.
+    """
     if not path.exists():
         raise InputError(f"{path}: no such dataset (a folder of label folders or a CSV file)")
     if path.is_dir():
@@ -84,7 +97,7 @@ def load_labelled_set(path: Path) -> LabelledSet:
                              f"{path}/<label>/<image>)")
         name = path.resolve().name
     else:
-        items = _from_csv(path)
+        items = _from_csv(path, max_bytes)
         if not items:
             raise InputError(f"{path}: the CSV lists no images")
         name = path.stem

@@ -17,7 +17,7 @@ from indexer.images import decode_image, read_image_bytes
 from indexer.service import Service
 from indexer.vector_index import l2_normalise
 from search.eval_cache import EmbeddingCache
-from search.eval_data import EvalItem, LabelledSet, load_labelled_set
+from search.eval_data import EvalItem, LabelledSet, load_labelled_set, read_list_file
 from search.metrics import INDEX_TYPES, RetrievalScores, approximate_recall, score_vectors
 
 __all__ = [
@@ -122,7 +122,7 @@ def _finish(name: str, vectors: np.ndarray, labels: list[str], names: list[str],
 
 def _item_bytes(service: Service, item: EvalItem) -> bytes:
     if item.path is not None:
-        return read_image_bytes(item.path)
+        return read_image_bytes(item.path, service.settings.max_image_bytes)
     url = service.settings.thumbnail_url(item.video_id or "")
     return service.fetcher.fetch(url)
 
@@ -183,7 +183,8 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
                   index_type: str = "exact", progress: Progress | None = None) -> EvalRun:
     """Embed every labelled set with the service's model (cached) and score it."""
     _check_index_type(index_type)
-    labelled_sets = [load_labelled_set(Path(p)) for p in paths]
+    labelled_sets = [load_labelled_set(Path(p), service.settings.max_ids_file_bytes)
+                     for p in paths]
     model_id = service.spec.model_id
     cache = EmbeddingCache(service.settings.home / "cache" / "eval", model_id)
     results = []
@@ -208,17 +209,14 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
     return EvalRun(model=model_id, ks=sorted(set(ks)), index_type=index_type, sets=results)
 
 
-def _labels_from_file(path: Path) -> dict[str, str]:
-    try:
-        rows = list(csv.reader(path.read_text("utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the labels file ({exc})") from exc
+def _labels_from_file(path: Path, max_bytes: int) -> dict[str, str]:
+    rows = list(csv.reader(read_list_file(path, "labels file", max_bytes).splitlines()))
     labels: dict[str, str] = {}
     for number, row in enumerate(rows, start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            raise InputError(f"{path}:{number}: expected `video_id,label`, got {row!r}")
+            raise InputError(f"{path}:{number}: expected `video_id,label`, got {quote(row)}")
         if number == 1 and row[0].strip().lower() in ("video_id", "id"):
             continue
         labels[row[0].strip()] = row[1].strip()
@@ -239,7 +237,7 @@ def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
     service.require_corpus()
     store, model_id = service.store, service.spec.model_id
     if labels_file is not None:
-        wanted = _labels_from_file(labels_file)
+        wanted = _labels_from_file(labels_file, service.settings.max_ids_file_bytes)
         name = labels_file.stem
     elif label_by == "channel":
         wanted, name = store.channel_of_videos(), "corpus by channel"

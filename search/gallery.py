@@ -74,7 +74,7 @@ def query_image(service: Service, result: SimilarResult) -> Image.Image | None:
         source = result.query.get("image", "")
         if urlsplit(source).scheme.lower() in ("http", "https"):
             return _decode(service.fetcher.fetch(source), source)
-        return _decode(read_image_bytes(Path(source)), source)
+        return _decode(read_image_bytes(Path(source), service.settings.max_image_bytes), source)
     except ThumbsearchError:
         return None  # a gallery without the query's picture is still useful
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
-from indexer.errors import InputError, VideoIdError
+from indexer.bounds import QUOTE_LIMIT, open_regular, quote, read_stream
+from indexer.errors import InputError, InputFileError, VideoIdError
+from indexer.settings import DEFAULT_MAX_IDS_FILE_BYTES
 from search.ids import is_video_id, parse_video_ref
 
 if TYPE_CHECKING:
@@ -27,6 +31,12 @@ __all__ = [
     "similar_to_listed",
     "youtube_ids",
 ]
+
+LIMIT_SETTING = "THUMBSEARCH_MAX_IDS_FILE_BYTES"
+# No video id or YouTube URL is longer; a longer line is a bad line, never echoed whole.
+MAX_LINE_CHARS = 2048
+_LINE_BYTES = 4 * MAX_LINE_CHARS  # UTF-8 takes at most 4 bytes a character
+_SKIP_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -68,17 +78,74 @@ def parse_id_lines(lines: Iterable[str]) -> list[ListedId]:
     return _parse_numbered(enumerate(lines, start=1))
 
 
+def _too_long(number: int, text: str) -> ListedId:
+    """A line no id or URL is as long as: kept short, so no message repeats all of it."""
+    head = text[:QUOTE_LIMIT]
+    return ListedId(line=number, text=head + "...", error=(
+        f"too long for a video id or URL (over {MAX_LINE_CHARS} characters, starting "
+        f"{head!r}...)"))
+
+
 def _parse_numbered(lines: Iterable[tuple[int, str]]) -> list[ListedId]:
     out: list[ListedId] = []
     for number, raw in lines:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
+        if len(text) > MAX_LINE_CHARS:
+            out.append(_too_long(number, text))
+            continue
         try:
             out.append(ListedId(line=number, text=text, video_id=parse_video_ref(text)))
         except VideoIdError as exc:
             out.append(ListedId(line=number, text=text, error=str(exc)))
     return out
+
+
+def _read_lines(handle: BinaryIO, source: str, limit: int) -> list[ListedId]:
+    """Parse one id a line from ``handle``, reading at most ``limit`` bytes in all.
+
+    A line longer than MAX_LINE_CHARS is never held whole: its head is kept for the
+    message and the rest skipped as it is read.
+    """
+    out: list[ListedId] = []
+    total = number = 0
+    while raw := handle.readline(_LINE_BYTES + 1):
+        total += len(raw)
+        _check_total(total, limit, source)
+        if len(raw) > _LINE_BYTES and not raw.endswith(b"\n"):
+            while rest := handle.readline(_SKIP_CHUNK):  # the rest of the line, unkept
+                total += len(rest)
+                _check_total(total, limit, source)
+                if rest.endswith(b"\n"):
+                    break
+            number += 1
+            head = raw.decode("utf-8", "replace").lstrip("\ufeff").strip()
+            if not head.startswith("#"):
+                out.append(_too_long(number, head))
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"ids file {quote(source)} is not UTF-8 text ({exc.reason} at "
+                             f"byte {total - len(raw) + exc.start})") from None
+        if number == 0:
+            text = text.removeprefix("\ufeff")
+        # splitlines() as a whole-file read would: \r and the other line breaks count too.
+        pieces = text.splitlines() or [""]
+        out.extend(_parse_numbered(enumerate(pieces, start=number + 1)))
+        number += len(pieces)
+    return out
+
+
+def _check_total(total: int, limit: int, source: str) -> None:
+    if total > limit:
+        raise InputFileError(f"ids file {quote(source)} is larger than {_mib(limit)}; raise "
+                             f"{LIMIT_SETTING} to read it")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
 def parse_id_csv(text: str, source: str, column: str | None = None) -> list[ListedId]:
@@ -113,9 +180,10 @@ def parse_id_csv(text: str, source: str, column: str | None = None) -> list[List
         elif len(folded) == 1:
             where = folded[0]
         else:
-            names = ", ".join(repr(name) for name in header)
-            raise InputError(f"ids file {source} has no column {column!r} (its header row "
-                             f"holds {names})")
+            names = ", ".join(quote(name, 40) for name in header[:10])
+            more = f" and {len(header) - 10} more" if len(header) > 10 else ""
+            raise InputError(f"ids file {quote(source)} has no column {quote(column)} (its "
+                             f"header row holds {names}{more})")
         rows = rows[1:]
     return _parse_numbered((line, row[where] if where < len(row) else "")
                            for line, row in rows)
@@ -134,7 +202,7 @@ def youtube_ids(listed: Sequence[ListedId], source: str) -> tuple[list[str], lis
             ids.append(entry.video_id)
         elif entry.video_id is not None:
             bad.append(dataclasses.replace(entry, video_id=None, error=(
-                f"{entry.text!r} is a local image id, not a YouTube video id")))
+                f"{quote(entry.text)} is a local image id, not a YouTube video id")))
         else:
             bad.append(entry)
     if not listed:
@@ -147,30 +215,51 @@ def youtube_ids(listed: Sequence[ListedId], source: str) -> tuple[list[str], lis
     return list(dict.fromkeys(ids)), bad
 
 
-def read_id_list(source: str, stdin: TextIO | None = None, *, column: str | None = None,
-                 as_csv: bool = False) -> list[ListedId]:
-    """Read and parse an ids file (UTF-8); ``-`` reads ``stdin`` (default ``sys.stdin``).
+def read_id_list(source: str, stdin: BinaryIO | TextIO | None = None, *,
+                 column: str | None = None, as_csv: bool = False,
+                 max_bytes: int = DEFAULT_MAX_IDS_FILE_BYTES) -> list[ListedId]:
+    """Read and parse an ids file (UTF-8) of at most ``max_bytes``; ``-`` reads ``stdin``.
 
-    With ``as_csv`` or a ``column`` the file is CSV and one column is read
+    ``stdin`` defaults to ``sys.stdin``. A path must be a regular file (not a FIFO or
+    device). With ``as_csv`` or a ``column`` the file is CSV and one column is read
     (``parse_id_csv``); otherwise it holds one id or URL a line.
     """
     try:
-        if source == "-":
-            text = (stdin or sys.stdin).read()
-        else:
-            text = Path(source).read_text(encoding="utf-8-sig")
+        with _opened(source, stdin, max_bytes) as handle:
+            if not (as_csv or column is not None):
+                return _read_lines(handle, source, max_bytes)
+            data = read_stream(handle, max_bytes, "ids file", LIMIT_SETTING, source)
     except FileNotFoundError:
-        raise InputError(f"ids file {source}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"ids file {source} is a directory, not a file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"ids file {source} is not UTF-8 text ({exc.reason} at byte "
-                         f"{exc.start})") from None
+        raise InputError(f"ids file {quote(source)}: no such file") from None
     except OSError as exc:
-        raise InputError(f"cannot read ids file {source}: {exc.strerror or exc}") from None
-    if as_csv or column is not None:
-        return parse_id_csv(text, source, column)
-    return parse_id_lines(text.splitlines())
+        raise InputError(f"cannot read ids file {quote(source)}: "
+                         f"{exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"ids file {quote(source)} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start})") from None
+    return parse_id_csv(text, source, column)
+
+
+@contextmanager
+def _opened(source: str, stdin: BinaryIO | TextIO | None,
+            max_bytes: int) -> Iterator[BinaryIO]:
+    """The bytes of ``source``: stdin for ``-``, else a regular file within ``max_bytes``."""
+    if source == "-":
+        given = stdin if stdin is not None else sys.stdin
+        stream = getattr(given, "buffer", given)  # the bytes under a text stream
+        if isinstance(stream.read(0), bytes):
+            yield cast(BinaryIO, stream)
+        else:  # a text stream with no bytes under it (a StringIO): read within the limit
+            text = cast(TextIO, stream).read(max_bytes + 1)
+            yield io.BytesIO(text.encode("utf-8"))
+        return
+    if not os.path.lexists(source):
+        raise InputError(f"ids file {quote(source)}: no such file")
+    with open_regular(Path(source), "ids file") as handle:
+        _check_total(os.fstat(handle.fileno()).st_size, max_bytes, source)
+        yield handle
 
 
 def similar_to_listed(service: Service, listed: Sequence[ListedId],

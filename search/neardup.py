@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from indexer.errors import InputError, StoreError
 from indexer.images import IMAGE_SUFFIXES, read_image_file
 from indexer.samples import make_variants, sample_photos
+from indexer.settings import DEFAULT_MAX_IMAGE_BYTES
 
 __all__ = ["NeardupSummary", "make_neardup", "photo_seed"]
 
@@ -37,7 +38,7 @@ def _label(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "photo"
 
 
-def _photos_in(src: Path) -> dict[str, Image.Image]:
+def _photos_in(src: Path, max_bytes: int) -> dict[str, Image.Image]:
     if not src.is_dir():
         raise InputError(f"{src}: not a folder of photos")
     paths = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -48,15 +49,16 @@ def _photos_in(src: Path) -> dict[str, Image.Image]:
         label = _label(str(path.relative_to(src).with_suffix("")).replace("/", "_"))
         if label in photos:
             raise InputError(f"{path}: two photos map to the label {label!r}; rename one")
-        photos[label] = read_image_file(path)
+        photos[label] = read_image_file(path, max_bytes)
     return photos
 
 
-def make_neardup(src: Path | None, out: Path, variants: int = 8, seed: int = 0) -> NeardupSummary:
+def make_neardup(src: Path | None, out: Path, variants: int = 8, seed: int = 0,
+                 max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> NeardupSummary:
     """Write ``out/<photo>/original.jpg`` and n variants per photo of ``src`` (None: samples)."""
     if variants < 1:
         raise InputError(f"--variants must be at least 1, got {variants}")
-    photos = sample_photos() if src is None else _photos_in(src)
+    photos = sample_photos() if src is None else _photos_in(src, max_bytes)
     images = 0
     try:
         for name, photo in photos.items():

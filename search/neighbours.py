@@ -175,7 +175,7 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
     if scheme in ("http", "https"):
         image = decode_image(service.fetcher.fetch(source), quote(source))
     else:
-        image = read_image_file(Path(source))
+        image = read_image_file(Path(source), service.settings.max_image_bytes)
     return SimilarResult(query={"image": source}, model=service.spec.model_id,
                          results=_neighbours(service, _embed_one(service, image)[None, :], k,
                                              [None])[0])

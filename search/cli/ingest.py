@@ -48,11 +48,14 @@ def ingest(
     from indexer.queryfile import load_queries_file
     from indexer.service import build_service
 
+    specs = None
+    if queries_file is not None:  # a bad file is refused before the home is opened
+        specs = load_queries_file(queries_file, pages=pages, per_page=per_page,
+                                  max_bytes=ctx.obj.max_queries_file_bytes)
     service = build_service(ctx.obj)
     try:
         with progress_reporter(enabled=not as_json) as progress:
-            if queries_file is not None:
-                specs = load_queries_file(queries_file, pages=pages, per_page=per_page)
+            if specs is not None:
                 summary = run_queries(service, specs, resume=True, wait=wait,
                                       progress=progress)
             else:

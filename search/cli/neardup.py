@@ -14,6 +14,7 @@ __all__ = ["make_neardup_command", "register"]
 
 
 def make_neardup_command(
+    ctx: typer.Context,
     src: Annotated[Path | None, typer.Argument(
         metavar="SRC", help="Folder of photos (searched recursively).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Argument(
@@ -44,7 +45,8 @@ def make_neardup_command(
         if src is None or out is None:
             raise UsageError("give SRC and OUT (or --sample-photos OUT)")
         source, target = src, out
-    summary = make_neardup(source, target, variants=variants, seed=seed)
+    summary = make_neardup(source, target, variants=variants, seed=seed,
+                           max_bytes=ctx.obj.max_image_bytes)
     typer.echo(f"wrote {summary.images} images in {summary.labels} label folders to "
                f"{summary.out}")
 

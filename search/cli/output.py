@@ -35,6 +35,11 @@ def finish_ingest(summary: IngestSummary, as_json: bool) -> None:
             typer.echo(f"  failed {failure.video_id}: {failure.reason}")
         if summary.skipped:
             typer.echo(skipped_line(summary.skipped))
+        if summary.ignored_fields:
+            typer.echo(f"ignored {len(summary.ignored_fields)} bad .info.json field(s); "
+                       "the images were added without them")
+            for note in summary.ignored_fields:
+                typer.echo(f"  ignored {note}")
     exit_if_stopped(summary.stopped)
 
 

@@ -78,10 +78,12 @@ def schedule(
     from indexer.service import build_service
 
     interval = parse_duration(every, "--every")
-    load_queries_file(queries_file, pages=pages, per_page=per_page)  # fail fast on a bad file
+    limit = ctx.obj.max_queries_file_bytes
+    # fail fast on a bad file
+    load_queries_file(queries_file, pages=pages, per_page=per_page, max_bytes=limit)
 
     def load() -> list[QuerySpec]:
-        return load_queries_file(queries_file, pages=pages, per_page=per_page)
+        return load_queries_file(queries_file, pages=pages, per_page=per_page, max_bytes=limit)
 
     def on_error(exc: ThumbsearchError) -> None:
         typer.echo(f"error: {exc} (trying again next batch)", err=True)

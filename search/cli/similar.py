@@ -124,7 +124,7 @@ def similar(
     if ids_file is not None:
         from search.idlist import read_id_list, similar_to_listed
 
-        listed = read_id_list(ids_file)
+        listed = read_id_list(ids_file, max_bytes=settings.max_ids_file_bytes)
         service = build_service(settings, fetcher=_FetcherOnFirstUse(settings), lookups_only=True)
         try:
             answers = similar_to_listed(service, listed, k)
