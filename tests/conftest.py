@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +26,7 @@ ENV_NAMES = (
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Each test gets its own data directory and none of the caller's settings."""
-    for name in ENV_NAMES:
+    for name in {*ENV_NAMES, *(n for n in os.environ if n.startswith("THUMBSEARCH_"))}:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     monkeypatch.setenv("THUMBSEARCH_HOME", str(home))
