@@ -130,7 +130,7 @@ def test_cli_queries_file_quota_exit_runs_and_stats(week_fake: FakeYouTube, tmp_
     for args, message in [(["ingest"], "give search queries"),
                           (["ingest", "x", "--queries-file", str(path)], "not both"),
                           (["ingest", "--queries-file", str(tmp_path / "none.toml")],
-                           "cannot read queries file"),
+                           "does not exist"),
                           (["schedule", str(path), "--every", "soon"], "not a duration"),
                           (["refresh", "--older-than", "0d"], "must be positive")]:
         bad = runner.invoke(app, args)
