@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError, disk_full, one_line
+from indexer.redact import is_secret_name, mask_url, scrub, url_secrets
 
 __all__ = [
     "alembic_config",
@@ -23,6 +24,7 @@ __all__ = [
     "safe_url",
     "store_error",
     "upgrade_database",
+    "url_secret_values",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -39,29 +41,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def safe_url(url: str | URL) -> str:
-    """The URL as text with its password masked (for messages)."""
+    """The URL as text with its password and secret query parameters masked (for messages)."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except (SQLAlchemyError, ValueError):
-        return "<unparsable database URL>"
-    return parsed.render_as_string(hide_password=True)
+        return mask_url(str(url))
+    return mask_url(parsed.render_as_string(hide_password=True))
 
 
-def _first_line(exc: BaseException, secret: str | None) -> str:
-    line = one_line(exc).strip()
-    return line.replace(secret, "***") if secret else line
+def url_secret_values(url: str | URL) -> set[str]:
+    """Every secret ``url`` carries (its password, secret query values), to scrub from text."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except (SQLAlchemyError, ValueError):
+            return url_secrets(url)
+    values = url_secrets(url.render_as_string(hide_password=False))
+    if url.password:
+        values.add(str(url.password))
+    for name, value in url.query.items():
+        if is_secret_name(name):
+            values.update([value] if isinstance(value, str) else value)
+    return values
+
+
+def _first_line(exc: BaseException, secrets: set[str]) -> str:
+    # A driver's message may repeat the connection string, or a value of it alone.
+    return scrub(one_line(exc).strip(), secrets)
 
 
 def _server_connect(url: URL) -> Any:
     """A ``do_connect`` hook: a server that cannot be reached is one StoreError line."""
     shown = safe_url(url)
+    secrets = url_secret_values(url)
 
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         try:
             return dialect.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.OperationalError as exc:
             raise StoreError(f"cannot connect to the database at {shown}: "
-                             f"{_first_line(exc, url.password and str(url.password))}") from exc
+                             f"{_first_line(exc, secrets)}") from exc
 
     return connect
 
@@ -72,8 +91,8 @@ def store_error(exc: SQLAlchemyError, what: str, engine: Engine) -> StoreError:
         full = disk_full(exc, what, engine.url.database or safe_url(engine.url))
         if full is not None:
             return full
-    secret = engine.url.password and str(engine.url.password)
-    return StoreError(f"database error while {what}: {_first_line(exc, secret)}")
+    return StoreError(f"database error while {what}: "
+                      f"{_first_line(exc, url_secret_values(engine.url))}")
 
 
 def make_engine(url: str) -> Engine:
@@ -105,7 +124,7 @@ def make_engine(url: str) -> Engine:
         if full is not None:
             raise full from exc
         raise StoreError(f"cannot open database {safe_url(url)}: "
-                         f"{_first_line(exc, None)}") from exc
+                         f"{_first_line(exc, url_secret_values(url))}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -27,6 +27,7 @@ from indexer.errors import (
     YouTubeError,
 )
 from indexer.records import VideoMeta
+from indexer.redact import mask_url, scrub, url_secrets
 
 __all__ = [
     "MAX_IDS_PER_CALL",
@@ -286,7 +287,9 @@ class GoogleYouTubeApi:
         return self._client
 
     def _unreachable(self, exc: BaseException) -> ApiUnreachableError:
-        return ApiUnreachableError(f"cannot reach the YouTube API at {self._endpoint}: {exc}")
+        secrets = url_secrets(self._endpoint) | {self._api_key}  # a message may repeat either
+        return ApiUnreachableError(f"cannot reach the YouTube API at {mask_url(self._endpoint)}: "
+                                   f"{scrub(str(exc), secrets)}")
 
     def _execute(self, method: str, make_request: Callable[[], Any]) -> dict[str, Any]:
         from googleapiclient.errors import HttpError
