@@ -53,13 +53,15 @@ def url_secret_values(url: str | URL) -> set[str]:
     """Every secret ``url`` carries (its password, secret query values), to scrub from text."""
     if isinstance(url, str):
         try:
-            url = make_url(url)
+            parsed = make_url(url)
         except (SQLAlchemyError, ValueError):
             return url_secrets(url)
-    values = url_secrets(url.render_as_string(hide_password=False))
-    if url.password:
-        values.add(str(url.password))
-    for name, value in url.query.items():
+    else:
+        parsed = url
+    values = url_secrets(parsed.render_as_string(hide_password=False))
+    if parsed.password:
+        values.add(str(parsed.password))
+    for name, value in parsed.query.items():
         if is_secret_name(name):
             values.update([value] if isinstance(value, str) else value)
     return values
