@@ -25,9 +25,9 @@ _SECRET_ENDINGS = ("password", "passwd", "secret", "token", "_key", "apikey")
 _MIN_SECRET = 3  # shorter values would mask ordinary words of a message
 # scheme://user:password@ (the password runs to the next "@", as SQLAlchemy parses it)
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s?#]*):(?P<pw>[^@\s]*)@")
-# name=value in a URL query or a libpq connection string (value quoted or bare)
-_PAIR = re.compile(r"(?P<name>[A-Za-z0-9_.%\-]+)(?P<eq>\s*=\s*)"
-                   r"(?P<value>'(?:[^'\\]|\\.)*'|\"[^\"]*\"|[^\s&;#,'\")]*)")
+# name=value in a URL query (after "?", "&" or ";"); other text is left alone, so that
+# "export YOUTUBE_API_KEY=..." in a message stays readable
+_PAIR = re.compile(r"(?<=[?&;])(?P<name>[A-Za-z0-9_.%\-]+)(?P<eq>=)(?P<value>[^\s&;#,'\")]*)")
 
 
 def is_secret_name(name: str) -> bool:

@@ -136,3 +136,9 @@ def test_against_a_real_server_the_password_stays_out(pg_server: object,
         assert len(result.output.strip().splitlines()) == 1, result.output
         assert "no_such_db" in result.output
         assert not _leaks(result.output), result.output
+
+
+def test_messages_that_merely_name_a_secret_stay_readable() -> None:
+    result = runner.invoke(app, ["ingest", "cats"])  # no key set
+    assert result.exit_code == 1
+    assert "export YOUTUBE_API_KEY=..." in result.output, result.output
