@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError, disk_full, one_line
 from indexer.redact import is_secret_name, mask_url, scrub, url_secrets
+from indexer.writable import unusable_path
 
 __all__ = [
     "alembic_config",
@@ -28,6 +29,11 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_SQLITE_FIX = ("make it writable, or set THUMBSEARCH_HOME (or THUMBSEARCH_DATABASE_URL) to a "
+               "writable place (nothing stored was changed)")
+# SQLite's words for a database file or directory it cannot write.
+_SQLITE_UNUSABLE = ("unable to open database file", "attempt to write a readonly database",
+                    "readonly database")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -93,6 +99,13 @@ def store_error(exc: SQLAlchemyError, what: str, engine: Engine) -> StoreError:
         full = disk_full(exc, what, engine.url.database or safe_url(engine.url))
         if full is not None:
             return full
+        text = one_line(exc).lower()
+        if any(phrase in text for phrase in _SQLITE_UNUSABLE):
+            # SQLite says neither which file nor why: name the file and what to check.
+            return StoreError(f"cannot open or write the database {engine.url.database} while "
+                              f"{what}: "
+                              "its directory or file is read-only, immutable or missing; "
+                              f"{_SQLITE_FIX}")
     return StoreError(f"database error while {what}: "
                       f"{_first_line(exc, url_secret_values(engine.url))}")
 
@@ -109,7 +122,13 @@ def make_engine(url: str) -> Engine:
         backend = parsed.get_backend_name()
         if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             # The data directory is private to its user: it holds the database.
-            Path(parsed.database or "").parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder = Path(parsed.database or "").parent
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:  # a setting to fix: a schedule must not retry it
+                raise unusable_path(exc, "the database's directory", folder,
+                                    "make it writable, or set THUMBSEARCH_HOME (or "
+                                    "THUMBSEARCH_DATABASE_URL) to a writable place") from exc
         if backend == "postgresql":
             connect_args: dict[str, Any] = {"application_name": "thumbsearch"}
             if "connect_timeout" not in parsed.query:
