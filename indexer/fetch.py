@@ -12,6 +12,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
+from indexer.bounds import quote
 from indexer.errors import (
     DownloadBrokenError,
     FetchError,
@@ -71,7 +72,8 @@ class HttpImageFetcher:
         """Raise HostNotAllowedError unless images may come from this URL."""
         scheme = urlsplit(url).scheme
         if scheme not in ("http", "https"):
-            raise HostNotAllowedError(f"refusing to fetch {url!r}: only http(s) URLs are allowed")
+            raise HostNotAllowedError(f"refusing to fetch {quote(url)}: only http(s) URLs are "
+                                      "allowed")
         if not host_allowed(url, self.allowed_hosts):
             host = urlsplit(url).netloc
             raise HostNotAllowedError(

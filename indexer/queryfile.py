@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from indexer.bounds import quote
 from indexer.errors import InputError, QueriesFileError
 from indexer.youtube import SearchOptions, parse_rfc3339
 
@@ -42,10 +43,10 @@ def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().lower()
     parts = _DURATION.findall(cleaned)
     if not parts or _DURATION.sub("", cleaned).strip():
-        raise InputError(f"not a duration: {text!r} (use e.g. 30d, 6h, 90m, 1d12h)")
+        raise InputError(f"not a duration: {quote(text)} (use e.g. 30d, 6h, 90m, 1d12h)")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in parts)
     if seconds <= 0:
-        raise InputError(f"a duration must be positive, got {text!r}")
+        raise InputError(f"a duration must be positive, got {quote(text)}")
     return timedelta(seconds=seconds)
 
 
@@ -112,7 +113,8 @@ def _int(entry: dict[str, Any], key: str, default: int, low: int, high: int | No
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
             high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise QueriesFileError(f"{where}: {key} must be a whole number {bounds}, got {value!r}")
+        raise QueriesFileError(f"{where}: {key} must be a whole number {bounds}, "
+                               f"got {quote(value)}")
     return value
 
 
@@ -122,10 +124,10 @@ def _text(entry: dict[str, Any], key: str, where: str,
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise QueriesFileError(f"{where}: {key} must be a non-empty string, got {value!r}")
+        raise QueriesFileError(f"{where}: {key} must be a non-empty string, got {quote(value)}")
     if choices and value not in choices:
         raise QueriesFileError(f"{where}: {key} must be one of {', '.join(choices)}, "
-                               f"got {value!r}")
+                               f"got {quote(value)}")
     return value.strip()
 
 
@@ -139,7 +141,7 @@ def _published_after(value: Any, where: str) -> datetime | None:
     parsed = parse_rfc3339(value) if isinstance(value, str) else None
     if parsed is None:
         raise QueriesFileError(f"{where}: published_after must be a date or RFC 3339 time "
-                               f"such as 2026-01-01T00:00:00Z, got {value!r}")
+                               f"such as 2026-01-01T00:00:00Z, got {quote(value)}")
     return parsed
 
 
@@ -164,7 +166,7 @@ def _spec(entry: Any, where: str, pages: int, per_page: int) -> QuerySpec:
     region = _text(entry, "region_code", where)
     if region is not None and not re.fullmatch(r"[A-Za-z]{2}", region):
         raise QueriesFileError(f"{where}: region_code must be a two-letter country code, "
-                               f"got {region!r}")
+                               f"got {quote(region)}")
     return QuerySpec(
         q=q.strip(), pages=_int(entry, "pages", pages, 1, MAX_PAGES, where),
         per_page=_int(entry, "per_page", per_page, 1, 50, where),
@@ -197,7 +199,7 @@ def parse_queries(text: str, *, source: str = "queries file", pages: int = 1,
     for n, spec in enumerate(specs, 1):
         if spec.key in seen:
             raise QueriesFileError(f"{source}: query {n} repeats query {seen[spec.key]} "
-                                   f"({spec.q!r} with the same parameters)")
+                                   f"({quote(spec.q)} with the same parameters)")
         seen[spec.key] = n
     return specs
 

@@ -94,7 +94,7 @@ def parse_runtime(text: str) -> str:
     name = text.strip().lower() or DEFAULT_RUNTIME
     if name not in RUNTIMES:
         raise ConfigError(
-            f"THUMBSEARCH_RUNTIME must be one of {', '.join(RUNTIMES)}, got {text.strip()!r}")
+            f"THUMBSEARCH_RUNTIME must be one of {', '.join(RUNTIMES)}, got {quote(text.strip())}")
     return name
 
 
@@ -108,7 +108,7 @@ def _lease(env: Mapping[str, str]) -> float:
         value = -1.0
     if not 0.5 <= value <= 86_400:
         raise ConfigError(f"THUMBSEARCH_CLAIM_LEASE must be seconds between 0.5 and 86400, "
-                          f"got {text!r}")
+                          f"got {quote(text)}")
     return value
 
 

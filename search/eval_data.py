@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.bounds import quote
 from indexer.errors import InputError
 from indexer.images import IMAGE_SUFFIXES
 
@@ -58,7 +59,8 @@ def _from_csv(path: Path) -> list[EvalItem]:
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            raise InputError(f"{path}:{number}: expected `path_or_video_id,label`, got {row!r}")
+            raise InputError(f"{path}:{number}: expected `path_or_video_id,label`, "
+                             f"got {quote(row)}")
         ref, label = row[0].strip(), row[1].strip()
         if number == 1 and ref.lower() in _HEADER_NAMES:
             continue
@@ -68,7 +70,7 @@ def _from_csv(path: Path) -> list[EvalItem]:
         elif _VIDEO_ID.match(ref):
             items.append(EvalItem(label=label, video_id=ref))
         else:
-            raise InputError(f"{path}:{number}: {ref!r} is neither an image file "
+            raise InputError(f"{path}:{number}: {quote(ref)} is neither an image file "
                              "(relative paths are read from the CSV's folder) nor a video id")
     return items
 

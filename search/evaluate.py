@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.bounds import quote
 from indexer.errors import FetchError, ImageDecodeError, ImagePathError, InputError
 from indexer.images import decode_image, read_image_bytes
 from indexer.service import Service
@@ -90,16 +91,17 @@ def parse_ks(text: str) -> list[int]:
     try:
         ks = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise InputError(f"--k must be comma-separated integers such as 1,5,10, got {text!r}"
+        raise InputError(f"--k must be comma-separated integers such as 1,5,10, got {quote(text)}"
                          ) from None
     if not ks or ks[0] < 1 or ks[-1] > MAX_K:
-        raise InputError(f"--k values must be within 1..{MAX_K}, got {text!r}")
+        raise InputError(f"--k values must be within 1..{MAX_K}, got {quote(text)}")
     return ks
 
 
 def _check_index_type(index_type: str) -> None:
     if index_type not in INDEX_TYPES:
-        raise InputError(f"unknown index type {index_type!r}; use one of {', '.join(INDEX_TYPES)}")
+        raise InputError(f"unknown index type {quote(index_type)}; "
+                         f"use one of {', '.join(INDEX_TYPES)}")
 
 
 def _finish(name: str, vectors: np.ndarray, labels: list[str], names: list[str],
@@ -215,7 +217,7 @@ def _labels_from_file(path: Path) -> dict[str, str]:
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            raise InputError(f"{path}:{number}: expected `video_id,label`, got {row!r}")
+            raise InputError(f"{path}:{number}: expected `video_id,label`, got {quote(row)}")
         if number == 1 and row[0].strip().lower() in ("video_id", "id"):
             continue
         labels[row[0].strip()] = row[1].strip()
@@ -232,7 +234,7 @@ def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
     if (labels_file is None) == (label_by is None):
         raise InputError("give either --labels FILE or --label-by query|channel")
     if label_by is not None and label_by not in LABEL_BY:
-        raise InputError(f"--label-by must be one of {', '.join(LABEL_BY)}, got {label_by!r}")
+        raise InputError(f"--label-by must be one of {', '.join(LABEL_BY)}, got {quote(label_by)}")
     service.require_corpus()
     store, model_id = service.store, service.spec.model_id
     if labels_file is not None:

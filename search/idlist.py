@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from indexer.bounds import quote
 from indexer.errors import InputError, VideoIdError
 from search.ids import VIDEO_ID, parse_video_ref
 
@@ -114,7 +115,7 @@ def parse_id_csv(text: str, source: str, column: str | None = None) -> list[List
             where = folded[0]
         else:
             names = ", ".join(repr(name) for name in header)
-            raise InputError(f"ids file {source} has no column {column!r} (its header row "
+            raise InputError(f"ids file {source} has no column {quote(column)} (its header row "
                              f"holds {names})")
         rows = rows[1:]
     return _parse_numbered((line, row[where] if where < len(row) else "")
@@ -134,7 +135,7 @@ def youtube_ids(listed: Sequence[ListedId], source: str) -> tuple[list[str], lis
             ids.append(entry.video_id)
         elif entry.video_id is not None:
             bad.append(dataclasses.replace(entry, video_id=None, error=(
-                f"{entry.text!r} is a local image id, not a YouTube video id")))
+                f"{quote(entry.text)} is a local image id, not a YouTube video id")))
         else:
             bad.append(entry)
     if not listed:

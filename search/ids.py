@@ -6,6 +6,7 @@ import functools
 import re
 from urllib.parse import parse_qs, urlsplit
 
+from indexer.bounds import quote
 from indexer.errors import VideoIdError
 
 __all__ = ["VIDEO_ID", "parse_video_ref"]
@@ -32,7 +33,7 @@ def _is_local_id(value: str) -> bool:
 def _checked(candidate: str, original: str) -> str:
     if VIDEO_ID.match(candidate):
         return candidate
-    raise VideoIdError(f"{original!r} does not contain a valid video id "
+    raise VideoIdError(f"{quote(original)} does not contain a valid video id "
                        "(11 characters of A-Z, a-z, 0-9, _ and -)")
 
 
@@ -46,7 +47,7 @@ def parse_video_ref(text: str) -> str:
     parts = urlsplit(value)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
-        raise VideoIdError(f"{text!r} is neither a video id (11 characters of A-Z, a-z, 0-9, "
+        raise VideoIdError(f"{quote(text)} is neither a video id (11 characters of A-Z, a-z, 0-9, "
                            "_ and -) nor a YouTube URL")
     segments = [s for s in parts.path.split("/") if s]
     if host == "youtu.be" and segments:
@@ -58,5 +59,5 @@ def parse_video_ref(text: str) -> str:
                 return _checked(ids[0], text)
         elif len(segments) >= 2 and segments[0] in PATH_FORMS:
             return _checked(segments[1], text)
-    raise VideoIdError(f"{text!r} is not a YouTube video URL "
+    raise VideoIdError(f"{quote(text)} is not a YouTube video URL "
                        "(watch?v=, youtu.be/, shorts/ or embed/)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from indexer.bounds import quote
 from indexer.errors import InputError, ThumbnailMissingError, VideoNotFoundError
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
     if scheme in ("http", "https"):
         image = decode_image(service.fetcher.fetch(source), source)
     elif len(scheme) > 1:  # a one-letter scheme is a Windows drive, i.e. a path
-        raise InputError(f"{source!r}: only image files and http(s) URLs are accepted, "
+        raise InputError(f"{quote(source)}: only image files and http(s) URLs are accepted, "
                          f"not {scheme}: URLs")
     else:
         image = read_image_file(Path(source))

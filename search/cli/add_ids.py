@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from indexer.bounds import quote
 from indexer.cluster import LOCAL, is_ray_address
 from search.cli.ingest import WAIT_HELP
 from search.cli.output import echo_json, exit_if_stopped
@@ -68,7 +69,7 @@ def _ray_workers(ctx: typer.Context, _param: Any, value: int | None) -> int | No
 
 
 def _warn_invalid(source: str, bad: list[ListedId], total: int) -> None:
-    shown = "; ".join(f"line {e.line}: {e.text!r}" for e in bad[:SHOWN_BAD_LINES])
+    shown = "; ".join(f"line {e.line}: {quote(e.text)}" for e in bad[:SHOWN_BAD_LINES])
     more = f"; and {len(bad) - SHOWN_BAD_LINES} more" if len(bad) > SHOWN_BAD_LINES else ""
     typer.echo(f"warning: skipped {len(bad)} of {total} entries of {source} that hold no "
                f"YouTube video id ({shown}{more})", err=True)

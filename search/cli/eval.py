@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from indexer.bounds import quote
 from indexer.errors import InputError
 from search.cli.output import echo_json
 
@@ -99,14 +100,14 @@ def evaluate(
 
     ks = parse_ks(k)
     if index not in INDEX_TYPES:
-        raise InputError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {index!r}")
+        raise InputError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {quote(index)}")
     if corpus == bool(datasets):
         raise InputError("give DATASET paths or --corpus (with --labels FILE or --label-by), "
                          "not both")
     if not corpus and (labels is not None or label_by is not None):
         raise InputError("--labels and --label-by go with --corpus")
     if label_by is not None and label_by not in LABEL_BY:
-        raise InputError(f"--label-by must be one of {', '.join(LABEL_BY)}, got {label_by!r}")
+        raise InputError(f"--label-by must be one of {', '.join(LABEL_BY)}, got {quote(label_by)}")
     settings = ctx.obj if model is None else dataclasses.replace(ctx.obj, model=model)
     service = build_service(settings)
     try:

@@ -16,6 +16,7 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from indexer.bounds import quote
 from indexer.errors import (
     EmptyCorpusError,
     FetchError,
@@ -121,7 +122,7 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in _STATIC:
-            raise NotFoundError(f"no static file {name!r}")
+            raise NotFoundError(f"no static file {quote(name)}")
         return Response(_static(name), media_type=_STATIC[name])
 
     @app.get("/api/similar/{video_ref:path}", summary="Neighbours of a video id or URL")
@@ -198,6 +199,6 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
                             headers={"Cache-Control": "max-age=86400"})
         if video is not None and video.thumbnail_url.startswith(("https://", "http://")):
             return RedirectResponse(video.thumbnail_url)
-        raise NotFoundError(f"no thumbnail for {video_id!r}")
+        raise NotFoundError(f"no thumbnail for {quote(video_id)}")
 
     return app
