@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import socket
 
+from indexer.bounds import quote
 from indexer.errors import ClusterError, InputError
 
 __all__ = ["CONNECT_TIMEOUT", "LOCAL", "check_address", "is_ray_address"]
@@ -33,7 +34,7 @@ def check_address(address: str) -> None:
         return
     match = _HOST_PORT.match(address)
     if match is None or not 0 < int(match.group(1)) < 65536:
-        raise InputError(f"{address!r} is not a Ray address: give HOST:PORT (the head node's "
+        raise InputError(f"{quote(address)} is not a Ray address: give HOST:PORT (the head node's "
                          "GCS port, 6379 by default), ray://HOST:PORT or auto")
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:

@@ -15,6 +15,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError, disk_full, one_line
+from indexer.redact import is_secret_name, mask_url, scrub, url_secrets
+from indexer.writable import unusable_path
 
 __all__ = [
     "alembic_config",
@@ -23,9 +25,15 @@ __all__ = [
     "safe_url",
     "store_error",
     "upgrade_database",
+    "url_secret_values",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_SQLITE_FIX = ("make it writable, or set THUMBSEARCH_HOME (or THUMBSEARCH_DATABASE_URL) to a "
+               "writable place (nothing stored was changed)")
+# SQLite's words for a database file or directory it cannot write.
+_SQLITE_UNUSABLE = ("unable to open database file", "attempt to write a readonly database",
+                    "readonly database")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -39,29 +47,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def safe_url(url: str | URL) -> str:
-    """The URL as text with its password masked (for messages)."""
+    """The URL as text with its password and secret query parameters masked (for messages)."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except (SQLAlchemyError, ValueError):
-        return "<unparsable database URL>"
-    return parsed.render_as_string(hide_password=True)
+        return mask_url(str(url))
+    return mask_url(parsed.render_as_string(hide_password=True))
 
 
-def _first_line(exc: BaseException, secret: str | None) -> str:
-    line = one_line(exc).strip()
-    return line.replace(secret, "***") if secret else line
+def url_secret_values(url: str | URL) -> set[str]:
+    """Every secret ``url`` carries (its password, secret query values), to scrub from text."""
+    if isinstance(url, str):
+        try:
+            parsed = make_url(url)
+        except (SQLAlchemyError, ValueError):
+            return url_secrets(url)
+    else:
+        parsed = url
+    values = url_secrets(parsed.render_as_string(hide_password=False))
+    if parsed.password:
+        values.add(str(parsed.password))
+    for name, value in parsed.query.items():
+        if is_secret_name(name):
+            values.update([value] if isinstance(value, str) else value)
+    return values
+
+
+def _first_line(exc: BaseException, secrets: set[str]) -> str:
+    # A driver's message may repeat the connection string, or a value of it alone.
+    return scrub(one_line(exc).strip(), secrets)
 
 
 def _server_connect(url: URL) -> Any:
     """A ``do_connect`` hook: a server that cannot be reached is one StoreError line."""
     shown = safe_url(url)
+    secrets = url_secret_values(url)
 
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         try:
             return dialect.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.OperationalError as exc:
             raise StoreError(f"cannot connect to the database at {shown}: "
-                             f"{_first_line(exc, url.password and str(url.password))}") from exc
+                             f"{_first_line(exc, secrets)}") from exc
 
     return connect
 
@@ -72,8 +99,15 @@ def store_error(exc: SQLAlchemyError, what: str, engine: Engine) -> StoreError:
         full = disk_full(exc, what, engine.url.database or safe_url(engine.url))
         if full is not None:
             return full
-    secret = engine.url.password and str(engine.url.password)
-    return StoreError(f"database error while {what}: {_first_line(exc, secret)}")
+        text = one_line(exc).lower()
+        if any(phrase in text for phrase in _SQLITE_UNUSABLE):
+            # SQLite says neither which file nor why: name the file and what to check.
+            return StoreError(f"cannot open or write the database {engine.url.database} while "
+                              f"{what}: "
+                              "its directory or file is read-only, immutable or missing; "
+                              f"{_SQLITE_FIX}")
+    return StoreError(f"database error while {what}: "
+                      f"{_first_line(exc, url_secret_values(engine.url))}")
 
 
 def make_engine(url: str) -> Engine:
@@ -88,7 +122,13 @@ def make_engine(url: str) -> Engine:
         backend = parsed.get_backend_name()
         if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             # The data directory is private to its user: it holds the database.
-            Path(parsed.database or "").parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder = Path(parsed.database or "").parent
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:  # a setting to fix: a schedule must not retry it
+                raise unusable_path(exc, "the database's directory", folder,
+                                    "make it writable, or set THUMBSEARCH_HOME (or "
+                                    "THUMBSEARCH_DATABASE_URL) to a writable place") from exc
         if backend == "postgresql":
             connect_args: dict[str, Any] = {"application_name": "thumbsearch"}
             if "connect_timeout" not in parsed.query:
@@ -105,7 +145,7 @@ def make_engine(url: str) -> Engine:
         if full is not None:
             raise full from exc
         raise StoreError(f"cannot open database {safe_url(url)}: "
-                         f"{_first_line(exc, None)}") from exc
+                         f"{_first_line(exc, url_secret_values(url))}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

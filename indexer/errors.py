@@ -8,7 +8,8 @@ its message on one line and exits with ``exit_code``.
     ThumbsearchError                  exit 1 unless noted
     ├── ConfigError                   a setting is missing or invalid
     │   ├── MissingApiKeyError        YOUTUBE_API_KEY is not set
-    │   └── UnknownModelError         THUMBSEARCH_MODEL names no model
+    │   ├── UnknownModelError         THUMBSEARCH_MODEL names no model
+    │   └── UnusablePathError         the home or the lock file cannot be written or used
     ├── InputError                    an argument a user gave is unusable
     │   ├── UsageError                an option, setting or number out of its range (exit 2)
     │   ├── InputFileError            not a regular file, or larger than its limit
@@ -72,6 +73,7 @@ __all__ = [
     "ThumbnailMissingError",
     "ThumbsearchError",
     "UnknownModelError",
+    "UnusablePathError",
     "UsageError",
     "VectorIndexError",
     "VideoIdError",
@@ -99,6 +101,10 @@ class MissingApiKeyError(ConfigError):
 
 class UnknownModelError(ConfigError):
     """The model name is not one thumbsearch knows."""
+
+
+class UnusablePathError(ConfigError):
+    """The data directory or the lock file cannot be created, written or used."""
 
 
 class InputError(ThumbsearchError):

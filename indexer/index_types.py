@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from indexer.bounds import quote
 from indexer.errors import InputError, VectorIndexError
 
 __all__ = ["BUILD_BATCH", "FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN",
@@ -131,7 +132,7 @@ class BuildReport:
 def choose_type(size: int, requested: str = "auto") -> str:
     """The index type for a corpus of ``size`` vectors (``requested`` unless it is auto)."""
     if requested not in INDEX_TYPES:
-        raise InputError(f"unknown index type {requested!r}: choose one of "
+        raise InputError(f"unknown index type {quote(requested)}: choose one of "
                          f"{', '.join(INDEX_TYPES)}")
     if requested != "auto":
         return requested
@@ -204,7 +205,7 @@ def candidates_for(kind: str, size: int, dim: int, train: int | None = None) -> 
     if kind == "hnsw":
         body = f"HNSW{HNSW_M},SQ8"
         return [",".join(["IDMap", *pca, body]), f"IDMap,{body}"] if pca else [f"IDMap,{body}"]
-    raise InputError(f"unknown index type {kind!r}")
+    raise InputError(f"unknown index type {quote(kind)}")
 
 
 def _hnsw_of(index: Any) -> Any:

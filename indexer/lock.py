@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from indexer.errors import WriterBusyError, disk_full
+from indexer.writable import HOME_FIX, check_writable_dir, unusable_path
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -117,9 +118,13 @@ def _poll(what: Callable[[], bool], *, wait: float, sleep: Callable[[float], Non
 @contextmanager
 def _file_lock(home: Path, what: str, wait: float, sleep: Callable[[float], None],
                monotonic: Callable[[], float], shared: bool = False) -> Iterator[Path]:
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database
+    check_writable_dir(home, "the data directory")  # private: it holds the database
     path = home / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise unusable_path(exc, "the lock file", path,
+                            f"remove what is in its way, or {HOME_FIX}") from exc
     try:
         def take() -> bool:
             try:

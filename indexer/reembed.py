@@ -18,6 +18,7 @@ from indexer.errors import FetchError, ThumbsearchError
 from indexer.lock import writer_lock
 from indexer.pipeline import StageTimes, WorkItem, run_pipeline
 from indexer.records import Failure, VideoMeta
+from indexer.runs import run_heartbeat
 from indexer.service import Service
 from indexer.thumbcache import ThumbnailCache
 
@@ -95,10 +96,11 @@ def _reembed(service: Service) -> ReembedSummary:
     started = time.perf_counter()
     try:
         settings = service.settings
-        result = run_pipeline(items, loader=cache_loader(service.cache),
-                              embedder=service.embedder, store=store, index=index,
-                              batch_size=settings.batch_size,
-                              workers=settings.download_workers, write=write)
+        with run_heartbeat(store, run_id, settings.claim_lease / 3):
+            result = run_pipeline(items, loader=cache_loader(service.cache),
+                                  embedder=service.embedder, store=store, index=index,
+                                  batch_size=settings.batch_size,
+                                  workers=settings.download_workers, write=write)
         summary.embedded = len(result.stored)
         summary.failed = result.failed
         summary.times = result.times

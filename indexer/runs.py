@@ -7,9 +7,10 @@ once on one host or many; they divide the work with leases (``run.claims``,
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,13 +21,14 @@ from indexer.lock import writer_lock
 from indexer.pipeline import Pipeline, PipelineResult, WorkItem, make_loader
 from indexer.records import VideoMeta
 from indexer.service import Service
+from indexer.store import Store
 from indexer.summary import IngestSummary
 from indexer.vector_index import VectorIndex
 
 if TYPE_CHECKING:
     from indexer.fetch import ImageFetcher
 
-__all__ = ["IngestRun", "ingest_run"]
+__all__ = ["IngestRun", "ingest_run", "run_heartbeat"]
 
 
 class IngestRun:
@@ -139,7 +141,8 @@ def _recorded_run(service: Service, kind: str,
     started = time.perf_counter()
     status = "failed"
     try:
-        with run.claims:  # released once what was claimed is stored, or given up
+        # Claims are released once what was claimed is stored, or given up.
+        with run.claims, run_heartbeat(store, run_id, service.settings.claim_lease / 3):
             try:
                 yield run
             except QuotaExceededError:
@@ -164,3 +167,26 @@ def _recorded_run(service: Service, kind: str,
                 raise
         finally:
             store.finish_run(run_id, status, run.summary.record())
+
+
+@contextmanager
+def run_heartbeat(store: Store, run_id: int, every: float) -> Iterator[None]:
+    """Record every ``every`` seconds, on a thread of its own, that the run's process lives.
+
+    Another host cannot see whether the process lives; a heartbeat older than the claim
+    lease tells it the run was interrupted (``indexer.history``).
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(0.05, every)):
+            with suppress(ThumbsearchError):  # a short outage: the next beat tries again
+                store.heartbeat_run(run_id)
+
+    thread = threading.Thread(target=beat, name="run-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

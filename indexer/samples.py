@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
+from indexer.bounds import quote
 from indexer.errors import ConfigError, InputError, ThumbsearchError
 
 __all__ = [
@@ -171,7 +172,7 @@ def _size_of(name: str) -> tuple[int, int]:
         return THUMBNAIL_SIZES[name]
     except KeyError:
         names = ", ".join(THUMBNAIL_SIZES)
-        raise InputError(f"unknown thumbnail name {name!r}; expected one of {names}") from None
+        raise InputError(f"unknown thumbnail name {quote(name)}; expected one of {names}") from None
 
 
 def _frame_size(name: str) -> tuple[int, int]:

@@ -110,6 +110,12 @@ ingest_runs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("status", String(16), nullable=False),  # running, done, failed, quota
     Column("summary", JSON, nullable=True),
+    # The process running it (see indexer.process) and when it last said it was alive:
+    # a "running" run whose process is gone is shown as interrupted.
+    Column("host", String(128), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("process_start", String(80), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
 )
 
 # Spent API quota per Pacific-time day and bucket ("search": search.list calls, "units": the

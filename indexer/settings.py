@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from indexer.bounds import bounded_float, bounded_int
+from indexer.bounds import bounded_float, bounded_int, quote
 from indexer.errors import ConfigError, MissingApiKeyError
+from indexer.redact import mask_url
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
@@ -94,7 +95,7 @@ def parse_runtime(text: str) -> str:
     name = text.strip().lower() or DEFAULT_RUNTIME
     if name not in RUNTIMES:
         raise ConfigError(
-            f"THUMBSEARCH_RUNTIME must be one of {', '.join(RUNTIMES)}, got {text.strip()!r}")
+            f"THUMBSEARCH_RUNTIME must be one of {', '.join(RUNTIMES)}, got {quote(text.strip())}")
     return name
 
 
@@ -172,7 +173,7 @@ class Settings:
         for name, url in (("THUMBSEARCH_YOUTUBE_ENDPOINT", endpoint),
                           ("THUMBSEARCH_THUMBNAIL_BASE", thumb_base)):
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+                raise ConfigError(f"{name} must be an http(s) URL, got {quote(mask_url(url))}")
         hosts_text = env.get("THUMBSEARCH_ALLOWED_HOSTS", "").strip()
         allowed = (tuple(h.strip().lower() for h in hosts_text.split(",") if h.strip())
                    if hosts_text else DEFAULT_ALLOWED_HOSTS)

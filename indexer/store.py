@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from indexer.db import has_schema, store_error, upgrade_database
 from indexer.errors import StoreError
 from indexer.lock import serialise_embedding_inserts
+from indexer.process import ProcessIdentity, this_process
 from indexer.reads import IN_CHUNK, in_chunks, matrix_from_blobs, stored_video, vector_from_blob
 from indexer.records import StoredVideo, VideoMeta
 from indexer.schema import embeddings, ingest_runs, queries, query_videos, videos
@@ -422,11 +423,20 @@ class Store:
         result: np.ndarray = self._run("storing videos", write)
         return result
 
-    def start_run(self, kind: str) -> int:
-        """Record the start of an ingest run; return its id."""
+    def start_run(self, kind: str, owner: ProcessIdentity | None = None) -> int:
+        """Record the start of an ingest run by ``owner`` (default: this process); its id."""
+        who = owner or this_process()
+        now = self._clock()
         value = self._run("recording a run", lambda conn: conn.execute(insert(ingest_runs).values(
-            kind=kind, started_at=self._clock(), status="running")).inserted_primary_key[0])
+            kind=kind, started_at=now, status="running", host=who.host, pid=who.pid,
+            process_start=who.start, heartbeat_at=now)).inserted_primary_key[0])
         return int(value)
+
+    def heartbeat_run(self, run_id: int) -> None:
+        """Record that the run's process is still alive (read by ``indexer.history``)."""
+        self._run("recording a run", lambda conn: conn.execute(
+            update(ingest_runs).where(ingest_runs.c.id == run_id).values(
+                heartbeat_at=self._clock())))
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
         """Record how a run ended and its summary."""

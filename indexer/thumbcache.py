@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from indexer.errors import StoreError, disk_full
+from indexer.writable import path_problem
 
 __all__ = ["ThumbnailCache"]
 
@@ -41,8 +42,9 @@ class ThumbnailCache:
             full = disk_full(exc, "writing the thumbnail cache", self.root)
             if full is not None:
                 raise full from exc
-            raise StoreError(f"cannot write the thumbnail cache under {self.root}: "
-                             f"{exc.strerror or exc}") from exc
+            raise StoreError(f"cannot write the thumbnail cache {self.root}: "
+                             f"{path_problem(exc)}; make it writable, or set THUMBSEARCH_HOME "
+                             "to a writable directory (nothing stored was lost)") from exc
         return digest
 
     def get(self, digest: str) -> bytes | None:

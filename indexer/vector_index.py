@@ -75,6 +75,7 @@ from indexer.index_types import (
     too_small,
 )
 from indexer.reads import Reads
+from indexer.writable import path_problem
 
 __all__ = ["IndexInfo", "StoreSource", "VectorIndex", "l2_normalise", "read_tail",
            "tail_record"]
@@ -83,6 +84,9 @@ TAIL_MIN = 2_000  # the tail may hold this many rows before it is folded in...
 TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
 TAIL_MAX = 50_000  # but never more than this (replay and exact search of the tail stay cheap)
 RETRAIN_GROWTH = 2.0  # an approximate snapshot is trained again once the corpus doubles
+# The database holds every vector: the next open replays what the index could not save.
+_SAVE_FIX = ("make it writable, or set THUMBSEARCH_HOME to a writable directory (nothing "
+             "stored was lost: the index is rebuilt from the database)")
 FEW_QUERIES = 4  # searches of this many queries or fewer run on one thread
 SELF_PROBES = 20  # stored vectors a new snapshot must find (as themselves) before it is used
 SELF_FOUND = 0.9  # share of them it must find: approximate kinds may miss the odd one
@@ -647,7 +651,8 @@ class VectorIndex:
             full = disk_full(exc, "saving the index", self.directory)
             if full is not None:
                 raise full from exc
-            raise VectorIndexError(f"cannot save the index to {self.directory}: {exc}") from exc
+            raise VectorIndexError(f"cannot save the index to {self.directory}: "
+                                   f"{path_problem(exc)}; {_SAVE_FIX}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor, or when we die
             self._finish_swap()
@@ -900,7 +905,8 @@ class VectorIndex:
             full = disk_full(exc, "saving the index", self.directory)
             if full is not None:
                 raise full from exc
-            raise VectorIndexError(f"cannot save the index to {self.directory}: {exc}") from exc
+            raise VectorIndexError(f"cannot save the index to {self.directory}: "
+                                   f"{path_problem(exc)}; {_SAVE_FIX}") from exc
 
     def _append_tail(self) -> None:
         """Append the tail rows not yet in the tail file (after cutting any torn end)."""

@@ -32,6 +32,7 @@ from indexer.errors import (
     QuotaExceededError,
     YouTubeError,
 )
+from indexer.redact import mask_url, scrub, url_secrets
 from indexer.youtube_answers import (
     MAX_ANSWER_BYTES,
     SearchPage,
@@ -343,7 +344,9 @@ class GoogleYouTubeApi:
         return self._client
 
     def _unreachable(self, exc: BaseException) -> ApiUnreachableError:
-        return ApiUnreachableError(f"cannot reach the YouTube API at {self._endpoint}: {exc}")
+        secrets = url_secrets(self._endpoint) | {self._api_key}  # a message may repeat either
+        return ApiUnreachableError(f"cannot reach the YouTube API at {mask_url(self._endpoint)}: "
+                                   f"{scrub(str(exc), secrets)}")
 
     def _execute(self, method: str, make_request: Callable[[], Any]) -> bytes | str:
         from googleapiclient.errors import HttpError

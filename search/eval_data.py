@@ -77,7 +77,7 @@ def _from_csv(path: Path, max_bytes: int) -> list[EvalItem]:
         elif _VIDEO_ID.fullmatch(ref):
             items.append(EvalItem(label=label, video_id=ref))
         else:
-            raise InputError(f"{path}:{number}: {ref!r} is neither an image file "
+            raise InputError(f"{path}:{number}: {quote(ref)} is neither an image file "
                              "(relative paths are read from the CSV's folder) nor a video id")
     return items
 

@@ -102,7 +102,8 @@ def parse_ks(text: str) -> list[int]:
 
 def _check_index_type(index_type: str) -> None:
     if index_type not in INDEX_TYPES:
-        raise InputError(f"unknown index type {index_type!r}; use one of {', '.join(INDEX_TYPES)}")
+        raise InputError(f"unknown index type {quote(index_type)}; "
+                         f"use one of {', '.join(INDEX_TYPES)}")
 
 
 def _finish(name: str, vectors: np.ndarray, labels: list[str], names: list[str],
@@ -233,7 +234,7 @@ def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
     if (labels_file is None) == (label_by is None):
         raise InputError("give either --labels FILE or --label-by query|channel")
     if label_by is not None and label_by not in LABEL_BY:
-        raise InputError(f"--label-by must be one of {', '.join(LABEL_BY)}, got {label_by!r}")
+        raise InputError(f"--label-by must be one of {', '.join(LABEL_BY)}, got {quote(label_by)}")
     service.require_corpus()
     store, model_id = service.store, service.spec.model_id
     if labels_file is not None:

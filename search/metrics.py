@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.bounds import quote
 from indexer.errors import InputError
 
 __all__ = [
@@ -169,7 +170,8 @@ def build_faiss_index(vectors: np.ndarray, index_type: str) -> Any:
         index.train(matrix)
         index.nprobe = max(1, nlist // 8)
     else:
-        raise InputError(f"unknown index type {index_type!r}; use one of {', '.join(INDEX_TYPES)}")
+        raise InputError(f"unknown index type {quote(index_type)}; "
+                         f"use one of {', '.join(INDEX_TYPES)}")
     index.add(matrix)
     return index
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from indexer.bounds import quote
 from indexer.errors import InputError, StoreError
 from indexer.images import IMAGE_SUFFIXES, read_image_file
 from indexer.samples import make_variants, sample_photos
@@ -48,7 +49,7 @@ def _photos_in(src: Path, max_bytes: int) -> dict[str, Image.Image]:
     for path in paths:
         label = _label(str(path.relative_to(src).with_suffix("")).replace("/", "_"))
         if label in photos:
-            raise InputError(f"{path}: two photos map to the label {label!r}; rename one")
+            raise InputError(f"{path}: two photos map to the label {quote(label)}; rename one")
         photos[label] = read_image_file(path, max_bytes)
     return photos
 

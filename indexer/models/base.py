@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from indexer.bounds import quote
 from indexer.errors import ImageDecodeError, ModelError, one_line
 from indexer.models.preprocess import Preprocessing, prepare_rgb
 
@@ -77,7 +78,7 @@ def pool_feature_map(feature_map: Any, pooling: str) -> Any:
         # Clamped at a small positive value, as GeM is defined on non-negative activations.
         clamped = tf.maximum(feature_map, 1e-6)
         return tf.pow(tf.reduce_mean(tf.pow(clamped, GEM_P), axis=[1, 2]), 1.0 / GEM_P)
-    raise ModelError(f"unknown pooling {pooling!r}; known: avg, max, gem")
+    raise ModelError(f"unknown pooling {quote(pooling)}; known: avg, max, gem")
 
 
 #: The TensorFlow runtimes GraphEmbedder offers (indexer.models.runtime describes them).
@@ -98,7 +99,7 @@ class GraphEmbedder:
         With ``pooling``, ``model`` gives a (n, h', w', c) feature map that is pooled here.
         """
         if runtime not in GRAPH_RUNTIMES:
-            raise ModelError(f"unknown TensorFlow runtime {runtime!r}; known: "
+            raise ModelError(f"unknown TensorFlow runtime {quote(runtime)}; known: "
                              f"{', '.join(GRAPH_RUNTIMES)}")
         self.model_id = model_id
         self.model = model

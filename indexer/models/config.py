@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from indexer.bounds import quote
 from indexer.errors import UnknownModelError
 from indexer.models.preprocess import RESIZE_MODES, Preprocessing
 
@@ -73,7 +74,7 @@ def parse_model_id(text: str) -> ModelConfig:
     base, *options = text.strip().split("+")
     if base not in BASE_POOLING:
         raise UnknownModelError(
-            f"unknown model {base!r}; known models: {', '.join(BASE_POOLING)} "
+            f"unknown model {quote(base)}; known models: {', '.join(BASE_POOLING)} "
             f"(options: +{_UNBAR}, +{'|'.join(RESIZE_MODES)}, +{'|'.join(POOLINGS)})")
     unbar, resize, pooling = False, "", ""
     for option in options:
@@ -85,7 +86,7 @@ def parse_model_id(text: str) -> ModelConfig:
             pooling = option
         else:
             raise UnknownModelError(
-                f"model {text!r}: option {option!r} is unknown or repeated; options are "
+                f"model {quote(text)}: option {quote(option)} is unknown or repeated; options are "
                 f"+{_UNBAR}, one of +{'|'.join(RESIZE_MODES)}, one of +{'|'.join(POOLINGS)}")
     pooling = "" if pooling == BASE_POOLING[base] else pooling
     return ModelConfig(base=base, unbar=unbar, resize=resize or "squash", pooling=pooling)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from indexer.bounds import quote
 from indexer.errors import ModelError, one_line
 from indexer.models.base import FloatArray, GraphEmbedder
 from indexer.models.preprocess import Preprocessing
@@ -145,7 +146,7 @@ def _variant(name: str) -> LiteVariant:
         return LITE_VARIANTS[name]
     except KeyError:
         raise ModelError(
-            f"unknown EfficientNet-Lite variant {name!r}; known: {', '.join(LITE_VARIANTS)}"
+            f"unknown EfficientNet-Lite variant {quote(name)}; known: {', '.join(LITE_VARIANTS)}"
         ) from None
 
 

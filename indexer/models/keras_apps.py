@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from indexer.bounds import quote
 from indexer.errors import ModelError, one_line
 from indexer.models.base import FloatArray, GraphEmbedder
 from indexer.models.preprocess import Preprocessing
@@ -73,7 +74,7 @@ def _app(model_id: str) -> KerasApp:
         return KERAS_APPS[model_id]
     except KeyError:
         raise ModelError(
-            f"unknown keras.applications model {model_id!r}; known: {', '.join(KERAS_APPS)}"
+            f"unknown keras.applications model {quote(model_id)}; known: {', '.join(KERAS_APPS)}"
         ) from None
 
 

@@ -30,6 +30,7 @@ from indexer.errors import ModelConversionError, ModelError, disk_full, one_line
 from indexer.models.base import FloatArray
 from indexer.models.preprocess import Preprocessing, prepare_rgb
 from indexer.models.runtime import cpu_threads
+from indexer.writable import path_problem
 
 if TYPE_CHECKING:
     from indexer.models.base import GraphEmbedder
@@ -224,7 +225,11 @@ def cached_tflite(cache_dir: Path, model_id: str, weights_digest: str,
             if data is not None:
                 return data, path
             log.warning("rebuilding damaged LiteRT model %s", path)
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only cache: convert again, leave the file be
+                log.warning("cannot remove the damaged LiteRT model %s: %s", path,
+                            path_problem(exc))
         key = (model_id, weights_digest)
         if key not in _converted:
             _converted[key] = convert()

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from indexer.bounds import QUOTE_LIMIT
 from indexer.errors import ThumbsearchError
+from indexer.redact import scrub, url_secrets
 from indexer.settings import ENV_HELP, Settings
 
 __all__ = ["app", "main"]
@@ -59,7 +60,7 @@ class _Root(TyperGroup):
         try:
             return super().invoke(ctx)
         except ThumbsearchError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {scrub(str(exc), _secrets(ctx.obj))}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except _CLICK_ERROR as exc:
             raise self._one_line(exc) from None
@@ -71,6 +72,20 @@ class _Root(TyperGroup):
             return exc
         typer.echo(f"error: {_click_line(exc)}", err=True)
         return typer.Exit(int(getattr(exc, "exit_code", 2)))
+
+
+def _secrets(settings: object) -> set[str]:
+    """The secrets the settings hold, so that no error line can repeat one."""
+    if not isinstance(settings, Settings):
+        return set()
+    values = url_secrets(settings.youtube_endpoint) | url_secrets(settings.thumbnail_base)
+    if settings.youtube_api_key:
+        values.add(settings.youtube_api_key)
+    if not settings.database_url.startswith("sqlite"):
+        from indexer.db import url_secret_values
+
+        values |= url_secret_values(settings.database_url)
+    return values
 
 
 app = typer.Typer(

@@ -19,7 +19,7 @@ def format_runs(records: list[RunRecord]) -> str:
     """The human table of ``thumbsearch runs``."""
     if not records:
         return "no runs yet"
-    lines = [f"{'id':>4}  {'kind':<8}  {'started (UTC)':<16}  {'secs':>6}  {'status':<6}  "
+    lines = [f"{'id':>4}  {'kind':<8}  {'started (UTC)':<16}  {'secs':>6}  {'status':<11}  "
              f"{'queries':>7}  {'pages':>5}  {'new':>5}  {'known':>5}  {'failed':>6}  "
              f"{'search':>6}  {'units':>5}  per query (pages)"]
     for record in records:
@@ -30,7 +30,7 @@ def format_runs(records: list[RunRecord]) -> str:
                               for label, q in data["per_query"].items() if q.get("pages"))
         lines.append(
             f"{record.id:>4}  {record.kind:<8}  {record.started_at:%Y-%m-%d %H:%M}  "
-            f"{(f'{seconds:.1f}' if seconds is not None else '-'):>6}  {record.status:<6}  "
+            f"{(f'{seconds:.1f}' if seconds is not None else '-'):>6}  {record.status:<11}  "
             f"{data['queries']:>7}  {data['pages']:>5}  {data['new']:>5}  {data['known']:>5}  "
             f"{data['failed']:>6}  {data['quota']['search']:>6}  {data['quota']['units']:>5}  "
             f"{per_query or '-'}")
@@ -46,14 +46,18 @@ def runs(
     """List recent runs: start, status, pages, new/known/failed videos and quota spent.
 
     Status is done, quota (stopped at the day's quota; the next run resumes),
-    failed or running. 'search' and 'units' are the quota each run spent.
+    failed, running, or interrupted (its process was killed or its host went down:
+    the next run goes on where it stopped). 'search' and 'units' are the quota each
+    run spent.
     """
     from indexer.history import list_runs
     from indexer.service import build_service
 
     service = build_service(ctx.obj)
     try:
-        records = list_runs(service.store, limit)
+        settings = service.settings
+        records = list_runs(service.store, limit, stale_after=settings.claim_lease,
+                            home=settings.home)
     finally:
         service.close()
     if as_json:
