@@ -30,25 +30,17 @@ from indexer.service import Service, build_service
 from indexer.settings import Settings
 from search.cli import app
 from search.idlist import read_id_list, youtube_ids
+from tests.fakes.clock import Clock
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.youtube import FakeVideo, FakeYouTube
 
 runner = CliRunner()
 
 
-class Clock:
-    """A settable UTC clock for the store (and so for the quota ledger's Pacific day)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    """The store's clock (and so the quota ledger's Pacific day)."""
+    return Clock(datetime(2026, 3, 2, 18, 0, tzinfo=UTC))
 
 
 @pytest.fixture

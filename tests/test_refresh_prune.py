@@ -27,22 +27,13 @@ from indexer.service import Service, build_service
 from indexer.settings import Settings
 from search.cli import app
 from search.neighbours import similar_to_video
+from tests.fakes.clock import Clock
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.youtube import FakeYouTube
 
 runner = CliRunner()
 MODEL = "tiny-test"
 DAY = timedelta(days=1)
-
-
-class Clock:
-    """A settable UTC clock."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -26,20 +26,11 @@ from indexer.schedule import run_schedule
 from indexer.service import Service, build_service
 from indexer.settings import Settings
 from indexer.youtube import backoff_delay
+from tests.fakes.clock import Clock
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.youtube import FakeYouTube
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
-
-
-class Clock:
-    """A settable UTC clock."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
