@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 # ingested through the same pipeline, then the neighbours of a few of them.
 demo: install
 	rm -rf $(DEMO_HOME)
-	$(PY) -m indexer.samples $(DEMO_HOME)/thumbnails --variants 2
+	$(PY) -m search.eval.samples $(DEMO_HOME)/thumbnails --variants 2
 	THUMBSEARCH_HOME=$(DEMO_HOME) $(VENV)/bin/thumbsearch add $(DEMO_HOME)/thumbnails
 	@for id in $$(head -n 3 $(DEMO_HOME)/thumbnails/originals.txt); do \
 		echo; echo "== thumbsearch similar -k 4 -- $$id"; \
@@ -35,6 +35,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Every benchmark in one run (about 30 minutes on 2 cores, 1M vectors included): one JSON
 # object on stdout, ending with its "targets" block; also kept in $(BENCH_OUT).
@@ -59,7 +60,7 @@ eval: install
 		(apt-get install tuxpaint-stamps-default) or TUXPAINT_STAMPS=DIR"; exit 1; }
 	$(VENV)/bin/thumbsearch make-neardup --sample-photos $(EVAL_DIR)/neardup-samples \
 		--variants 10 --seed 0
-	$(PY) -m search.eval_sets $(EVAL_DIR)/tuxpaint-classes --stamps $(TUXPAINT_STAMPS)
+	$(PY) -m search.eval.sets $(EVAL_DIR)/tuxpaint-classes --stamps $(TUXPAINT_STAMPS)
 	THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --json --index hnsw \
 		--report $(EVAL_DIR)/report $(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes \
 		> $(EVAL_DIR)/eval.json

@@ -56,9 +56,9 @@ def fill(database: Path, start: int, stop: int, size: int) -> None:
     from sqlalchemy import insert
 
     from bench.index import synthetic
-    from indexer.db import make_engine
-    from indexer.schema import embeddings, videos
-    from indexer.store import Store
+    from indexer.store.db import make_engine
+    from indexer.store.metadata import Store
+    from indexer.store.schema import embeddings, videos
     from tests.reliability_helpers import video_id
 
     store = Store(make_engine(f"sqlite:///{database}"))

@@ -1,10 +1,10 @@
 """Retrieval quality of each model configuration on the near-duplicate set.
 
 The set: every photo scikit-image and scikit-learn ship, as its mqdefault thumbnail
-(the original) plus N YouTube-style re-uploads (``indexer.samples.make_variants``: the
+(the original) plus N YouTube-style re-uploads (``search.eval.samples.make_variants``: the
 five thumbnail sizes with their letterbox bars, crops, flips, colour shifts, titles,
 duration badges, JPEG re-encoding); one label per photo. Each configuration embeds the
-whole set and is scored by ``search.metrics.score_vectors`` (every image a query, exact
+whole set and is scored by ``search.eval.metrics.score_vectors`` (every image a query, exact
 cosine ranking), with and without PCA-whitening learned on the set's own vectors (as
 ``+pcaw`` would learn it on a corpus).
 
@@ -51,7 +51,7 @@ def _distractors() -> list[tuple[str, Image.Image]]:
     """Thumbnails that are no re-upload of any photo: other images and hard near-misses."""
     from skimage import data as skdata
 
-    from indexer import samples
+    from search.eval import samples
 
     out = []
     for name in _DISTRACTORS:
@@ -77,7 +77,7 @@ def _distractors() -> list[tuple[str, Image.Image]]:
 def near_duplicate_set(variants: int, seed: int) -> tuple[list[Image.Image], list[str]]:
     """Images and labels: each photo's mqdefault thumbnail and its re-uploads, one label a
     photo, plus distractors that are alone in their label (ranked against, never queries)."""
-    from indexer import samples
+    from search.eval import samples
 
     images: list[Image.Image] = []
     labels: list[str] = []
@@ -125,7 +125,7 @@ def not_measured() -> list[str]:
 def embed_all(model_id: str, images: list[Image.Image], batch: int = 32) -> np.ndarray:
     """L2-normalised (n, dim) vectors of ``images`` under ``model_id``."""
     from indexer.models import load_embedder
-    from indexer.vector_index import l2_normalise
+    from indexer.vectors.index import l2_normalise
 
     embedder = load_embedder(model_id)
     arrays = [embedder.preprocess(image) for image in images]
@@ -137,8 +137,8 @@ def embed_all(model_id: str, images: list[Image.Image], batch: int = 32) -> np.n
 
 def measure(model_id: str, images: list[Image.Image], labels: list[str]) -> list[Row]:
     """Scores of one configuration, raw and PCA-whitened."""
-    from indexer.whitening import PcaWhitening
-    from search.metrics import score_vectors
+    from search.eval.metrics import score_vectors
+    from search.eval.whitening import PcaWhitening
 
     started = time.perf_counter()
     vectors = embed_all(model_id, images)

@@ -53,9 +53,9 @@ CLI_RUNS = 5  # fresh ``thumbsearch similar`` processes timed at each size
 _CHILD = """
 import json, sys
 from pathlib import Path
-from indexer.db import make_engine
-from indexer.store import Store
-from indexer.vector_index import VectorIndex
+from indexer.store.db import make_engine
+from indexer.store.metadata import Store
+from indexer.vectors.index import VectorIndex
 home, model, dim = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 store = Store(make_engine(f"sqlite:///{home / 'thumbsearch.sqlite3'}"))
 index = VectorIndex.open(home / 'index', model, dim, store)
@@ -98,7 +98,7 @@ def _peak_rss(home: Path) -> float:
 
 def _lookups(service: Any, all_vectors: np.ndarray, all_ids: np.ndarray,
              all_videos: list[str], rng: np.random.Generator) -> dict[str, float]:
-    from indexer.index_types import exact_positions
+    from indexer.vectors.types import exact_positions
     from search.neighbours import similar_to_video
 
     picks = rng.choice(len(all_vectors), size=LOOKUPS, replace=False)

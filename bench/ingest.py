@@ -42,7 +42,7 @@ __all__ = ["catalogue", "main", "measure", "model_rate", "youtube_env"]
 
 def catalogue(n: int, prefix: str = "bench") -> tuple[list[FakeVideo], dict[str, list[str]]]:
     """``n`` fake videos (real photos, each varied) found by the search ``prefix``."""
-    from indexer import samples
+    from search.eval import samples
     from tests.fakes.youtube import FakeVideo
 
     photos = list(samples.sample_photos().values())
@@ -94,7 +94,7 @@ def measure(quick: bool = False, *, videos: int | None = None, batch: int | None
     default runtime), the default batch size, 300 videos and 3 rounds (``quick``: 100
     videos, 1 round, no CLI timings).
     """
-    from indexer.ingest import ingest_queries
+    from indexer.ingest.queries import ingest_queries
     from indexer.models import load_embedder
     from indexer.service import build_service
     from indexer.settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Settings, parse_runtime

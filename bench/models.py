@@ -97,7 +97,7 @@ def _real_images(variants: int) -> list[Any]:
 
     from PIL import Image
 
-    from indexer import samples
+    from search.eval import samples
 
     out = []
     for name, photo in samples.sample_photos().items():
@@ -110,7 +110,7 @@ def _real_images(variants: int) -> list[Any]:
 
 
 def _recall(vectors: np.ndarray, labels: list[str]) -> dict[str, float]:
-    from search.metrics import score_vectors
+    from search.eval.metrics import score_vectors
 
     normalised = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     scores = score_vectors(normalised, labels, ks=(1, 10))

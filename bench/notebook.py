@@ -99,7 +99,7 @@ def run_notebook(model: keras.Model, fake: FakeYouTube, videos: int) -> float:
 def run_ours(fake: FakeYouTube, videos: int, model: str, weights_dir: Path | None,
              runtime: str, query_id: str) -> float:
     """``thumbsearch ingest``, then ``similar <query_id>``, as library calls; videos/s."""
-    from indexer.ingest import ingest_queries
+    from indexer.ingest.queries import ingest_queries
     from indexer.service import build_service
     from indexer.settings import Settings
     from search.neighbours import similar_to_video

@@ -41,8 +41,8 @@ def measure(quick: bool = False, *, videos: int | None = None) -> dict[str, Any]
     """The three ways over the same ids; see the module docstring. Default 600 ids
     (``quick``: 100)."""
     from bench.ingest import catalogue, model_rate, youtube_env
-    from indexer.idlist_ingest import add_video_ids
-    from indexer.ray_backfill import RayOptions, RayStage
+    from indexer.ingest.idlist import add_video_ids
+    from indexer.ingest.ray_backfill import RayOptions, RayStage
     from indexer.service import build_service
     from indexer.settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Settings
     from tests.fakes.youtube import FakeYouTube

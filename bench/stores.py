@@ -42,7 +42,7 @@ def worker(ids_file: Path, ready: Path, go: Path) -> dict[str, Any]:
     """One worker process: load and warm the model, signal ``ready``, wait for ``go``, then
     ingest the ids; its figures (stored count and wall-clock start and end)."""
     from bench.ingest import model_rate
-    from indexer.idlist_ingest import add_video_ids
+    from indexer.ingest.idlist import add_video_ids
     from indexer.service import build_service
     from indexer.settings import Settings
 

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from indexer.errors import ThumbsearchError
-    from indexer.idlist_ingest import add_video_ids
-    from indexer.ingest import ingest_queries
-    from indexer.local import add_paths
+    from indexer.ingest.idlist import add_video_ids
+    from indexer.ingest.local import add_paths
+    from indexer.ingest.queries import ingest_queries
+    from indexer.ingest.summary import IngestSummary
     from indexer.records import Failure, StoredVideo, VideoMeta
     from indexer.service import Service, build_service
     from indexer.settings import Settings
-    from indexer.store import Store
-    from indexer.summary import IngestSummary
-    from indexer.vector_index import VectorIndex
+    from indexer.store.metadata import Store
+    from indexer.vectors.index import VectorIndex
 
 __all__ = [
     "Failure",
@@ -44,18 +44,18 @@ __all__ = [
 
 _HOMES = {
     "Failure": "indexer.records",
-    "IngestSummary": "indexer.summary",
+    "IngestSummary": "indexer.ingest.summary",
     "Service": "indexer.service",
     "Settings": "indexer.settings",
-    "Store": "indexer.store",
+    "Store": "indexer.store.metadata",
     "StoredVideo": "indexer.records",
     "ThumbsearchError": "indexer.errors",
-    "VectorIndex": "indexer.vector_index",
+    "VectorIndex": "indexer.vectors.index",
     "VideoMeta": "indexer.records",
-    "add_paths": "indexer.local",
-    "add_video_ids": "indexer.idlist_ingest",
+    "add_paths": "indexer.ingest.local",
+    "add_video_ids": "indexer.ingest.idlist",
     "build_service": "indexer.service",
-    "ingest_queries": "indexer.ingest",
+    "ingest_queries": "indexer.ingest.queries",
 }
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import VectorIndexError
-from indexer.index_types import BuildReport, choose_type
-from indexer.lock import writer_lock
 from indexer.service import Service
-from indexer.vector_index import VectorIndex, l2_normalise, read_tail
+from indexer.store.writer import writer_lock
+from indexer.vectors.index import VectorIndex, l2_normalise, read_tail
+from indexer.vectors.types import BuildReport, choose_type
 
 __all__ = ["DoctorReport", "check_corpus", "rebuild_index"]
 
@@ -162,7 +162,7 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
 def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None) -> BuildReport:
     """Build the snapshot again from the database (under the writer lock) and swap it in.
 
-    ``kind`` is an index type of ``indexer.index_types.INDEX_TYPES`` (auto: by corpus
+    ``kind`` is an index type of ``indexer.vectors.types.INDEX_TYPES`` (auto: by corpus
     size), refused when the corpus is too small for it; None keeps the type the snapshot
     was asked for (exact while the corpus is too small for it). The current files stay
     as they are until the new snapshot is complete and verified (``VectorIndex.rebuild``),

@@ -19,14 +19,14 @@ from indexer.errors import EmptyCorpusError
 from indexer.settings import Settings
 
 if TYPE_CHECKING:
-    from indexer.fetch import ImageFetcher
+    from indexer.images.fetch import ImageFetcher
+    from indexer.images.thumbcache import ThumbnailCache
     from indexer.models import Embedder, ModelSpec
-    from indexer.quota import QuotaLedger
-    from indexer.reads import Reads, SqliteReads
-    from indexer.store import Store
-    from indexer.thumbcache import ThumbnailCache
-    from indexer.vector_index import VectorIndex
-    from indexer.youtube import YouTubeApi
+    from indexer.store.metadata import Store
+    from indexer.store.reads import Reads, SqliteReads
+    from indexer.vectors.index import VectorIndex
+    from indexer.youtube.client import YouTubeApi
+    from indexer.youtube.quota import QuotaLedger
 
 __all__ = ["Service", "build_service", "image_fetcher", "settings_embedder"]
 
@@ -53,7 +53,7 @@ def settings_embedder(settings: Settings, weights: Path | None = None) -> Embedd
 def image_fetcher(settings: Settings) -> ImageFetcher:
     """The HTTP image fetcher ``settings`` describe (allowed hosts, timeout, size limit)."""
     # requests is imported only when a fetcher is built.
-    from indexer.fetch import HttpImageFetcher
+    from indexer.images.fetch import HttpImageFetcher
 
     return HttpImageFetcher(
         settings.image_hosts, timeout=settings.http_timeout,
@@ -106,7 +106,7 @@ class Service:
     @property
     def ledger(self) -> QuotaLedger:
         """The daily API quota ledger (its state lives in the database)."""
-        from indexer.quota import QuotaLedger
+        from indexer.youtube.quota import QuotaLedger
 
         return QuotaLedger(self.store, self.settings.search_quota, self.settings.units_quota)
 
@@ -117,7 +117,7 @@ class Service:
     def index(self) -> VectorIndex:
         """The vector index, opened and caught up with the store on first use."""
         if self._index is None:
-            from indexer.vector_index import VectorIndex
+            from indexer.vectors.index import VectorIndex
 
             self._index = VectorIndex.open(self.settings.index_dir, self.spec.model_id,
                                            self.spec.dim, self.reads)
@@ -169,13 +169,13 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     ``clock`` (UTC now) and ``sleep`` (retry backoff) are injectable for tests;
     ``weights`` is a local weights file for the model (``--weights``). A caller that
     only looks up neighbours passes ``lookups_only``: on a SQLite file its reads then
-    go through ``sqlite3`` (``indexer.reads``) and SQLAlchemy is never imported.
+    go through ``sqlite3`` (``indexer.store.reads``) and SQLAlchemy is never imported.
     """
     # Imported here so that importing this module stays cheap for the command line.
+    from indexer.images.thumbcache import ThumbnailCache
     from indexer.memory import keep_large_blocks_mapped
     from indexer.models import ModelSpec, model_spec
-    from indexer.reads import SqliteReads, sqlite_file
-    from indexer.thumbcache import ThumbnailCache
+    from indexer.store.reads import SqliteReads, sqlite_file
 
     keep_large_blocks_mapped()
     spec = model_spec(settings.model) if embedder is None else ModelSpec(
@@ -183,8 +183,8 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     lean_file = sqlite_file(settings.database_url) if lookups_only else None
 
     def make_store() -> Store:
-        from indexer.db import make_engine
-        from indexer.store import Store
+        from indexer.store.db import make_engine
+        from indexer.store.metadata import Store
 
         engine = make_engine(settings.database_url)
         return Store(engine) if clock is None else Store(engine, clock)
@@ -197,7 +197,7 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     def make_youtube(service: Service) -> YouTubeApi:
         if youtube is not None:
             return youtube
-        from indexer.youtube import GoogleYouTubeApi
+        from indexer.youtube.client import GoogleYouTubeApi
 
         ledger = service.ledger
         return GoogleYouTubeApi(settings.require_api_key(), settings.youtube_endpoint,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from indexer.schema import metadata
+from indexer.store.schema import metadata
 
 config = context.config
 

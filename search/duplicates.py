@@ -92,7 +92,7 @@ def duplicate_components(vectors: np.ndarray, threshold: float = DEFAULT_THRESHO
     """
     import numpy as np
 
-    from indexer.vector_index import l2_normalise
+    from indexer.vectors.index import l2_normalise
 
     if not -1.0 <= threshold <= 1.0:
         raise InputError(f"the threshold is a cosine similarity in [-1, 1], got {threshold}")

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 from PIL import Image, ImageDraw, ImageFont
 
 from indexer.errors import ImageDecodeError, StoreError, ThumbsearchError
-from indexer.images import decode_image, read_image_bytes
-from indexer.local import LOCAL_ID_PREFIX
+from indexer.images.decode import decode_image, read_image_bytes
+from indexer.ingest.local import LOCAL_ID_PREFIX
 from indexer.records import StoredVideo
 from indexer.service import Service
-from search.eval_report import render
+from search.html import render
 from search.neighbours import SimilarResult
 
 __all__ = [

@@ -20,14 +20,14 @@ PATH_FORMS = ("shorts", "embed", "live", "v", "e")
 
 @functools.cache
 def _local_id() -> re.Pattern[str]:
-    from indexer.local import LOCAL_ID_PREFIX
+    from indexer.ingest.local import LOCAL_ID_PREFIX
 
     return re.compile(re.escape(LOCAL_ID_PREFIX) + r"[0-9a-f]{16}\Z")
 
 
 def _is_local_id(value: str) -> bool:
     # A local id holds no '/': URLs and plain ids are told apart without importing the
-    # ingest side (indexer.local pulls in the pipeline, requests and Pillow).
+    # ingest side (indexer.ingest.local pulls in the pipeline, requests and Pillow).
     return "/" not in value and _local_id().fullmatch(value) is not None
 
 

@@ -69,7 +69,7 @@ def _check_k(k: int) -> None:
 
 
 def _embed_one(service: Service, image: Image.Image) -> np.ndarray:
-    from indexer.vector_index import l2_normalise
+    from indexer.vectors.index import l2_normalise
 
     embedder = service.embedder
     vector = embedder.embed(embedder.preprocess(image)[None, ...])
@@ -114,8 +114,8 @@ def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarRes
         row_id, vector = stored
         results = _neighbours(service, vector[None, :], k, [row_id])[0]
     else:
-        from indexer.images import decode_image
-        from indexer.local import LOCAL_ID_PREFIX
+        from indexer.images.decode import decode_image
+        from indexer.ingest.local import LOCAL_ID_PREFIX
 
         if video_id.startswith(LOCAL_ID_PREFIX):
             raise VideoNotFoundError(f"{video_id} is not in the corpus")
@@ -160,7 +160,7 @@ def similar_to_videos(service: Service, video_ids: Sequence[str],
 
 def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResult:
     """Neighbours of an image file or an http(s) image URL (from an allowed host)."""
-    from indexer.images import decode_image, read_image_file
+    from indexer.images.decode import decode_image, read_image_file
 
     _check_k(k)
     # Not urlsplit: it raises on a malformed URL ("http://[::1") before it names the scheme.
@@ -183,7 +183,7 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
 
 def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10) -> SimilarResult:
     """Neighbours of image bytes (an upload); ``name`` labels the query."""
-    from indexer.images import decode_image
+    from indexer.images.decode import decode_image
 
     _check_k(k)
     service.require_corpus()

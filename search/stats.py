@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from indexer.service import Service
-from indexer.vector_index import VectorIndex
+from indexer.vectors.index import VectorIndex
 
 __all__ = ["corpus_stats"]
 

@@ -20,14 +20,14 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from indexer.enrich import unenriched_video_ids
 from indexer.errors import ModelError, WriterBusyError
-from indexer.gone import GONE_FROM_API, gone_reasons
-from indexer.idlist_ingest import IdListSummary, add_video_ids
-from indexer.lock import writer_lock
-from indexer.schema import videos
+from indexer.ingest.enrich import unenriched_video_ids
+from indexer.ingest.idlist import IdListSummary, add_video_ids
 from indexer.service import Service, build_service
 from indexer.settings import Settings
+from indexer.store.schema import videos
+from indexer.store.writer import writer_lock
+from indexer.youtube.gone import GONE_FROM_API, gone_reasons
 from search.cli import app
 from search.idlist import read_id_list, youtube_ids
 from tests.fakes.clock import Clock
@@ -281,7 +281,7 @@ def test_a_stored_video_videos_list_leaves_out_is_gone_and_kept(
     assert fake.videos_calls == calls and last.run.known == 9 and last.gone == []
     # Found again by videos.list: no longer gone.
     fake.put(dataclasses.replace(fake.videos[dropped], deleted=False))
-    from indexer.enrich import enrich_videos
+    from indexer.ingest.enrich import enrich_videos
 
     enrich_videos(service, last.run, [dropped])
     assert gone_reasons(service.store, [dropped]) == {}

@@ -26,15 +26,15 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from indexer import samples
 from indexer.errors import ModelError
-from indexer.gone import gone_reasons
-from indexer.idlist_ingest import IdListSummary, add_video_ids
-from indexer.ray_backfill import RayOptions, add_video_ids_ray, check_address
-from indexer.schema import embeddings, videos
+from indexer.ingest.idlist import IdListSummary, add_video_ids
+from indexer.ingest.ray_backfill import RayOptions, add_video_ids_ray, check_address
 from indexer.service import Service, build_service
 from indexer.settings import Settings
+from indexer.store.schema import embeddings, videos
+from indexer.youtube.gone import gone_reasons
 from search.cli import app
+from search.eval import samples
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.youtube import FakeVideo, FakeYouTube, photo_catalogue
 

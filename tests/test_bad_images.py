@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from indexer.errors import FetchError, ImageDecodeError
-from indexer.fetch import HttpImageFetcher
-from indexer.images import decode_image
+from indexer.images.decode import decode_image
+from indexer.images.fetch import HttpImageFetcher
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.hostile import Behaviour, HostileServer
 from tests.reliability_helpers import record_figure

@@ -1,6 +1,6 @@
 """What the command line imports: help loads no heavy library, a stored lookup no model.
 
-A lookup on the default SQLite file reads through ``sqlite3`` (``indexer.reads``), so it
+A lookup on the default SQLite file reads through ``sqlite3`` (``indexer.store.reads``), so it
 does not import SQLAlchemy either.
 
 Each case runs the real entry point in a fresh interpreter and reports ``sys.modules``.

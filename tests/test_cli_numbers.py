@@ -14,9 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from indexer.errors import UsageError
-from indexer.queryfile import parse_duration
 from indexer.service import build_service
 from indexer.settings import Settings
+from indexer.youtube.queryfile import parse_duration
 from search.cli import app
 from tests.reliability_helpers import record_figure, seed_corpus
 
@@ -273,7 +273,7 @@ def test_durations_out_of_range_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_duration(text)
     assert len(str(caught.value)) < 300
-    from indexer.queryfile import MAX_DURATION
+    from indexer.youtube.queryfile import MAX_DURATION
 
     assert MAX_DURATION.days == 36_500
 

@@ -43,7 +43,7 @@ from typer.testing import CliRunner
 from indexer.doctor import check_corpus
 from indexer.service import Service, build_service
 from indexer.settings import Settings
-from indexer.vector_index import tail_record
+from indexer.vectors.index import tail_record
 from search.cli import app
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.ingest_child import EMBEDDING_MARKER

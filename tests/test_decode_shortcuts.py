@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import samples
-from indexer.images import decode_image
+from indexer.images.decode import decode_image
 from indexer.models.preprocess import (
     BAR_MAX_FRACTION,
     Preprocessing,
     find_content_box,
     prepare_rgb,
 )
+from search.eval import samples
 
 SIZE = (224, 224)
 
@@ -124,7 +124,7 @@ def test_bar_detection_matches_the_plain_definition() -> None:
 @pytest.mark.slow
 def test_reduced_decode_keeps_embeddings_and_ranks() -> None:
     from indexer.models import load_embedder
-    from indexer.vector_index import l2_normalise
+    from indexer.vectors.index import l2_normalise
 
     embedder = load_embedder("efficientnet-lite0+unbar")
     photos = samples.sample_photos()

@@ -12,9 +12,9 @@ from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from indexer.doctor import check_corpus
-from indexer.schema import embeddings
 from indexer.service import Service, build_service
 from indexer.settings import Settings
+from indexer.store.schema import embeddings
 from search.cli import app
 from tests.reliability_helpers import seed_corpus
 
@@ -147,7 +147,7 @@ def test_power_loss_the_next_open_rebuilds_from_sqlite(service: Service,
 
 def test_missing_vectors_are_reported(service: Service) -> None:
     from indexer.records import VideoMeta
-    from indexer.schema import videos
+    from indexer.store.schema import videos
 
     service.store.transact("test", lambda conn: conn.execute(videos.insert().values(
         video_id="zzzzzzzzzzz", source="test", title="", description="", channel_id="",

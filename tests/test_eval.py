@@ -10,15 +10,15 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from indexer import samples
 from indexer.errors import InputError
-from indexer.local import add_paths
+from indexer.ingest.local import add_paths
 from indexer.service import build_service
 from indexer.settings import DEFAULT_MODEL, Settings
 from search.cli import app
-from search.eval_report import write_report
-from search.evaluate import evaluate_corpus, evaluate_sets, parse_ks
-from search.neardup import make_neardup
+from search.eval import samples
+from search.eval.evaluate import evaluate_corpus, evaluate_sets, parse_ks
+from search.eval.neardup import make_neardup
+from search.eval.report import write_report
 from tests.fakes.embedder import TinyEmbedder
 
 runner = CliRunner()

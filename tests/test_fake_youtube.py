@@ -19,7 +19,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from PIL import Image, UnidentifiedImageError
 
-from indexer import samples
+from search.eval import samples
 from tests.fakes.youtube import (
     API_KEY_INVALID_BODY,
     FakeVideo,

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from indexer.ingest import ingest_queries
+from indexer.ingest.queries import ingest_queries
 from indexer.service import build_service
 from indexer.settings import Settings
 from tests.fakes.embedder import TinyEmbedder

@@ -19,8 +19,8 @@ from indexer.errors import (
     ImagePathError,
     ThumbnailMissingError,
 )
-from indexer.fetch import HttpImageFetcher
-from indexer.images import MAX_PIXELS, decode_image, read_image_file
+from indexer.images.decode import MAX_PIXELS, decode_image, read_image_file
+from indexer.images.fetch import HttpImageFetcher
 
 
 def _jpeg(size: tuple[int, int] = (32, 18), color: str = "red") -> bytes:

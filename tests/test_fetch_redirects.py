@@ -23,9 +23,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from indexer.errors import DownloadBrokenError, FetchError
-from indexer.fetch import HttpImageFetcher
-from indexer.idlist_ingest import add_video_ids
-from indexer.ingest import ingest_queries
+from indexer.images.fetch import HttpImageFetcher
+from indexer.ingest.idlist import add_video_ids
+from indexer.ingest.queries import ingest_queries
 from indexer.service import build_service
 from indexer.settings import Settings
 from search.cli import app
@@ -374,7 +374,7 @@ def test_add_ids_gives_up_a_stalled_thumbnail_at_the_shortened_deadline(
             return Behaviour("stall")
         return Behaviour("ok", _jpeg((int(video_id[-1]) * 40, 90, 160)))
 
-    monkeypatch.setattr("indexer.fetch.DEFAULT_MAX_SECONDS", 0.5)
+    monkeypatch.setattr("indexer.images.fetch.DEFAULT_MAX_SECONDS", 0.5)
     with HostileServer(route, stall=5.0) as server:
         monkeypatch.setenv("THUMBSEARCH_THUMBNAIL_BASE", server.url("/vi"))
         monkeypatch.setenv("THUMBSEARCH_ALLOWED_HOSTS", server.host)

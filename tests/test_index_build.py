@@ -19,17 +19,17 @@ import numpy as np
 import pytest
 from sqlalchemy import insert
 
-from indexer.db import make_engine
-from indexer.index_types import (
+from indexer.store.db import make_engine
+from indexer.store.metadata import Store
+from indexer.store.schema import embeddings, videos
+from indexer.vectors.index import StoreSource, VectorIndex, l2_normalise
+from indexer.vectors.types import (
     RECALL_TARGET,
     ArraySource,
     build_index,
     exact_neighbours,
     recall_at,
 )
-from indexer.schema import embeddings, videos
-from indexer.store import Store
-from indexer.vector_index import StoreSource, VectorIndex, l2_normalise
 
 DIM = 320  # above the PCA width, so the PCA candidate is tried
 MODEL = "m"

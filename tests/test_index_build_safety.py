@@ -23,13 +23,13 @@ import pytest
 from sqlalchemy import delete
 from typer.testing import CliRunner
 
-from indexer import index_types
-from indexer.db import make_engine
 from indexer.errors import VectorIndexError
 from indexer.records import VideoMeta
-from indexer.schema import embeddings
-from indexer.store import Store
-from indexer.vector_index import VectorIndex, l2_normalise
+from indexer.store.db import make_engine
+from indexer.store.metadata import Store
+from indexer.store.schema import embeddings
+from indexer.vectors import types as index_types
+from indexer.vectors.index import VectorIndex, l2_normalise
 from search.cli import app
 from tests.fakes.build_child import STEPS
 

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import delete
 from typer.testing import CliRunner
 
-from indexer.db import make_engine
 from indexer.errors import InputError
-from indexer.index_types import FLAT_MAX, RECALL_TARGET, choose_type, recall_at
 from indexer.records import VideoMeta
-from indexer.schema import embeddings
-from indexer.store import Store
-from indexer.vector_index import TAIL_MIN, VectorIndex, l2_normalise
+from indexer.store.db import make_engine
+from indexer.store.metadata import Store
+from indexer.store.schema import embeddings
+from indexer.vectors.index import TAIL_MIN, VectorIndex, l2_normalise
+from indexer.vectors.types import FLAT_MAX, RECALL_TARGET, choose_type, recall_at
 from search.cli import app
 
 DIM = 320  # above the PCA width, so the PCA candidate is tried

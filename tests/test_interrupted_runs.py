@@ -16,12 +16,12 @@ from pathlib import Path
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from indexer.history import list_runs
-from indexer.lock import writer_lock
 from indexer.process import process_start
-from indexer.schema import ingest_runs
 from indexer.service import build_service
 from indexer.settings import Settings
+from indexer.store.history import list_runs
+from indexer.store.schema import ingest_runs
+from indexer.store.writer import writer_lock
 from search.cli import app
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.ingest_child import EMBEDDING_MARKER

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from indexer.errors import ImagePathError
-from indexer.local import add_paths, meta_for_file
+from indexer.ingest.local import add_paths, meta_for_file
 from indexer.service import build_service
 from indexer.settings import Settings
 from tests.fakes.embedder import TinyEmbedder

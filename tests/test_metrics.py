@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import InputError
-from search.metrics import approximate_recall, average_precisions, score_vectors
+from search.eval.metrics import approximate_recall, average_precisions, score_vectors
 
 
 def _unit(rows: list[list[float]]) -> np.ndarray:

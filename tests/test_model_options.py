@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from indexer import samples
 from indexer.errors import EmptyCorpusError, ModelError, UnknownModelError
-from indexer.local import add_paths
+from indexer.ingest.local import add_paths
+from indexer.ingest.reembed import reembed
 from indexer.models import load_embedder, model_spec, parse_model_id, weights_status
 from indexer.models.preprocess import (
     Preprocessing,
@@ -25,11 +25,11 @@ from indexer.models.preprocess import (
     resize_image,
 )
 from indexer.models.weights import KERAS_WEIGHT_FILES, resolve_weights
-from indexer.reembed import reembed
 from indexer.service import build_service
 from indexer.settings import Settings
-from indexer.whitening import PcaWhitening
 from search.cli.app import app
+from search.eval import samples
+from search.eval.whitening import PcaWhitening
 from tests.fakes.embedder import TinyEmbedder
 
 runner = CliRunner()

@@ -21,13 +21,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from indexer.db import alembic_config, make_engine
 from indexer.errors import StoreError, WriterBusyError
-from indexer.ingest import ingest_queries
-from indexer.lock import writer_lock
-from indexer.schema import embeddings
+from indexer.ingest.queries import ingest_queries
 from indexer.service import build_service
 from indexer.settings import Settings
+from indexer.store.db import alembic_config, make_engine
+from indexer.store.schema import embeddings
+from indexer.store.writer import writer_lock
 from search.cli import app
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.youtube import FakeYouTube
@@ -189,8 +189,8 @@ def test_a_second_writer_on_another_host_is_refused_or_waits(pg_env: str,
 
 
 def test_a_killed_writers_lock_is_released_by_the_server(pg_env: str, tmp_path: Path) -> None:
-    code = ("import sys, time; from pathlib import Path; from indexer.db import make_engine\n"
-            "from indexer.lock import writer_lock\n"
+    code = ("import sys, time; from pathlib import Path; from indexer.store.db import make_engine\n"
+            "from indexer.store.writer import writer_lock\n"
             f"with writer_lock(Path({str(tmp_path / 'killed')!r}), 'crash',"
             f" engine=make_engine({pg_env!r})):\n"
             "    print('held', flush=True); time.sleep(600)\n")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from indexer.errors import StoreError
-from indexer.reads import IN_CHUNK, SqliteReads, sqlite_file
 from indexer.records import VideoMeta
 from indexer.service import Service, build_service
 from indexer.settings import Settings
+from indexer.store.reads import IN_CHUNK, SqliteReads, sqlite_file
 from search.neighbours import similar_to_video, similar_to_videos
 
 MODEL_ROWS = 1_300  # more than two IN chunks

@@ -18,13 +18,13 @@ from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
 from indexer.doctor import check_corpus
-from indexer.enrich import refresh_videos, store_details
-from indexer.gone import GONE_FROM_API, gone_reasons
-from indexer.ingest import run_queries
-from indexer.queryfile import QuerySpec
-from indexer.schema import embeddings, gone_videos, videos
+from indexer.ingest.enrich import refresh_videos, store_details
+from indexer.ingest.queries import run_queries
 from indexer.service import Service, build_service
 from indexer.settings import Settings
+from indexer.store.schema import embeddings, gone_videos, videos
+from indexer.youtube.gone import GONE_FROM_API, gone_reasons
+from indexer.youtube.queryfile import QuerySpec
 from search.cli import app
 from search.neighbours import similar_to_video
 from tests.fakes.clock import Clock
@@ -174,7 +174,7 @@ def test_missing_again_a_day_later_on_postgres(
 
 def test_doctor_is_clean_after_the_newest_rows_are_deleted(
         make_service: Callable[[], Service], youtube_env: FakeYouTube, clock: Clock) -> None:
-    from indexer.enrich import delete_videos
+    from indexer.ingest.enrich import delete_videos
 
     service, _ids = _corpus(make_service, youtube_env, clock)
     index = service.index()
@@ -284,7 +284,7 @@ def test_dry_run_lists_what_would_go_and_changes_nothing(
 def test_the_migration_upgrades_a_database_and_keeps_gone_records(tmp_path: Path) -> None:
     from alembic import command
 
-    from indexer.db import alembic_config, make_engine
+    from indexer.store.db import alembic_config, make_engine
 
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     config = alembic_config(url)
@@ -317,7 +317,7 @@ def test_the_migration_upgrades_a_database_and_keeps_gone_records(tmp_path: Path
 
 def test_gone_records_and_prune_marks_live_together(
         make_service: Callable[[], Service], youtube_env: FakeYouTube, clock: Clock) -> None:
-    from indexer.gone import mark_missing, missing_marks, record_gone
+    from indexer.youtube.gone import mark_missing, missing_marks, record_gone
 
     service, ids = _corpus(make_service, youtube_env, clock)
     store, video = service.store, ids[7]
@@ -336,8 +336,8 @@ def test_gone_records_and_prune_marks_live_together(
 
 def test_enrichment_records_nothing_gone_from_an_answer_missing_every_id(
         make_service: Callable[[], Service], youtube_env: FakeYouTube, clock: Clock) -> None:
-    from indexer.enrich import enrich_videos
-    from indexer.summary import IngestSummary
+    from indexer.ingest.enrich import enrich_videos
+    from indexer.ingest.summary import IngestSummary
 
     service, ids = _corpus(make_service, youtube_env, clock)
     _delete(youtube_env, *ids)  # the fake now answers 200 {"items": []} for these ids

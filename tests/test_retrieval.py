@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from indexer import samples
-from indexer.local import add_paths
+from indexer.ingest.local import add_paths
 from indexer.service import build_service
 from indexer.settings import Settings
+from search.eval import samples
 from search.neighbours import similar_to_image
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from indexer import samples
 from indexer.errors import ConfigError
 from indexer.models import load_embedder
 from indexer.models.runtime import (
@@ -25,6 +24,7 @@ from indexer.models.runtime import (
 )
 from indexer.settings import RUNTIMES, Settings
 from search.cli import app
+from search.eval import samples
 
 DEFAULT = "efficientnet-lite0+unbar"
 needs_litert = pytest.mark.skipif(not litert_available(), reason="ai-edge-litert missing")
@@ -188,7 +188,7 @@ def _save(image: Image.Image, path: Path) -> Path:
 @pytest.mark.slow
 def test_near_duplicates_find_their_original_with_the_production_runtime(
         settings: Settings, tmp_path: Path) -> None:
-    from indexer.local import add_paths
+    from indexer.ingest.local import add_paths
     from indexer.service import build_service
     from search.neighbours import similar_to_image
 

@@ -1,4 +1,4 @@
-"""Tests of indexer.samples: sizes, letterbox bars, variants, ids and the yt-dlp folder."""
+"""Tests of search.eval.samples: sizes, letterbox bars, variants, ids and the yt-dlp folder."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import samples
 from indexer.errors import InputError
+from search.eval import samples
 
 ID_ALPHABET = set(string.ascii_letters + string.digits + "-_")
 FOUR_THREE = ("default", "hqdefault", "sddefault")

@@ -15,17 +15,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from indexer.cursors import load_cursors
-from indexer.enrich import refresh_videos
 from indexer.errors import ApiKeyInvalidError, QueriesFileError, QuotaExceededError, WriterBusyError
-from indexer.ingest import run_queries
-from indexer.lock import writer_lock
-from indexer.queryfile import QuerySpec, parse_duration, parse_queries
-from indexer.quota import QuotaLedger, pacific_day
-from indexer.schedule import run_schedule
+from indexer.ingest.enrich import refresh_videos
+from indexer.ingest.queries import run_queries
+from indexer.ingest.schedule import run_schedule
 from indexer.service import Service, build_service
 from indexer.settings import Settings
-from indexer.youtube import backoff_delay
+from indexer.store.writer import writer_lock
+from indexer.youtube.client import backoff_delay
+from indexer.youtube.cursors import load_cursors
+from indexer.youtube.queryfile import QuerySpec, parse_duration, parse_queries
+from indexer.youtube.quota import QuotaLedger, pacific_day
 from tests.fakes.clock import Clock
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.youtube import FakeYouTube
@@ -230,7 +230,7 @@ def test_quota_exceeded_bad_key_and_bad_request_are_not_retried(
 
 def test_new_videos_get_their_details_in_batches_of_50(make_service: object,
                                                        youtube_env: FakeYouTube) -> None:
-    from indexer.schema import videos
+    from indexer.store.schema import videos
 
     service = make_service()  # type: ignore[operator]
     summary = run_queries(service, [QuerySpec(q="reuploads", pages=2, per_page=35)],
@@ -265,7 +265,7 @@ def test_a_second_writer_exits_or_waits_and_a_crash_frees_the_lock(
             pass
         assert waited
     # A process that dies holding the lock does not leave it stuck.
-    code = (f"import os; from pathlib import Path; from indexer.lock import writer_lock\n"
+    code = (f"import os; from pathlib import Path; from indexer.store.writer import writer_lock\n"
             f"with writer_lock(Path({str(isolated_env)!r}), 'crash'):\n    os._exit(9)\n")
     done = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
     assert done.returncode == 9
@@ -306,7 +306,7 @@ def test_refresh_updates_old_rows_and_prune_removes_gone_videos(
     assert reopened.index().size == 8  # the snapshot was saved without it
     reopened.close()
     with service.store.engine.connect() as conn:
-        from indexer.schema import videos
+        from indexer.store.schema import videos
 
         views = conn.execute(select(videos.c.view_count).where(
             videos.c.video_id == ids[0])).scalar()

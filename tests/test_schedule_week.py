@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from indexer import samples
-from indexer.ingest import run_queries
-from indexer.queryfile import load_queries_file
-from indexer.quota import pacific_day
+from indexer.ingest.queries import run_queries
 from indexer.service import build_service
 from indexer.settings import Settings
+from indexer.youtube.queryfile import load_queries_file
+from indexer.youtube.quota import pacific_day
 from search.cli import app
+from search.eval import samples
 from tests.fakes.youtube import FakeVideo, FakeYouTube
 
 pytestmark = pytest.mark.slow

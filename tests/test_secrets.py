@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from indexer.db import safe_url
+from indexer.store.dberrors import safe_url
 from search.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from indexer.errors import FetchError, HostNotAllowedError, ThumbsearchError
-from indexer.fetch import HttpImageFetcher
-from indexer.ingest import ingest_queries
+from indexer.images.fetch import HttpImageFetcher
+from indexer.ingest.queries import ingest_queries
 from indexer.records import VideoMeta
 from indexer.service import build_service
 from indexer.settings import Settings

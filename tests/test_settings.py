@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import ConfigError, MissingApiKeyError
-from indexer.fetch import host_allowed
+from indexer.images.fetch import host_allowed
 from indexer.settings import DEFAULT_ALLOWED_HOSTS, DEFAULT_MODEL, Settings
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect
 
-from indexer.db import make_engine, upgrade_database
 from indexer.errors import ModelMismatchError
 from indexer.records import VideoMeta
-from indexer.store import Store
-from indexer.vector_index import VectorIndex, l2_normalise
+from indexer.store.db import make_engine, upgrade_database
+from indexer.store.metadata import Store
+from indexer.vectors.index import VectorIndex, l2_normalise
 
 DIM = 16
 
@@ -45,7 +45,7 @@ def test_alembic_upgrade_head_on_a_fresh_database(tmp_path: Path) -> None:
 def test_alembic_downgrade_to_base_and_back(tmp_path: Path) -> None:
     from alembic import command
 
-    from indexer.db import alembic_config
+    from indexer.store.db import alembic_config
 
     url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
     config = alembic_config(url)
@@ -84,7 +84,7 @@ def test_query_links_keep_first_rank(store: Store) -> None:
     store.link_query(qid, [("vid00000001", 7)])
     from sqlalchemy import select
 
-    from indexer.schema import query_videos
+    from indexer.store.schema import query_videos
     with store.engine.connect() as conn:
         rows = sorted(conn.execute(select(query_videos.c.video_id, query_videos.c.rank)))
     assert rows == [("vid00000000", 0), ("vid00000001", 1)]
@@ -166,7 +166,7 @@ def schema_differences(url: str) -> list[object]:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from indexer.schema import metadata
+    from indexer.store.schema import metadata
 
     engine = make_engine(url)
     try:
@@ -187,7 +187,7 @@ def test_batches_larger_than_sqlites_variable_limit(tmp_path: Path) -> None:
 
     from sqlalchemy import event
 
-    from indexer.enrich import delete_videos
+    from indexer.ingest.enrich import delete_videos
 
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from indexer.doctor import check_corpus
 from indexer.errors import ThumbsearchError
-from indexer.ingest import ingest_queries
+from indexer.ingest.queries import ingest_queries
 from indexer.service import build_service
 from indexer.settings import Settings
 from search.cli import app

@@ -15,11 +15,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from indexer.errors import InputError, InputFileError, QueriesFileError
-from indexer.local import INFO_JSON_MAX_BYTES, add_paths
-from indexer.queryfile import load_queries_file, parse_queries
+from indexer.ingest.local import INFO_JSON_MAX_BYTES, add_paths
+from indexer.ingest.summary import IngestSummary
 from indexer.service import Service, build_service
 from indexer.settings import Settings
-from indexer.summary import IngestSummary
+from indexer.youtube.queryfile import load_queries_file, parse_queries
 from search.cli import app
 from search.cli.output import finish_ingest
 from search.idlist import read_id_list
@@ -295,7 +295,7 @@ def test_ids_from_stdin_are_bounded_and_still_read(tmp_path: Path) -> None:
 
 
 def test_an_eval_csv_is_a_regular_file_within_its_limit(tmp_path: Path) -> None:
-    from search.eval_data import load_labelled_set
+    from search.eval.data import load_labelled_set
 
     listing = tmp_path / "set.csv"
     listing.write_text(f"path_or_video_id,label\n{VIDEO},music\n{VIDEO[::-1]},music\n")

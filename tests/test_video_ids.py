@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from indexer.errors import VideoIdError
-from indexer.local import YTDLP_NAME
+from indexer.ingest.local import YTDLP_NAME
 from indexer.service import build_service
 from indexer.settings import Settings
 from search.cli import app

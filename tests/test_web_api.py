@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from indexer.local import add_paths
-from indexer.samples import SampleVideo, write_ytdlp_folder
+from indexer.ingest.local import add_paths
 from indexer.service import Service, build_service
 from indexer.settings import Settings
 from search.duplicates import duplicate_components, find_duplicates
+from search.eval.samples import SampleVideo, write_ytdlp_folder
 from search.gallery import write_html, write_sheet
 from search.neighbours import similar_to_video
 from search.web import create_app

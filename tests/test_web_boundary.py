@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.samples import SampleVideo
 from indexer.service import Service, build_service
 from indexer.settings import Settings
+from search.eval.samples import SampleVideo
 from search.web import create_app
 from search.web.app import host_names
 from search.web.errors import scrub_paths

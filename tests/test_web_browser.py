@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.samples import write_ytdlp_folder
+from search.eval.samples import write_ytdlp_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -24,11 +24,11 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from indexer.local import add_paths
-from indexer.samples import write_ytdlp_folder
+from indexer.ingest.local import add_paths
 from indexer.service import Service, build_service
 from indexer.settings import Settings
 from search.cli.serve import bind
+from search.eval.samples import write_ytdlp_folder
 from search.web import create_app
 from search.web.guard import host_names
 from tests.fakes.embedder import TinyEmbedder

@@ -28,13 +28,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from indexer.claims import Claims
-from indexer.db import make_engine
-from indexer.quota import QuotaLedger
-from indexer.schema import embeddings, work_claims
+from indexer.ingest.claims import Claims
 from indexer.service import build_service
 from indexer.settings import Settings
-from indexer.store import Store
+from indexer.store.db import make_engine
+from indexer.store.metadata import Store
+from indexer.store.schema import embeddings, work_claims
+from indexer.youtube.quota import QuotaLedger
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.ingest_child import EMBEDDING_MARKER
 from tests.fakes.youtube import FakeVideo, FakeYouTube
@@ -317,7 +317,7 @@ def test_indexes_sharing_a_directory_save_without_losing_each_others_rows(
     import numpy as np
 
     from indexer.records import VideoMeta
-    from indexer.vector_index import VectorIndex
+    from indexer.vectors.index import VectorIndex
 
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:

@@ -15,7 +15,7 @@ from indexer.errors import (
     QuotaExceededError,
     YouTubeError,
 )
-from indexer.youtube import (
+from indexer.youtube.client import (
     GoogleYouTubeApi,
     parse_rfc3339,
     quota_reset_message,

@@ -24,7 +24,7 @@ def add(
     metadata from the '.info.json' beside it; any other image gets a stable id
     'local:<hash>' from its content.
     """
-    from indexer.local import add_paths
+    from indexer.ingest.local import add_paths
     from indexer.service import build_service
 
     service = build_service(ctx.obj)

@@ -9,14 +9,14 @@ import typer
 from typer.core import TyperCommand
 
 from indexer.bounds import quote
-from indexer.cluster import LOCAL, is_ray_address
+from indexer.ingest.cluster import LOCAL, is_ray_address
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_RAY_WORKERS, MAX_WAIT, finite
 from search.cli.output import echo_json, exit_if_stopped, skipped_line
 from search.cli.progress import progress_reporter
 
 if TYPE_CHECKING:
-    from indexer.idlist_ingest import IdListSummary
+    from indexer.ingest.idlist import IdListSummary
     from search.idlist import ListedId
 
 __all__ = ["AddIdsCommand", "add_ids", "register", "split_ray_option"]
@@ -149,12 +149,12 @@ def add_ids(
     try:
         with progress_reporter(enabled=not as_json) as progress:
             if ray is None:
-                from indexer.idlist_ingest import add_video_ids
+                from indexer.ingest.idlist import add_video_ids
 
                 summary = add_video_ids(service, ids, details=details, wait=wait,
                                         progress=progress, label=file)
             else:
-                from indexer.ray_backfill import RayOptions, add_video_ids_ray
+                from indexer.ingest.ray_backfill import RayOptions, add_video_ids_ray
 
                 summary = add_video_ids_ray(service, ids, RayOptions(ray, ray_workers),
                                             details=details, wait=wait, progress=progress,

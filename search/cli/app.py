@@ -82,7 +82,7 @@ def _secrets(settings: object) -> set[str]:
     if settings.youtube_api_key:
         values.add(settings.youtube_api_key)
     if not settings.database_url.startswith("sqlite"):
-        from indexer.db import url_secret_values
+        from indexer.store.dberrors import url_secret_values
 
         values |= url_secret_values(settings.database_url)
     return values

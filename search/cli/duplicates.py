@@ -36,8 +36,8 @@ def _print_groups(groups: list[DuplicateGroup]) -> None:
 def render_groups_html(groups: list[DuplicateGroup], threshold: float,
                        images: dict[str, str | None]) -> str:
     """A self-contained page of the groups; ``images`` maps video id to a data: URI."""
-    from search.eval_report import render
     from search.gallery import youtube_url
+    from search.html import render
 
     entries = []
     for number, group in enumerate(groups, start=1):

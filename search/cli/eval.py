@@ -16,7 +16,7 @@ from indexer.errors import UsageError
 from search.cli.output import echo_json
 
 if TYPE_CHECKING:
-    from search.evaluate import EvalRun, Progress
+    from search.eval.evaluate import EvalRun, Progress
 
 __all__ = ["evaluate", "register"]
 
@@ -95,8 +95,8 @@ def evaluate(
     THUMBSEARCH_HOME/cache/eval, so a second run does not embed again.
     """
     from indexer.service import build_service
-    from search.evaluate import LABEL_BY, evaluate_corpus, evaluate_sets, parse_ks
-    from search.metrics import INDEX_TYPES
+    from search.eval.evaluate import LABEL_BY, evaluate_corpus, evaluate_sets, parse_ks
+    from search.eval.metrics import INDEX_TYPES
 
     ks = parse_ks(k)
     if index not in INDEX_TYPES:
@@ -121,7 +121,7 @@ def evaluate(
             with _progress_bar() as progress:
                 run = evaluate_sets(service, datasets or [], ks, index, progress)
         if report is not None:
-            from search.eval_report import write_report
+            from search.eval.report import write_report
 
             page = write_report(run, report)
     finally:

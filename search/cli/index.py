@@ -12,7 +12,7 @@ from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_WAIT, finite
 
 if TYPE_CHECKING:
-    from indexer.index_types import BuildReport
+    from indexer.vectors.types import BuildReport
 
 __all__ = ["build", "index_app", "rebuild", "register"]
 
@@ -72,7 +72,7 @@ def build(
     Later ingests keep the type; they retrain an approximate index once the corpus
     has doubled. Takes the writer lock, so it never races an ingest run.
     """
-    from indexer.index_types import INDEX_TYPES
+    from indexer.vectors.types import INDEX_TYPES
 
     if kind not in INDEX_TYPES:  # before the service opens: a usage error, exit 2
         raise UsageError(f"unknown index type {quote(kind)}: choose one of "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from indexer.queryfile import MAX_PAGES
+from indexer.youtube.queryfile import MAX_PAGES
 from search.cli.numbers import MAX_WAIT, finite
 from search.cli.output import finish_ingest
 from search.cli.progress import progress_reporter
@@ -44,9 +44,9 @@ def ingest(
     """
     if (queries_file is None) == (not queries):
         raise typer.BadParameter("give search queries or --queries-file FILE (not both)")
-    from indexer.ingest import ingest_queries, run_queries
-    from indexer.queryfile import load_queries_file
+    from indexer.ingest.queries import ingest_queries, run_queries
     from indexer.service import build_service
+    from indexer.youtube.queryfile import load_queries_file
 
     specs = None
     if queries_file is not None:  # a bad file is refused before the home is opened

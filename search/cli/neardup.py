@@ -35,7 +35,7 @@ def make_neardup_command(
     low-quality JPEG re-encoding, crops, a drawn title and duration badge, colour
     shifts and flips. The result is a dataset for `thumbsearch eval`.
     """
-    from search.neardup import make_neardup
+    from search.eval.neardup import make_neardup
 
     if sample_photos:
         if out is not None or src is None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from indexer.summary import IngestSummary
+    from indexer.ingest.summary import IngestSummary
 
 __all__ = ["echo_json", "exit_if_stopped", "finish_ingest", "skipped_line"]
 

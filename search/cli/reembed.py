@@ -28,8 +28,8 @@ def reembed(
     Resumable: a second run does nothing. Videos whose thumbnail is not cached are
     listed as failed.
     """
+    from indexer.ingest.reembed import reembed as reembed_corpus
     from indexer.models import model_spec
-    from indexer.reembed import reembed as reembed_corpus
     from indexer.service import build_service
 
     settings = dataclasses.replace(ctx.obj, model=model_spec(model).model_id)

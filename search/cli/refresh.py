@@ -49,10 +49,10 @@ def refresh(
     run says so. Exit 3 when the day's quota is spent; the next run continues with
     the rows still old.
     """
-    from indexer.enrich import refresh_videos
     from indexer.errors import UsageError
-    from indexer.queryfile import parse_duration
+    from indexer.ingest.enrich import refresh_videos
     from indexer.service import build_service
+    from indexer.youtube.queryfile import parse_duration
 
     if dry_run and not prune:
         raise UsageError("--dry-run lists what --prune would delete: use it with --prune")

@@ -10,7 +10,7 @@ from search.cli.numbers import MAX_RUNS
 from search.cli.output import echo_json
 
 if TYPE_CHECKING:
-    from indexer.history import RunRecord
+    from indexer.store.history import RunRecord
 
 __all__ = ["format_runs", "register", "runs"]
 
@@ -50,8 +50,8 @@ def runs(
     the next run goes on where it stopped). 'search' and 'units' are the quota each
     run spent.
     """
-    from indexer.history import list_runs
     from indexer.service import build_service
+    from indexer.store.history import list_runs
 
     service = build_service(ctx.obj)
     try:

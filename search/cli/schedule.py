@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from indexer.errors import ThumbsearchError
-from indexer.queryfile import MAX_PAGES
+from indexer.youtube.queryfile import MAX_PAGES
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_WAIT, finite
 from search.cli.progress import progress_reporter
 
 if TYPE_CHECKING:
-    from indexer.queryfile import QuerySpec
-    from indexer.summary import IngestSummary
+    from indexer.ingest.summary import IngestSummary
+    from indexer.youtube.queryfile import QuerySpec
 
 __all__ = ["register", "schedule"]
 
@@ -73,9 +73,9 @@ def schedule(
     file is read again before each batch. One summary line per batch on stdout,
     progress on stderr.
     """
-    from indexer.queryfile import load_queries_file, parse_duration
-    from indexer.schedule import run_schedule
+    from indexer.ingest.schedule import run_schedule
     from indexer.service import build_service
+    from indexer.youtube.queryfile import load_queries_file, parse_duration
 
     interval = parse_duration(every, "--every")
     limit = ctx.obj.max_queries_file_bytes

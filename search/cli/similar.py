@@ -12,7 +12,7 @@ from search.cli.output import echo_json
 from search.neighbours import MAX_K
 
 if TYPE_CHECKING:
-    from indexer.fetch import ImageFetcher
+    from indexer.images.fetch import ImageFetcher
     from indexer.settings import Settings
     from search.idlist import ListedAnswer
     from search.neighbours import SimilarResult
@@ -29,7 +29,7 @@ class _FetcherOnFirstUse:
 
     def fetch(self, url: str) -> bytes:
         if self._fetcher is None:
-            from indexer.fetch import HttpImageFetcher
+            from indexer.images.fetch import HttpImageFetcher
 
             s = self._settings
             self._fetcher = HttpImageFetcher(s.image_hosts, timeout=s.http_timeout,

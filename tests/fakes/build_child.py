@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.db import make_engine
 from indexer.doctor import rebuild_index
-from indexer.index_types import BuildReport, VectorSource
 from indexer.models import model_spec
 from indexer.service import build_service
 from indexer.settings import Settings
-from indexer.store import Store
-from indexer.vector_index import VectorIndex
+from indexer.store.db import make_engine
+from indexer.store.metadata import Store
+from indexer.vectors.index import VectorIndex
+from indexer.vectors.types import BuildReport, VectorSource
 
 __all__ = ["STEPS", "main"]
 

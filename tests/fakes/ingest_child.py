@@ -4,7 +4,7 @@
 [--batch-size N] [--embed-seconds S] [--phase-dir DIR]`` reads its settings from the
 environment as the CLI does, builds the service with TinyEmbedder instead of the real
 model (which takes seconds to load in every process) and calls the library function
-`thumbsearch ingest QUERY` calls, ``indexer.ingest.ingest_queries``. It prints the JSON
+`thumbsearch ingest QUERY` calls, ``indexer.ingest.queries.ingest_queries``. It prints the JSON
 summary and exits as the CLI does: 0 done, 1 an error (one line on stderr), 3 quota.
 
 ``--embed-seconds`` makes each batch take that long, as the real model does;
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.errors import ThumbsearchError
-from indexer.ingest import ingest_queries
+from indexer.ingest.queries import ingest_queries
 from indexer.service import Service, build_service
 from indexer.settings import Settings
 from tests.fakes.embedder import TinyEmbedder

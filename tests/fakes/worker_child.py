@@ -5,7 +5,7 @@
 from the environment as the CLI does, builds the service with TinyEmbedder (slowed by
 ``--embed-seconds`` a batch, holding ``DIR/embedding`` while it embeds) instead of the
 real model, and calls the library function the command calls
-(``indexer.idlist_ingest.add_video_ids`` or ``indexer.ingest.run_queries``). With
+(``indexer.ingest.idlist.add_video_ids`` or ``indexer.ingest.queries.run_queries``). With
 ``--go`` it first waits until FILE exists, so that several children start their work
 together. It prints the JSON summary and exits as the CLI does: 0 done, 1 an error
 (one line on stderr), 3 quota.
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from indexer.errors import ThumbsearchError
-from indexer.idlist_ingest import add_video_ids
-from indexer.ingest import run_queries
-from indexer.queryfile import load_queries_file
+from indexer.ingest.idlist import add_video_ids
+from indexer.ingest.queries import run_queries
+from indexer.youtube.queryfile import load_queries_file
 from tests.fakes.ingest_child import add_embedder_options, slow_service
 
 __all__ = ["main"]

@@ -67,7 +67,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 from PIL import Image
 
-from indexer import samples
+from search.eval import samples
 
 __all__ = [
     "API_KEY_INVALID_BODY",

@@ -1,0 +1,1 @@
+"""Images: downloads from allowed hosts, bounded decoding, the thumbnail cache."""

@@ -1,0 +1,400 @@
+"""Ingest YouTube search results: search pages -> thumbnails -> vectors -> store and index.
+
+Queries share the day's search budget fairly: the run goes in rounds, one page
+per query a round, queries ordered by priority (highest first), then by fewest
+pages read so far, so one query with many pages cannot starve the rest. New
+videos get their details from videos.list, 50 ids a call. With ``resume`` (a
+queries file) each query's page token is kept across runs, so a run stopped by
+the quota is continued where it stopped, never repeating a page.
+
+Several workers can run the same queries at once against one database, on one host or
+many (``indexer.ingest.claims``). A worker claims a query before reading its pages and keeps
+the claim until its pass's last page is stored; with ``resume`` it then reads the
+query's cursor again, so it goes on from the page the last holder stored (or finds the
+pass done today). A query another worker holds is left to it and looked at again once
+this worker's other queries are done: still held, it waits; let go, it is done (read
+again only through its cursor); expired, its holder was killed and this worker takes it
+over. Each new video on a page is claimed too, so a video that two queries find at once
+is downloaded and embedded by one worker; the other links it to its query once stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from indexer.errors import InputError, QuotaExceededError
+from indexer.ingest.claims import query_key, video_key
+from indexer.ingest.enrich import enrich_videos, unenriched_video_ids
+from indexer.ingest.pipeline import WorkItem
+from indexer.ingest.run import IngestRun, ingest_run
+from indexer.ingest.summary import IngestSummary
+from indexer.progress import NullProgress, Progress
+from indexer.records import VideoMeta
+from indexer.service import Service
+from indexer.youtube.client import MAX_IDS_PER_CALL, SearchOptions, parse_rfc3339
+from indexer.youtube.cursors import Cursor, load_cursors, save_cursor
+from indexer.youtube.queryfile import MAX_PAGES, QuerySpec
+
+__all__ = ["MAX_PAGES", "ingest_queries", "run_queries"]
+
+
+def _validate(queries: Sequence[str], pages: int, per_page: int) -> list[str]:
+    cleaned = [q.strip() for q in queries if q.strip()]
+    if not cleaned:
+        raise InputError("give at least one non-empty search query")
+    if not 1 <= pages <= MAX_PAGES:
+        raise InputError(f"--pages must be between 1 and {MAX_PAGES}, got {pages}")
+    if not 1 <= per_page <= 50:
+        raise InputError(f"--per-page must be between 1 and 50, got {per_page}")
+    return list(dict.fromkeys(cleaned))
+
+
+def ingest_queries(service: Service, queries: Sequence[str], *, pages: int = 1,
+                   per_page: int = 50, wait: float = 0.0,
+                   progress: Progress | None = None) -> IngestSummary:
+    """Run each search query for up to ``pages`` pages and ingest the videos not yet stored.
+
+    A video found again, by the same or another query, is linked to the query but not
+    downloaded or embedded again. When the quota runs out the run stops after storing
+    what it got, and the summary's ``stopped`` says so. Ad-hoc queries always start at
+    their first page (no resume).
+    """
+    cleaned = _validate(queries, pages, per_page)
+    specs = [QuerySpec(q=q, pages=pages, per_page=per_page) for q in cleaned]
+    return run_queries(service, specs, resume=False, wait=wait, progress=progress)
+
+
+@dataclass
+class _Query:
+    spec: QuerySpec
+    position: int  # in the file: the last tie-breaker
+    cursor: Cursor
+    options: SearchOptions
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def sort_key(self) -> tuple[int, int, datetime, int]:
+        last = self.cursor.last_fetched_at or datetime.min.replace(tzinfo=UTC)
+        return (-self.spec.priority, self.cursor.pages_total, last, self.position)
+
+
+def _options_of(params: dict[str, Any]) -> SearchOptions:
+    return SearchOptions(order=params.get("order"), region_code=params.get("region_code"),
+                         relevance_language=params.get("relevance_language"),
+                         published_after=parse_rfc3339(params.get("published_after")),
+                         safe_search=params.get("safe_search"))
+
+
+def _params_of(options: SearchOptions) -> dict[str, Any]:
+    return {"order": options.order, "region_code": options.region_code,
+            "relevance_language": options.relevance_language,
+            "published_after": (options.published_after.isoformat()
+                                if options.published_after else None),
+            "safe_search": options.safe_search}
+
+
+def _prepare(service: Service, specs: Sequence[QuerySpec], resume: bool) -> list[_Query]:
+    store = service.store
+    now = store.now()
+    ids = [(spec.key, store.query_id(spec.q)) for spec in specs]
+    cursors = (load_cursors(store, ids) if resume
+               else {key: Cursor(key=key, query_id=qid) for key, qid in ids})
+    out = []
+    for position, spec in enumerate(specs):
+        cursor = cursors[spec.key]
+        if cursor.open and cursor.pass_pages >= spec.pages:  # the file lowered `pages`
+            cursor.page_token = None
+        # An open pass keeps its filters (published_within was resolved when it began).
+        options = _options_of(cursor.params) if cursor.open else spec.options(now)
+        out.append(_Query(spec, position, cursor, options, {
+            "pages": 0, "new": 0, "known": 0, "pass_page": cursor.pass_pages,
+            "resumed": cursor.open, "state": "due"}))
+    return out
+
+
+class _Runner:
+    """One run over the queries: rounds of one page each, enrichment in batches of 50."""
+
+    def __init__(self, run: IngestRun, resume: bool, progress: Progress) -> None:
+        self.run = run
+        self.service = run.service
+        self.resume = resume
+        self.progress = progress
+        self.seen: set[str] = set()
+        self.to_enrich: list[str] = []
+        self.stop: QuotaExceededError | None = None
+        # New videos of our pages that another worker had claimed: (query, video, rank).
+        self.others: list[tuple[_Query, VideoMeta, int]] = []
+
+    def page(self, query: _Query) -> bool:
+        """Read one page of ``query`` and submit its new videos; return whether its pass
+        has more pages.
+
+        The page is accounted for (links, cursor, counts, progress) once its videos are
+        stored, while later pages are already being read and downloaded.
+        """
+        service, summary, cursor, spec = self.service, self.run.summary, query.cursor, query.spec
+        page = service.youtube.search_page(spec.q, cursor.page_token, spec.per_page,
+                                           query.options)
+        now = service.store.now()
+        if not cursor.open:  # a new pass begins with this page
+            cursor.pass_pages = 0
+            cursor.params = _params_of(query.options)
+        summary.pages += 1
+        ids = [v.video_id for v in page.videos]
+        model = service.spec.model_id
+        known = service.store.embedded_ids(ids, model) | (self.seen & set(ids))
+        fresh = {v.video_id: v for v in page.videos if v.video_id not in known}
+        self.seen.update(ids)
+        ranks = [(vid, cursor.pass_pages * spec.per_page + rank) for rank, vid in enumerate(ids)]
+        keys = {vid: video_key(model, vid) for vid in fresh}
+        got = self.run.claims.claim(keys.values())
+        rank_of = dict(ranks)
+        self.others.extend((query, fresh[vid], rank_of[vid]) for vid in fresh
+                           if keys[vid] not in got)
+        # What another worker stored before letting go is known, not embedded again.
+        done = service.store.embedded_ids([vid for vid in fresh if keys[vid] in got], model)
+        self.run.claims.release([keys[vid] for vid in done])
+        known |= done
+        fresh = {vid: meta for vid, meta in fresh.items() if keys[vid] in got and vid not in done}
+        known_count = sum(1 for i in ids if i in known)
+        cursor.pass_pages += 1
+        cursor.pages_total += 1
+        cursor.last_fetched_at = now
+        cursor.page_token = page.next_page_token
+        more = cursor.page_token is not None and cursor.pass_pages < spec.pages
+        if not more:
+            cursor.page_token = None
+            cursor.passes_done += 1
+            cursor.pass_done_at = now
+        # Saved only once the page is stored, so a crash before that reads it again.
+        saved = dataclasses.replace(cursor, params=dict(cursor.params))
+
+        def stored_page(stored: list[str]) -> None:
+            self.run.claims.release([keys[vid] for vid in fresh])
+            summary.known += known_count
+            service.store.link_query(cursor.query_id, ranks)
+            if self.resume:
+                saved.stored = cursor.stored  # an earlier page may have inserted the row
+                save_cursor(service.store, saved)
+                cursor.stored = True
+            if not more:  # the pass is stored: another worker may read the query now
+                self.run.claims.release([query_key(cursor.key)])
+            stats = query.stats
+            stats["pages"] += 1
+            stats["new"] += len(stored)
+            stats["known"] += known_count
+            self.progress.advanced(spec.label, f"page {saved.pass_pages}: {len(stored)} new, "
+                                               f"{known_count} known")
+            if not more:
+                stats["state"] = "pass done"
+                self.progress.finished(spec.label, "pass done")
+            self.to_enrich.extend(stored)
+            if len(self.to_enrich) >= MAX_IDS_PER_CALL and self.stop is None:
+                try:
+                    self.enrich(full_batches_only=True)
+                except QuotaExceededError as exc:
+                    self.stop = exc  # raised by rounds(); later pages are still accounted
+
+        self.run.submit([WorkItem(meta=v, url=v.thumbnail_url
+                                  or service.settings.thumbnail_url(v.video_id))
+                         for v in fresh.values()], stored_page)
+        return more
+
+    def enrich(self, full_batches_only: bool = False) -> None:
+        """Give stored new videos their videos.list details (whole batches first)."""
+        count = len(self.to_enrich)
+        if full_batches_only:
+            count -= count % MAX_IDS_PER_CALL
+        if count:
+            batch, self.to_enrich = self.to_enrich[:count], self.to_enrich[count:]
+            enrich_videos(self.service, self.run.summary, batch)
+
+    def _done_today(self, query: _Query, why: str) -> None:
+        query.stats["state"] = "done today"
+        self.progress.finished(query.spec.label, why)
+
+    def claim(self, query: _Query) -> bool | None:
+        """Hold ``query`` for this run: True to read it, False when another worker holds
+        it, None when there is nothing left to read (with ``resume``, its cursor read again
+        after the claim says so)."""
+        claims, key = self.run.claims, query_key(query.cursor.key)
+        if key in claims.held():
+            return True
+        if key not in claims.claim([key]):
+            return False
+        if not self.resume:
+            return True
+        store = self.service.store
+        cursor = load_cursors(store, [(query.cursor.key, query.cursor.query_id)])[
+            query.cursor.key]
+        if cursor.open and cursor.pass_pages >= query.spec.pages:
+            cursor.page_token = None
+        if not cursor.due(store.now()):
+            claims.release([key])
+            self._done_today(query, "pass done today by another worker")
+            return None
+        if cursor.open != query.cursor.open or cursor.page_token != query.cursor.page_token:
+            query.options = (_options_of(cursor.params) if cursor.open
+                             else query.spec.options(store.now()))
+        query.cursor = cursor
+        query.stats["pass_page"] = cursor.pass_pages
+        return True
+
+    def waiting_turn(self, waiting: list[_Query]) -> list[_Query]:
+        """Queries other workers held that can be read now (their claim was let go or
+        expired); those let go without a cursor (no ``resume``) were read there."""
+        self.run.drain()
+        held = self.run.claims.others([query_key(q.cursor.key) for q in waiting])
+        ready = []
+        for query in waiting:
+            expired = held.get(query_key(query.cursor.key))
+            if expired is None and not self.resume:
+                self._done_today(query, "read by another worker")
+            elif expired is None or expired:
+                ready.append(query)
+        return ready
+
+    def rounds(self, queries: list[_Query]) -> None:
+        """Round-robin over the due queries until each pass ends or the quota stops the run."""
+        now = self.service.store.now()
+        active = []
+        for query in queries:
+            if query.cursor.due(now) or not self.resume:
+                active.append(query)
+            else:
+                self._done_today(query, "pass already done today")
+        waiting: list[_Query] = []
+        while (active or waiting) and self.stop is None:
+            if not active:
+                ready = self.waiting_turn(waiting)
+                waiting = [q for q in waiting if q not in ready
+                           and q.stats["state"] == "due"]
+                active = ready
+                if not active and waiting:
+                    time.sleep(self.run.claims.poll_interval)
+                    continue
+            active.sort(key=_Query.sort_key)
+            still = []
+            for query in active:
+                claimed = self.claim(query)
+                if claimed is False:
+                    waiting.append(query)
+                elif claimed and self.page(query):
+                    still.append(query)
+                if self.stop is not None:
+                    break
+            active = still
+        self.run.drain()
+        self.others_videos()
+        if self.stop is not None:
+            raise self.stop
+
+    def others_videos(self) -> None:
+        """Wait for the videos other workers claimed from our pages, then link them to our
+        queries; those let go unstored or whose claim expired are embedded here."""
+        service, claims, summary = self.service, self.run.claims, self.run.summary
+        model = service.spec.model_id
+        waiting, answered = self.others, set[str]()
+        while waiting:
+            self.run.drain()
+            waiting = [w for w in waiting if w[1].video_id not in answered]
+            stored = service.store.embedded_ids([m.video_id for _, m, _ in waiting], model)
+            for query, meta, rank in waiting:
+                if meta.video_id in stored:
+                    service.store.link_query(query.cursor.query_id, [(meta.video_id, rank)])
+                    summary.known += 1
+                    query.stats["known"] += 1
+            waiting = [w for w in waiting if w[1].video_id not in stored]
+            if not waiting:
+                break
+            held = claims.others([video_key(model, m.video_id) for _, m, _ in waiting])
+            free = [w for w in waiting if held.get(video_key(model, w[1].video_id), True)]
+            got = claims.claim(video_key(model, m.video_id) for _, m, _ in free)
+            mine = [w for w in free if video_key(model, w[1].video_id) in got]
+            if not mine:
+                time.sleep(claims.poll_interval)
+                continue
+            answered.update(m.video_id for _, m, _ in mine)
+            self.take_over(mine)
+        self.others = []
+
+    def take_over(self, entries: list[tuple[_Query, VideoMeta, int]]) -> None:
+        """Embed videos claimed from other workers; link each to its queries once stored."""
+        service, model = self.service, self.service.spec.model_id
+        metas = {m.video_id: m for _, m, _ in entries}
+        keys = [video_key(model, v) for v in metas]
+
+        def stored_videos(stored: list[str]) -> None:
+            self.run.claims.release(keys)
+            done = set(stored)
+            for query, meta, rank in entries:
+                if meta.video_id in done:
+                    service.store.link_query(query.cursor.query_id, [(meta.video_id, rank)])
+                    query.stats["new"] += 1
+            self.to_enrich.extend(stored)
+
+        self.run.submit([WorkItem(meta=m, url=m.thumbnail_url
+                                  or service.settings.thumbnail_url(v))
+                         for v, m in metas.items()], stored_videos)
+
+
+def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = True,
+                wait: float = 0.0, progress: Progress | None = None) -> IngestSummary:
+    """Ingest the queries within the day's quota, sharing it fairly; see the module docstring.
+
+    A quota stop (ours or YouTube's) ends the run cleanly: what was fetched is stored,
+    each query's page token is kept (with ``resume``), ``summary.stopped`` says when
+    the quota resets.
+    """
+    if not specs:
+        raise InputError("no queries to run")
+    progress = progress or NullProgress()
+    youtube = service.youtube  # fails on a missing key before anything is written
+    with ingest_run(service, "queries" if resume else "search", wait=wait) as run:
+        summary = run.summary
+        summary.queries = len(specs)
+        start = dict(youtube.calls)
+        skipped_before = dict(youtube.skipped)
+        queries = _prepare(service, specs, resume)
+        runner = _Runner(run, resume, progress)
+        runner.to_enrich.extend(unenriched_video_ids(service.store))  # left by a quota stop
+        progress.started([(q.spec.label, q.spec.pages - q.cursor.pass_pages if q.cursor.open
+                           else q.spec.pages) for q in queries])
+        try:
+            try:
+                try:
+                    runner.rounds(queries)
+                except QuotaExceededError:
+                    runner.run.drain()  # pages read before the stop are stored and linked
+                    runner.others_videos()
+                    raise
+            finally:
+                # Details of what was stored, even after a search quota stop (another bucket).
+                stop: QuotaExceededError | None = runner.stop
+                try:
+                    if stop is None:
+                        runner.enrich()
+                except QuotaExceededError as exc:
+                    stop = exc
+            if stop is not None:
+                raise stop
+        except QuotaExceededError:
+            for query in queries:
+                if query.stats["state"] == "due":
+                    query.stats["state"] = "stopped by quota"
+                    progress.finished(query.spec.label, "stopped by quota")
+            raise
+        finally:
+            summary.search_calls = youtube.calls["search"] - start.get("search", 0)
+            summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)
+            summary.count_skipped(skipped_before, youtube.skipped)
+            for query in queries:
+                query.stats["next_page_token"] = query.cursor.page_token
+                query.stats["pass_page"] = query.cursor.pass_pages if query.cursor.open else 0
+                summary.per_query[query.spec.label] = query.stats
+    return summary

@@ -1,0 +1,117 @@
+"""Re-embed the stored corpus with another model from the thumbnail cache (no network).
+
+Every stored video lacking a vector for the service's model has its thumbnail bytes read
+from the content-addressed cache and goes through the same pipeline stages as an ingest;
+the vectors are stored under that model and added to that model's own index. Videos
+whose bytes are not cached are listed as failed. A second run finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import FetchError, ThumbsearchError
+from indexer.images.thumbcache import ThumbnailCache
+from indexer.ingest.pipeline import StageTimes, WorkItem, run_pipeline
+from indexer.ingest.run import run_heartbeat
+from indexer.records import Failure, VideoMeta
+from indexer.service import Service
+from indexer.store.writer import writer_lock
+
+__all__ = ["ReembedSummary", "cache_loader", "reembed"]
+
+
+@dataclass
+class ReembedSummary:
+    """What one re-embedding run did."""
+
+    model: str
+    embedded: int = 0
+    already: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    times: StageTimes = field(default_factory=StageTimes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape of ``reembed --json``."""
+        return {"model": self.model, "embedded": self.embedded, "already": self.already,
+                "failed": [{"video_id": f.video_id, "reason": f.reason} for f in self.failed]}
+
+
+def cache_loader(cache: ThumbnailCache) -> Any:
+    """A pipeline loader reading each item's bytes from the cache by its stored digest."""
+
+    def load(item: WorkItem) -> bytes:
+        digest = item.meta.thumbnail_sha256
+        if not digest:
+            raise FetchError("no cached thumbnail (stored before the cache existed): "
+                             "ingest or add it again to cache it")
+        data = cache.get(digest)
+        if data is None:
+            raise FetchError(f"thumbnail {digest[:12]}... is missing from the cache under "
+                             f"{cache.root}: ingest or add it again")
+        return data
+
+    return load
+
+
+def reembed(service: Service) -> ReembedSummary:
+    """Embed every stored video lacking a vector for the service's model, from the cache.
+
+    It writes vectors, so it holds the writer lock: one writer at a time keeps embedding
+    row ids increasing in commit order, which the vector index's watermark relies on.
+    """
+    store = service.store
+    if not store.exists():
+        from indexer.errors import EmptyCorpusError
+
+        raise EmptyCorpusError(f"the corpus at {service.settings.home} is empty: nothing "
+                               "to re-embed")
+    with writer_lock(service.settings.home, "reembed", engine=store.engine):
+        return _reembed(service)
+
+
+def _reembed(service: Service) -> ReembedSummary:
+    store = service.store
+    service.prepare_for_writing()
+    model = service.spec.model_id
+    summary = ReembedSummary(model=model)
+    todo = store.videos_without_vector(model)
+    summary.already = store.counts(model)["vectors"]
+    if not todo:
+        return summary
+    items = [WorkItem(meta=VideoMeta(video_id=vid, source="", thumbnail_sha256=sha))
+             for vid, sha in todo]
+
+    def write(metas: list[VideoMeta], vectors: np.ndarray, model_id: str) -> np.ndarray:
+        # Vectors only: the videos' metadata and fetched_at are not touched by a re-embed.
+        return store.add_vectors([m.video_id for m in metas], vectors, model_id)
+
+    run_id = store.start_run("reembed")
+    status = "failed"
+    index = service.index()
+    started = time.perf_counter()
+    try:
+        settings = service.settings
+        with run_heartbeat(store, run_id, settings.claim_lease / 3):
+            result = run_pipeline(items, loader=cache_loader(service.cache),
+                                  embedder=service.embedder, store=store, index=index,
+                                  batch_size=settings.batch_size,
+                                  workers=settings.download_workers, write=write)
+        summary.embedded = len(result.stored)
+        summary.failed = result.failed
+        summary.times = result.times
+        status = "done"
+    finally:
+        summary.times.wall = time.perf_counter() - started
+        try:
+            index.save()  # rows are already committed; replay covers a failed save
+        except ThumbsearchError:
+            if status != "failed":
+                raise
+        finally:
+            store.finish_run(run_id, status, {**summary.to_json(), "kind": "reembed"})
+    return summary

@@ -1,0 +1,192 @@
+"""An ingest run: records itself, feeds work to the pipeline, saves the index at the end.
+
+Runs that only add (ingest, add-ids, add) hold the writer lock shared, so several run at
+once on one host or many; they divide the work with leases (``run.claims``,
+``indexer.ingest.claims``). Runs that remove vectors (refresh) hold it exclusive.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from indexer.errors import QuotaExceededError, ThumbsearchError
+from indexer.ingest.claims import Claims
+from indexer.ingest.pipeline import Pipeline, PipelineResult, WorkItem, make_loader
+from indexer.ingest.summary import IngestSummary
+from indexer.records import VideoMeta
+from indexer.service import Service
+from indexer.store.metadata import Store
+from indexer.store.writer import writer_lock
+from indexer.vectors.index import VectorIndex
+
+if TYPE_CHECKING:
+    from indexer.images.fetch import ImageFetcher
+
+__all__ = ["IngestRun", "ingest_run", "run_heartbeat"]
+
+
+class IngestRun:
+    """The state of one run: its summary and, once something is embedded, the open index.
+
+    Work submitted with ``submit`` goes through one pipeline for the whole run, so the
+    model embeds one group while the next is searched for and downloaded. Images are
+    downloaded with ``fetcher`` (default: the service's).
+    """
+
+    def __init__(self, service: Service, summary: IngestSummary,
+                 fetcher: ImageFetcher | None = None, claims: Claims | None = None) -> None:
+        self.service = service
+        self.summary = summary
+        settings = service.settings
+        self.claims = claims or Claims(service.store, settings.claim_lease,
+                                       settings.worker_name)
+        self.index: VectorIndex | None = None
+        self._loader = make_loader(fetcher or service.fetcher, settings.max_image_bytes)
+        self._pipeline: Pipeline | None = None
+
+    def _started(self) -> Pipeline:
+        if self._pipeline is None:
+            if self.index is None:
+                self.index = self.service.index()
+            settings = self.service.settings
+            self._pipeline = Pipeline(loader=self._loader, embedder=self.service.embedder,
+                                      store=self.service.store, index=self.index,
+                                      cache=self.service.cache, batch_size=settings.batch_size,
+                                      workers=settings.download_workers)
+        return self._pipeline
+
+    def submit(self, items: Sequence[WorkItem], done: Callable[[list[str]], None]) -> None:
+        """Queue ``items``; once all are stored or failed, count them and call ``done``.
+
+        ``done`` gets the stored video ids; it runs on this thread, in submission order,
+        during a later ``submit`` or ``drain``.
+        """
+
+        def finished(result: PipelineResult) -> None:
+            self.summary.new += len(result.stored)
+            self.summary.failed.extend(result.failed)
+            done(result.stored)
+
+        if not items and self._pipeline is None:
+            finished(PipelineResult())
+            return
+        self._started().submit(items, finished)
+
+    def drain(self) -> None:
+        """Wait until everything submitted is stored (or failed) and its callbacks ran."""
+        if self._pipeline is not None:
+            self._pipeline.drain()
+
+    def write(self, metas: Sequence[VideoMeta], vectors: np.ndarray) -> None:
+        """Store videos embedded elsewhere: database rows, then the index (as the pipeline does).
+
+        ``vectors`` are (n, dim) float32, L2-normalised, from the service's model.
+        """
+        if self.index is None:
+            self.index = self.service.index()
+        ids = self.service.store.add_embedded(list(metas), vectors, self.service.spec.model_id)
+        self.index.add_stored(ids, vectors)  # replays rows other workers stored
+
+    def embed(self, items: Sequence[WorkItem]) -> list[str]:
+        """Load, embed and store ``items``; count what went in and what failed."""
+        stored: list[str] = []
+        if items:
+            self.submit(items, stored.extend)
+            self.drain()
+        return stored
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the pipeline (finishing its work, unless ``cancel``) and add up its times."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return
+        try:
+            if not cancel:
+                pipeline.drain()
+        finally:
+            pipeline.close(cancel=cancel)
+            self.summary.times.add(pipeline.times)
+
+
+@contextmanager
+def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
+               fetcher: ImageFetcher | None = None,
+               exclusive: bool = False) -> Iterator[IngestRun]:
+    """Run a recorded ingest under the writer lock; a quota stop ends it with ``stopped`` set.
+
+    The lock is held shared (other adding runs go on at the same time) unless
+    ``exclusive``; it is waited for up to ``wait`` seconds (WriterBusyError after
+    that). Images are downloaded with ``fetcher`` (default: the service's). The run's
+    claims are renewed while it lasts and released at its end.
+    """
+    with ExitStack() as stack:
+        stack.enter_context(writer_lock(service.settings.home, kind, wait=wait,
+                                        engine=service.store.engine, shared=not exclusive))
+        yield stack.enter_context(_recorded_run(service, kind, fetcher))
+
+
+@contextmanager
+def _recorded_run(service: Service, kind: str,
+                  fetcher: ImageFetcher | None) -> Iterator[IngestRun]:
+    service.prepare_for_writing()
+    store = service.store
+    run = IngestRun(service, IngestSummary(), fetcher)
+    run_id = store.start_run(kind)
+    started = time.perf_counter()
+    status = "failed"
+    try:
+        # Claims are released once what was claimed is stored, or given up.
+        with run.claims, run_heartbeat(store, run_id, service.settings.claim_lease / 3):
+            try:
+                yield run
+            except QuotaExceededError:
+                run.close()  # what was fetched before the stop is stored
+                raise
+            run.close()
+        status = "done"
+    except QuotaExceededError as exc:
+        run.summary.stopped = str(exc)
+        status = "quota"
+    finally:
+        run.close(cancel=True)
+        run.summary.times.wall = time.perf_counter() - started
+        try:
+            if run.index is None:
+                run.index = service.index()
+            # Saved even when nothing new was stored: a writer killed in the middle of a save
+            # can leave the index files disagreeing, and every open replays until the next one.
+            run.index.save()  # rows are already committed; replay covers a failed save
+        except ThumbsearchError:
+            if status != "failed":
+                raise
+        finally:
+            store.finish_run(run_id, status, run.summary.record())
+
+
+@contextmanager
+def run_heartbeat(store: Store, run_id: int, every: float) -> Iterator[None]:
+    """Record every ``every`` seconds, on a thread of its own, that the run's process lives.
+
+    Another host cannot see whether the process lives; a heartbeat older than the claim
+    lease tells it the run was interrupted (``indexer.store.history``).
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(0.05, every)):
+            with suppress(ThumbsearchError):  # a short outage: the next beat tries again
+                store.heartbeat_run(run_id)
+
+    thread = threading.Thread(target=beat, name="run-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

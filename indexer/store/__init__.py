@@ -1,0 +1,2 @@
+"""Storage: the database engine and schema, the metadata store, lookup reads, run history
+and the locks."""

@@ -1,0 +1,57 @@
+"""Transaction locks: embedding inserts commit in row-id order, schema upgrades one at a time.
+
+The vector index replays rows past its watermark, so every embedding row id must commit
+after every lower one: PostgreSQL takes a transaction-scoped advisory lock, SQLite its
+write lock at the start of the transaction (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+__all__ = ["INSERT_KEY", "SCHEMA_KEY", "advisory_key", "serialise_embedding_inserts",
+           "serialise_schema_upgrade"]
+
+
+def advisory_key(name: bytes) -> int:
+    """A PostgreSQL advisory lock's bigint key, the same for every thumbsearch process."""
+    return int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+
+
+# The transaction-scoped advisory lock's key around inserts of embedding rows.
+INSERT_KEY = advisory_key(b"thumbsearch embedding inserts")
+# The same for schema upgrades: workers starting together must not create tables twice.
+SCHEMA_KEY = advisory_key(b"thumbsearch schema upgrade")
+
+
+def serialise_embedding_inserts(conn: Any) -> None:
+    """Start the caller's transaction by taking the lock that orders embedding inserts.
+
+    Call it first in a transaction that inserts embedding rows: PostgreSQL waits for
+    ``pg_advisory_xact_lock``, released at commit or rollback; SQLite takes the write
+    lock now (``BEGIN IMMEDIATE``, waiting up to the busy timeout) instead of at its
+    first write, so what the transaction reads before writing cannot change under it.
+    """
+    _serialise(conn, INSERT_KEY)
+
+
+def serialise_schema_upgrade(conn: Any) -> None:
+    """Start a schema upgrade's transaction by waiting for any other one to commit.
+
+    Then the upgrade sees the revision the other one reached (PostgreSQL and SQLite
+    both create tables inside the transaction).
+    """
+    _serialise(conn, SCHEMA_KEY)
+
+
+def _serialise(conn: Any, key: int) -> None:
+    from sqlalchemy import func, select
+
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+    elif dialect == "sqlite":
+        raw = conn.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            raw.execute("BEGIN IMMEDIATE")  # a constant: the write lock, taken now

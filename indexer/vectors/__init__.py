@@ -1,0 +1,1 @@
+"""The FAISS vector index: snapshot, tail and watermark on disk; index types for a corpus."""

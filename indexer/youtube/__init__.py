@@ -1,0 +1,2 @@
+"""The YouTube source: the Data API client and its checked answers, the quota ledger,
+queries files, query cursors and gone videos."""
