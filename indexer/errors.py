@@ -1,45 +1,5 @@
-"""The one exception tree of thumbsearch.
-
-Library code raises only these; errors of TensorFlow, FAISS, SQLAlchemy,
-requests and googleapiclient are translated where they are caught
-(``raise ... from exc``). The CLI catches ``ThumbsearchError`` once, prints
-its message on one line and exits with ``exit_code``.
-
-    ThumbsearchError                  exit 1 unless noted
-    ├── ConfigError                   a setting is missing or invalid
-    │   ├── MissingApiKeyError        YOUTUBE_API_KEY is not set
-    │   ├── UnknownModelError         THUMBSEARCH_MODEL names no model
-    │   └── UnusablePathError         the home or the lock file cannot be written or used
-    ├── InputError                    an argument a user gave is unusable
-    │   ├── UsageError                an option, setting or number out of its range (exit 2)
-    │   ├── InputFileError            not a regular file, or larger than its limit
-    │   ├── VideoIdError              not a video id or YouTube URL
-    │   ├── ImagePathError            a path that is missing or not an image file
-    │   └── QueriesFileError          a queries file that is unreadable or invalid
-    ├── NotFoundError                 nothing to answer with
-    │   ├── EmptyCorpusError          no vectors stored yet
-    │   └── VideoNotFoundError        no such video (not stored, no thumbnail)
-    ├── YouTubeError                  the Data API refused or failed
-    │   ├── ApiKeyInvalidError        400 API_KEY_INVALID
-    │   ├── QuotaExceededError        403 quotaExceeded or our budget (exit 3)
-    │   ├── ApiUnreachableError       connection refused, DNS, timeout
-    │   ├── MalformedAnswerError      an answer page that is not the documented shape
-    │   └── ApiRedirectError          a redirect off the endpoint, or a malformed one
-    ├── FetchError                    an image download failed
-    │   ├── HostNotAllowedError       the host is not in THUMBSEARCH_ALLOWED_HOSTS
-    │   ├── ThumbnailMissingError     404 (YouTube's grey placeholder)
-    │   ├── BadUrlError               a malformed URL, given or in a redirect's Location
-    │   └── DownloadBrokenError       5xx, reset, timeout, cut-off or too slow body (retried)
-    ├── ImageDecodeError              bytes that are not a usable image
-    ├── ModelError                    the model cannot be built or run
-    │   └── ModelConversionError      the model cannot be converted for LiteRT
-    ├── StoreError                    the database failed
-    │   └── DiskFullError             no space left (or file too large) while writing
-    ├── WriterBusyError               another ingest run holds the writer lock
-    ├── ClusterError                  Ray is not installed, or its cluster is unreachable or failed
-    └── VectorIndexError              the FAISS index failed
-        └── ModelMismatchError        index built by another model or dimension
-"""
+"""The one exception tree of thumbsearch (drawn in docs/architecture.md); the CLI maps each
+class to its exit code."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Which process a run belongs to, and whether that process still lives.
-
-A run records its host name, pid and the process's start (the kernel's boot id and the
-process start time in clock ticks since boot, from ``/proc``): a pid can be reused by
-another process after the first one dies, and a host restarts with new pids, but a pid
-with the same start on the same boot is the same process.
-"""
+"""Which process a run belongs to, and whether that process still lives."""
 
 from __future__ import annotations
 
@@ -20,7 +14,13 @@ _PROC = Path("/proc")
 
 @dataclass(frozen=True)
 class ProcessIdentity:
-    """A process as a run records it: host, pid and its start (None where unknown)."""
+    """A process as a run records it: host, pid and its start (None where unknown).
+
+    A run records its host name, pid and the process's start (the kernel's boot id and the
+    process start time in clock ticks since boot, from ``/proc``): a pid can be reused by
+    another process after the first one dies, and a host restarts with new pids, but a pid
+    with the same start on the same boot is the same process.
+    """
 
     host: str
     pid: int

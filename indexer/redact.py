@@ -1,11 +1,4 @@
-"""Secrets kept out of messages and logs: URL passwords, secret query parameters, known values.
-
-A URL can carry a secret in its userinfo (``scheme://user:PASSWORD@host``) or in a query
-parameter (``?password=...``, ``&sslpassword=...``, ``&api_key=...``; names compared
-case-insensitively, percent-decoded). ``mask_url`` hides both; ``url_secrets`` lists the
-values so that text a driver wrote about them (which may repeat the DSN, or the value
-alone) can be scrubbed with ``scrub``.
-"""
+"""Secrets kept out of messages and logs: URL passwords, secret query parameters, known values."""
 
 from __future__ import annotations
 
@@ -43,7 +36,14 @@ def _mask_pair(match: re.Match[str]) -> str:
 
 
 def mask_url(text: str) -> str:
-    """``text`` (a URL, or a message holding URLs) with passwords and secret parameters masked."""
+    """``text`` (a URL, or a message holding URLs) with passwords and secret parameters masked.
+
+    A URL can carry a secret in its userinfo (``scheme://user:PASSWORD@host``) or in a query
+    parameter (``?password=...``, ``&sslpassword=...``, ``&api_key=...``; names compared
+    case-insensitively, percent-decoded). ``mask_url`` hides both; ``url_secrets`` lists the
+    values so that text a driver wrote about them (which may repeat the DSN, or the value
+    alone) can be scrubbed with ``scrub``.
+    """
     masked = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
     return _PAIR.sub(_mask_pair, masked)
 

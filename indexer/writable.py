@@ -1,9 +1,4 @@
-"""Paths thumbsearch writes (home, lock file, caches, index): why one cannot be used, in words.
-
-Root is not stopped by file modes, so what stops a write here is the file system (read
-only), an immutable flag, or something of the wrong kind in the way: a file where a
-directory should be, or the other way round.
-"""
+"""Paths thumbsearch writes (home, lock file, caches, index): why one cannot be used, in words."""
 
 from __future__ import annotations
 
@@ -30,7 +25,12 @@ _REASONS = {
 
 
 def path_problem(exc: OSError) -> str:
-    """Why an OSError stopped a write, in words."""
+    """Why an OSError stopped a write, in words.
+
+    Root is not stopped by file modes, so what stops a write here is the file system (read
+    only), an immutable flag, or something of the wrong kind in the way: a file where a
+    directory should be, or the other way round.
+    """
     return _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
 
 

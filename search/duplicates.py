@@ -1,12 +1,4 @@
-"""Near-duplicate groups: connected components of the similarity graph above a threshold.
-
-The graph is never built as a dense n x n matrix: vectors are searched against a FAISS
-inner-product index in batches with ``range_search`` (every pair scoring at least the
-threshold) and the edges go straight into a union-find. Up to ``EXACT_LIMIT`` vectors the
-index is flat (exact); past it an IVF index probes the ``nprobe`` nearest of
-``4 * sqrt(n)`` cells, so a pair is missed only when its two thumbnails fall in cells far
-apart, which near-identical vectors hardly ever do.
-"""
+"""Near-duplicate groups: connected components of the similarity graph above a threshold."""
 
 from __future__ import annotations
 
@@ -89,6 +81,13 @@ def duplicate_components(vectors: np.ndarray, threshold: float = DEFAULT_THRESHO
 
     ``vectors`` is float32 (n, dim); each group comes with each member's best score to
     another member, float32 (len(group),). ``exact`` defaults to n <= EXACT_LIMIT.
+
+    The graph is never built as a dense n x n matrix: vectors are searched against a FAISS
+    inner-product index in batches with ``range_search`` (every pair scoring at least the
+    threshold) and the edges go straight into a union-find. Up to ``EXACT_LIMIT`` vectors the
+    index is flat (exact); past it an IVF index probes the ``nprobe`` nearest of
+    ``4 * sqrt(n)`` cells, so a pair is missed only when its two thumbnails fall in cells far
+    apart, which near-identical vectors hardly ever do.
     """
     import numpy as np
 

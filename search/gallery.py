@@ -1,8 +1,5 @@
-"""Galleries of a similarity result: a self-contained HTML page and a contact-sheet image.
-
-Images come from the local thumbnail cache (the query's too when it is stored); the page
-embeds them as data: URIs, so it opens anywhere without a network.
-"""
+"""Galleries of a similarity result: a self-contained HTML page (images as data: URIs) and a
+contact-sheet image, from the local thumbnail cache."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Top-k neighbours of a stored video, an unknown video's thumbnail, or an image.
-
-Importing this module is cheap: NumPy, Pillow and the index are imported by the
-functions that need them, so a caller can read ``MAX_K`` or the result types
-without loading them.
-"""
+"""Top-k neighbours of a stored video, an unknown video's thumbnail, or an image. Cheap to
+import: NumPy, Pillow and the index are imported by the functions that need them."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""Image downloads over HTTP: allowed hosts only, bounded size, retries, one deadline.
-
-Redirects are followed here, not by requests: every hop's URL is checked (well-formed,
-http(s), an allowed host) before anything is sent to it. All retries happen in one
-loop, and each attempt's connect and read timeouts are cut to the time left, so a
-whole download (connecting, waiting for headers, the body, every retry and backoff)
-ends by its deadline.
-"""
+"""Image downloads over HTTP: allowed hosts only, bounded size, retries, one deadline."""
 
 from __future__ import annotations
 
@@ -73,7 +66,14 @@ def _header_number(text: str | None, limit: int) -> int | None:
 
 
 class HttpImageFetcher:
-    """ImageFetcher over a pooled requests session; see the module docstring."""
+    """ImageFetcher over a pooled requests session.
+
+    Redirects are followed here, not by requests: every hop's URL is checked (well-formed,
+    http(s), an allowed host) before anything is sent to it. All retries happen in one
+    loop, and each attempt's connect and read timeouts are cut to the time left, so a
+    whole download (connecting, waiting for headers, the body, every retry and backoff)
+    ends by its deadline.
+    """
 
     def __init__(self, allowed_hosts: Iterable[str], timeout: float = 20.0,
                  max_bytes: int = 10 * 1024 * 1024, retries: int = DEFAULT_RETRIES,

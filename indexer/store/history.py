@@ -1,16 +1,4 @@
-"""Run history: every ingest, schedule batch and refresh, as recorded in ingest_runs.
-
-A run recorded as ``running`` whose process no longer holds it is shown as
-``interrupted`` (it was killed, or its host went down):
-
-- on this host, when its process (pid and process start, ``indexer.process``) is gone;
-- from another host, when its heartbeat is older than ``stale_after`` seconds (the
-  claim lease: a live run renews it every third of that);
-- for runs recorded before either was kept, when no writer holds the writer lock
-  (the lock file of this home on SQLite, the advisory lock on PostgreSQL).
-
-Nothing is written: a run judged interrupted that comes back still records its end.
-"""
+"""Run history: every ingest, schedule batch and refresh, as recorded in ingest_runs."""
 
 from __future__ import annotations
 
@@ -141,6 +129,17 @@ def list_runs(store: Store, limit: int = 20, *, stale_after: float = 120.0,
 
     ``stale_after``: seconds after which another host's silent run is interrupted;
     ``home``: the data directory whose lock file tells whether a writer is running.
+
+    A run recorded as ``running`` whose process no longer holds it is shown as
+    ``interrupted`` (it was killed, or its host went down):
+
+    - on this host, when its process (pid and process start, ``indexer.process``) is gone;
+    - from another host, when its heartbeat is older than ``stale_after`` seconds (the
+      claim lease: a live run renews it every third of that);
+    - for runs recorded before either was kept, when no writer holds the writer lock
+      (the lock file of this home on SQLite, the advisory lock on PostgreSQL).
+
+    Nothing is written: a run judged interrupted that comes back still records its end.
     """
     if not store.exists():
         return []

@@ -1,13 +1,4 @@
-"""The reads a lookup needs, and a lean way to do them on a SQLite file.
-
-A lookup by video id reads the stored vector, replays the index's tail, re-scores
-candidates and names the neighbours: a handful of queries. ``Reads`` is that
-protocol; ``Store`` (SQLAlchemy) implements it for every database, and
-``SqliteReads`` implements it on a SQLite file with the standard library's
-``sqlite3``, so a command that only looks up never imports SQLAlchemy (whose
-import costs a lookup more than the search itself). Both answer from the same
-tables with the same results, which the tests check row by row.
-"""
+"""The reads a lookup needs, and a lean way to do them on a SQLite file."""
 
 from __future__ import annotations
 
@@ -84,7 +75,16 @@ def stored_video(row: Mapping[str, Any], fetched_default: datetime) -> StoredVid
 
 
 class Reads(Protocol):
-    """What looking up neighbours reads from the database."""
+    """What looking up neighbours reads from the database.
+
+    A lookup by video id reads the stored vector, replays the index's tail, re-scores
+    candidates and names the neighbours: a handful of queries. ``Reads`` is that
+    protocol; ``Store`` (SQLAlchemy) implements it for every database, and
+    ``SqliteReads`` implements it on a SQLite file with the standard library's
+    ``sqlite3``, so a command that only looks up never imports SQLAlchemy (whose
+    import costs a lookup more than the search itself). Both answer from the same
+    tables with the same results, which the tests check row by row.
+    """
 
     def exists(self) -> bool:
         """True when the database has been created."""

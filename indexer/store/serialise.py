@@ -1,9 +1,5 @@
-"""Transaction locks: embedding inserts commit in row-id order, schema upgrades one at a time.
-
-The vector index replays rows past its watermark, so every embedding row id must commit
-after every lower one: PostgreSQL takes a transaction-scoped advisory lock, SQLite its
-write lock at the start of the transaction (``BEGIN IMMEDIATE``).
-"""
+"""Transaction locks: embedding rows commit in row-id order (the index's replay relies on
+it), and schema upgrades run one at a time."""
 
 from __future__ import annotations
 

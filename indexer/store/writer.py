@@ -1,8 +1,5 @@
-"""The writer lock: shared for commands that only add, exclusive for those that rewrite.
-
-A ``flock`` on ``$THUMBSEARCH_HOME/ingest.lock`` (released by the kernel when the holder
-dies), plus a session advisory lock on PostgreSQL for hosts sharing one database.
-"""
+"""The writer lock: shared for commands that only add, exclusive for those that rewrite
+(a flock on the home's ``ingest.lock``, and a session advisory lock on PostgreSQL)."""
 
 from __future__ import annotations
 

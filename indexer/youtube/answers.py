@@ -1,22 +1,5 @@
-"""Typed models of the search.list and videos.list answers, checked before anything is used.
-
-The models follow the schemas of the discovery document google-api-python-client
-ships (``youtube.v3.json``): SearchListResponse, SearchResult, ResourceId,
-SearchResultSnippet, VideoListResponse, Video, VideoSnippet, VideoContentDetails,
-VideoStatistics (counts are strings of digits, format uint64), ThumbnailDetails and
-Thumbnail. Fields thumbsearch does not read may be anything (YouTube adds fields); a
-field it reads with another type than documented is refused.
-
-Three levels of trouble, three outcomes:
-- a page that is not the documented shape (not JSON, not an object, ``items`` not a
-  list, more items than asked for, a page token that is not a short string) raises
-  MalformedAnswerError: nothing of the page is used;
-- a bad item (not an object, not a video, an id that is not exactly 11 characters of
-  [A-Za-z0-9_-], a part of the wrong type) is skipped and counted by its reason;
-- a value out of range (a count that is not digits or does not fit int64, a duration
-  that is not ISO 8601 or longer than ten years, a date outside 1970..2100, an
-  overlong thumbnail URL) becomes None and is counted; text is cut to a bound.
-"""
+"""Typed models of the search.list and videos.list answers (the schemas of the discovery
+document ``youtube.v3.json``), checked before anything is used."""
 
 from __future__ import annotations
 
@@ -344,6 +327,23 @@ def parse_search_answer(content: bytes | str | None, max_results: int,
 
     Raises MalformedAnswerError for a page that is not the documented shape; bad items
     are skipped and counted in ``skips``.
+
+    The models follow the schemas of the discovery document google-api-python-client
+    ships (``youtube.v3.json``): SearchListResponse, SearchResult, ResourceId,
+    SearchResultSnippet, VideoListResponse, Video, VideoSnippet, VideoContentDetails,
+    VideoStatistics (counts are strings of digits, format uint64), ThumbnailDetails and
+    Thumbnail. Fields thumbsearch does not read may be anything (YouTube adds fields); a
+    field it reads with another type than documented is refused.
+
+    Three levels of trouble, three outcomes:
+    - a page that is not the documented shape (not JSON, not an object, ``items`` not a
+      list, more items than asked for, a page token that is not a short string) raises
+      MalformedAnswerError: nothing of the page is used;
+    - a bad item (not an object, not a video, an id that is not exactly 11 characters of
+      [A-Za-z0-9_-], a part of the wrong type) is skipped and counted by its reason;
+    - a value out of range (a count that is not digits or does not fit int64, a duration
+      that is not ISO 8601 or longer than ten years, a date outside 1970..2100, an
+      overlong thumbnail URL) becomes None and is counted; text is cut to a bound.
     """
     method = "search.list"
     page: SearchListResponse = _page(SearchListResponse, method,

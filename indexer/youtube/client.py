@@ -1,10 +1,4 @@
-"""The YouTube Data API boundary: search pages and video details through google-api-python-client.
-
-Every attempt of a call is charged (``charge``) before it is sent, because YouTube
-charges retries too; transient failures (5xx, 429, rateLimitExceeded,
-userRateLimitExceeded, timeouts) are retried here with exponential backoff and
-jitter; quotaExceeded, a bad key and a bad request are never retried.
-"""
+"""The YouTube Data API boundary: search pages and video details (google-api-python-client)."""
 
 from __future__ import annotations
 
@@ -86,7 +80,13 @@ class SearchOptions:
 
 
 class YouTubeApi(Protocol):
-    """What the ingest worker needs from YouTube."""
+    """What the ingest worker needs from YouTube.
+
+    Every attempt of a call is charged (``charge``) before it is sent, because YouTube
+    charges retries too; transient failures (5xx, 429, rateLimitExceeded,
+    userRateLimitExceeded, timeouts) are retried here with exponential backoff and
+    jitter; quotaExceeded, a bad key and a bad request are never retried.
+    """
 
     calls: dict[str, int]  # attempts sent per method ("search", "videos"), retries included
     skipped: Counter[str]  # answer items (or their fields) dropped by the checks, by reason

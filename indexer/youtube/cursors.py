@@ -1,10 +1,4 @@
-"""Where each scheduled query stands: its open pass, the page token to resume from.
-
-A pass reads a query's result list from the first page up to its ``pages`` limit
-or the last page. A quota stop leaves the pass open with the token of the next
-page, and the next run resumes there. A finished pass starts again on a later
-Pacific day (new results appear; nothing is read twice in one day).
-"""
+"""Where each scheduled query stands: its open pass, the page token to resume from."""
 
 from __future__ import annotations
 
@@ -29,7 +23,13 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 @dataclass
 class Cursor:
-    """The state of one query (by its key) across runs."""
+    """The state of one query (by its key) across runs.
+
+    A pass reads a query's result list from the first page up to its ``pages`` limit
+    or the last page. A quota stop leaves the pass open with the token of the next
+    page, and the next run resumes there. A finished pass starts again on a later
+    Pacific day (new results appear; nothing is read twice in one day).
+    """
 
     key: str
     query_id: int

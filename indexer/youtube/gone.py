@@ -1,13 +1,4 @@
-"""Videos recorded as gone: the thumbnail host answered 404, or videos.list left the id out.
-
-A gone video that was stored keeps its row and vector (``refresh --prune`` deletes
-those); an id list skips gone ids instead of downloading their thumbnails again.
-Details fetched for an id later (the video is back) clear its record.
-
-A refresh that finds a stored video missing marks it (``missing_since``, the first time
-only); ``refresh --prune`` deletes it only when a refresh at least a day later finds it
-missing again. Clearing the record clears the mark.
-"""
+"""Videos recorded as gone: the thumbnail host answered 404, or videos.list left the id out."""
 
 from __future__ import annotations
 
@@ -52,6 +43,14 @@ def mark_missing(store: Store, video_ids: Iterable[str]) -> list[str]:
     """Mark stored videos a refresh found missing; return the ids marked for the first time.
 
     An id already marked keeps its first mark; any other gone record of it gets one.
+
+    A gone video that was stored keeps its row and vector (``refresh --prune`` deletes
+    those); an id list skips gone ids instead of downloading their thumbnails again.
+    Details fetched for an id later (the video is back) clear its record.
+
+    A refresh that finds a stored video missing marks it (``missing_since``, the first time
+    only); ``refresh --prune`` deletes it only when a refresh at least a day later finds it
+    missing again. Clearing the record clears the mark.
     """
     ids = list(dict.fromkeys(video_ids))
     if not ids:

@@ -1,16 +1,4 @@
-"""Search queries to ingest: one spec per query, read from a TOML queries file.
-
-    [[queries]]
-    q = "cat videos"          # required
-    pages = 3                 # pages per pass, 1..10 (default 1, or --pages)
-    per_page = 50             # 1..50 (default 50, or --per-page)
-    order = "date"            # relevance, date, viewCount, rating, title, videoCount
-    region_code = "US"
-    relevance_language = "en"
-    published_within = "7d"   # or published_after = 2026-01-01T00:00:00Z
-    safe_search = "moderate"  # none, moderate, strict
-    priority = 10             # higher goes first in each round, -1000000..1000000 (default 0)
-"""
+"""Search queries to ingest: one spec per query, read from a TOML queries file."""
 
 from __future__ import annotations
 
@@ -207,7 +195,19 @@ def _spec(entry: Any, where: str, pages: int, per_page: int) -> QuerySpec:
 
 def parse_queries(text: str, *, source: str = "queries file", pages: int = 1,
                   per_page: int = 50) -> list[QuerySpec]:
-    """Specs from TOML text; ``pages`` and ``per_page`` are the defaults entries may override."""
+    """Specs from TOML text; ``pages`` and ``per_page`` are the defaults entries may override.
+
+    [[queries]]
+    q = "cat videos"          # required
+    pages = 3                 # pages per pass, 1..10 (default 1, or --pages)
+    per_page = 50             # 1..50 (default 50, or --per-page)
+    order = "date"            # relevance, date, viewCount, rating, title, videoCount
+    region_code = "US"
+    relevance_language = "en"
+    published_within = "7d"   # or published_after = 2026-01-01T00:00:00Z
+    safe_search = "moderate"  # none, moderate, strict
+    priority = 10             # higher goes first in each round, -1000000..1000000 (default 0)
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -1,12 +1,4 @@
-"""The quota ledger: API units spent per Pacific-time day and bucket, charged before each call.
-
-YouTube resets its quotas at midnight Pacific time. Since June 2026 ``search.list``
-has its own bucket (calls a day); every other method shares one bucket of units.
-A charge is one conditional ``UPDATE ... SET used = used + cost WHERE used + cost
-<= limit``: check and charge happen in a single statement inside one transaction,
-so several workers sharing the database (SQLite, or PostgreSQL across hosts) can never
-spend more than the limit between them.
-"""
+"""The quota ledger: API units spent per Pacific-time day and bucket, charged before each call."""
 
 from __future__ import annotations
 
@@ -54,7 +46,15 @@ class BucketUse:
 
 
 class QuotaLedger:
-    """Charges API calls against daily budgets kept in the database."""
+    """Charges API calls against daily budgets kept in the database.
+
+    YouTube resets its quotas at midnight Pacific time. Since June 2026 ``search.list``
+    has its own bucket (calls a day); every other method shares one bucket of units.
+    A charge is one conditional ``UPDATE ... SET used = used + cost WHERE used + cost
+    <= limit``: check and charge happen in a single statement inside one transaction,
+    so several workers sharing the database (SQLite, or PostgreSQL across hosts) can never
+    spend more than the limit between them.
+    """
 
     def __init__(self, store: Store, search_limit: int, units_limit: int) -> None:
         self.store = store

@@ -1,9 +1,5 @@
-"""Embeddings of evaluation images cached by file content hash and model, outside the corpus.
-
-One small SQLite file per model under ``$THUMBSEARCH_HOME/cache/eval/``, so a second
-evaluation of the same files does not run the model again. It is a cache, not part of
-the corpus schema: deleting the folder only costs time.
-"""
+"""Embeddings of evaluation images cached by file content hash and model, outside the corpus
+(one SQLite file per model under ``$THUMBSEARCH_HOME/cache/eval/``; safe to delete)."""
 
 from __future__ import annotations
 

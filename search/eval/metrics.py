@@ -1,22 +1,4 @@
-"""Retrieval metrics over labelled vectors: recall@k, precision@k, mAP, approximate-index recall.
-
-Definitions (pure numpy, exact cosine ranking):
-
-- Every image whose label has at least one other image is a *query*; an image
-  alone in its label is a *distractor* (ranked against, never a query).
-- For a query, every other image is ranked by inner product (cosine, as the
-  vectors are L2-normalised) with the query, highest first; the query itself is
-  excluded. Its *relevant* images are the others with the same label.
-- Ties are broken pessimistically and deterministically: among equal scores,
-  irrelevant images rank ahead of relevant ones. The result does not depend on
-  the input order, and a degenerate embedder (all scores equal) scores as
-  badly as it deserves instead of winning on file order.
-- recall@k: 1 if at least one relevant image is in the top k, else 0.
-- precision@k: relevant images in the top k, divided by k (k larger than the
-  n - 1 ranked images still divides by k).
-- AP: the mean, over the query's relevant images, of the precision at each
-  one's rank; mAP is its mean over queries. Every figure is a mean over queries.
-"""
+"""Retrieval metrics over labelled vectors: recall@k, precision@k, mAP, approximate-index recall."""
 
 from __future__ import annotations
 
@@ -122,7 +104,25 @@ def average_precisions(vectors: np.ndarray, labels: Sequence[str]) -> dict[int, 
 
 def score_vectors(vectors: np.ndarray, labels: Sequence[str],
                   ks: Sequence[int] = (1, 5, 10)) -> RetrievalScores:
-    """Recall@k, precision@k and mAP of exact cosine ranking (see the module docstring)."""
+    """Recall@k, precision@k and mAP of exact cosine ranking.
+
+    Definitions (pure numpy):
+
+    - Every image whose label has at least one other image is a *query*; an image
+      alone in its label is a *distractor* (ranked against, never a query).
+    - For a query, every other image is ranked by inner product (cosine, as the
+      vectors are L2-normalised) with the query, highest first; the query itself is
+      excluded. Its *relevant* images are the others with the same label.
+    - Ties are broken pessimistically and deterministically: among equal scores,
+      irrelevant images rank ahead of relevant ones. The result does not depend on
+      the input order, and a degenerate embedder (all scores equal) scores as
+      badly as it deserves instead of winning on file order.
+    - recall@k: 1 if at least one relevant image is in the top k, else 0.
+    - precision@k: relevant images in the top k, divided by k (k larger than the
+      n - 1 ranked images still divides by k).
+    - AP: the mean, over the query's relevant images, of the precision at each
+      one's rank; mAP is its mean over queries. Every figure is a mean over queries.
+    """
     matrix = _check(vectors, labels, ks)
     rows = query_rows(labels)
     if not rows:

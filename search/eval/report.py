@@ -1,9 +1,5 @@
-"""The HTML evaluation report: tables, a recall@k plot, score histograms and query galleries.
-
-Written into a folder: ``index.html`` (jinja2, from the package's templates), PNG plots
-(matplotlib, Agg) and small JPEG thumbnails of the shown images, so the report works
-offline and hot-links nothing.
-"""
+"""The HTML evaluation report: tables, a recall@k plot, score histograms and query galleries,
+in a folder that works offline (jinja2 page, matplotlib PNGs, small JPEG thumbnails)."""
 
 from __future__ import annotations
 

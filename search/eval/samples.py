@@ -1,16 +1,5 @@
 """Real photos made into YouTube-style thumbnails, and near-duplicate re-uploads of them.
-
-The photos are the ones scikit-image and scikit-learn ship inside their wheels
-(nothing is downloaded). Each is treated as a 16:9 video frame and rendered the
-way i.ytimg.com renders thumbnails: 16:9 names without bars, 4:3 names with the
-frame letterboxed between black bars. The variant operations imitate what
-re-uploaders do to a thumbnail (re-encode, crop, recolour, mirror, draw a
-title or a duration badge on it).
-
-Used by the demo, the test suite's fakes and the near-duplicate benchmark.
-``python -m search.eval.samples OUT_DIR`` writes a folder laid out as yt-dlp
-writes one (``--write-thumbnail --write-info-json``).
-"""
+``python -m search.eval.samples OUT_DIR`` writes them as yt-dlp lays out a folder."""
 
 from __future__ import annotations
 
@@ -411,7 +400,19 @@ def _info_json(
 def write_ytdlp_folder(
     out_dir: Path | str, variants_per_photo: int = 2, seed: int = 0
 ) -> list[SampleVideo]:
-    """Write every sample photo as an original upload plus re-uploads, named as yt-dlp does."""
+    """Write every sample photo as an original upload plus re-uploads, named as yt-dlp does.
+
+    The photos are the ones scikit-image and scikit-learn ship inside their wheels
+    (nothing is downloaded). Each is treated as a 16:9 video frame and rendered the
+    way i.ytimg.com renders thumbnails: 16:9 names without bars, 4:3 names with the
+    frame letterboxed between black bars. The variant operations imitate what
+    re-uploaders do to a thumbnail (re-encode, crop, recolour, mirror, draw a
+    title or a duration badge on it).
+
+    Used by the demo, the test suite's fakes and the near-duplicate benchmark.
+    ``python -m search.eval.samples OUT_DIR`` writes a folder laid out as yt-dlp
+    writes one (``--write-thumbnail --write-info-json``).
+    """
     if variants_per_photo < 0:
         raise InputError(f"variants per photo must be >= 0, got {variants_per_photo}")
     out = Path(out_dir)

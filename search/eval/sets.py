@@ -1,15 +1,5 @@
 """A class-level set of real photos from Debian's ``tuxpaint-stamps-default`` package.
-
-Tux Paint's stamps are mostly photographs of single objects (birds, fish, fruit,
-flowers, planets, tools ...) cut out on a transparent background, filed in folders
-by category. This module flattens each chosen category onto a white background
-and writes it as one label folder, so ``thumbsearch eval`` can measure whether
-images of the same kind of thing (not copies of one image) come back together.
-Cartoon subfolders are left out. Nothing is downloaded: install the package
-(``apt-get install tuxpaint-stamps-default``) and point this at its stamps folder.
-
-``python -m search.eval.sets OUT [--stamps DIR]`` writes the set.
-"""
+``python -m search.eval.sets OUT [--stamps DIR]`` writes it."""
 
 from __future__ import annotations
 

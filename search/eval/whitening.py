@@ -1,9 +1,4 @@
-"""PCA-whitening learned on a corpus' own vectors (Jégou & Chum 2012; Radenović et al.).
-
-Centre on the corpus mean, rotate onto the principal axes, divide each axis by the square
-root of its variance (plus a floor, so near-empty directions are not blown up), keep the
-leading ``dims`` axes and L2-normalise again. Pure numpy; vectors in and out are float32.
-"""
+"""PCA-whitening learned on a corpus' own vectors (Jégou & Chum 2012; Radenović et al.)."""
 
 from __future__ import annotations
 
@@ -22,7 +17,12 @@ FloatMatrix = np.ndarray[Any, np.dtype[np.float32]]
 
 @dataclass(frozen=True)
 class PcaWhitening:
-    """A learned whitening: ``normalise((x - mean) @ projection)``."""
+    """A learned whitening: ``normalise((x - mean) @ projection)``.
+
+    Centre on the corpus mean, rotate onto the principal axes, divide each axis by the square
+    root of its variance (plus a floor, so near-empty directions are not blown up), keep the
+    leading ``dims`` axes and L2-normalise again. Pure numpy; vectors in and out are float32.
+    """
 
     mean: FloatMatrix  # (d,)
     projection: FloatMatrix  # (d, k)

@@ -1,11 +1,4 @@
-"""The FastAPI app: a JSON API over the query side, and a plain HTML/JS page on top of it.
-
-Errors are answered as JSON ``{"error": message}`` with a status code chosen from the
-exception tree (``search.web.errors``); no stack trace or server path ever reaches a
-client, and every status and media type a route can answer is in the OpenAPI schema.
-Nothing heavy is imported at start: the model loads on the first image upload or
-unknown video id.
-"""
+"""The FastAPI app: a JSON API over the query side, and a plain HTML/JS page on top of it."""
 
 from __future__ import annotations
 
@@ -85,6 +78,12 @@ def create_app(service_factory: Callable[[], Service], *,
 
     ``allowed_hosts``: the Host header values answered (``host_names(host, port)`` for a
     server on loopback); None answers any, for a server exposed on purpose.
+
+    Errors are answered as JSON ``{"error": message}`` with a status code chosen from the
+    exception tree (``search.web.errors``); no stack trace or server path ever reaches a
+    client, and every status and media type a route can answer is in the OpenAPI schema.
+    Nothing heavy is imported at start: the model loads on the first image upload or
+    unknown video id.
     """
     app = FastAPI(title="thumbsearch", version="1", docs_url=None, redoc_url=None,
                   description="Find YouTube videos whose thumbnails look alike.")

@@ -1,16 +1,4 @@
-"""Errors as the web API answers them: one shape, one status per kind, no server paths.
-
-Every error is ``{"error": message}``. The status comes from the exception tree:
-
-    413  UploadTooLargeError (an upload or request body over the image size limit)
-    422  UsageError and request validation (a parameter malformed or out of range)
-    400  any other InputError, ImageDecodeError, HostNotAllowedError, a Host header
-         this server does not answer, a body that cannot be parsed
-    404  NotFoundError (unknown video, empty corpus) and unknown routes
-    405  a method a route does not take
-    502  FetchError, YouTubeError (an upstream host failed)
-    500  anything else (database, index, model); unexpected exceptions show only their kind
-"""
+"""Errors as the web API answers them: one shape, one status per kind, no server paths."""
 
 from __future__ import annotations
 
@@ -66,7 +54,19 @@ ERROR_TEXT = {
 
 
 def status_for(exc: ThumbsearchError) -> int:
-    """The HTTP status code that answers an error."""
+    """The HTTP status code that answers an error.
+
+    Every error is ``{"error": message}``. The status comes from the exception tree:
+
+        413  UploadTooLargeError (an upload or request body over the image size limit)
+        422  UsageError and request validation (a parameter malformed or out of range)
+        400  any other InputError, ImageDecodeError, HostNotAllowedError, a Host header
+             this server does not answer, a body that cannot be parsed
+        404  NotFoundError (unknown video, empty corpus) and unknown routes
+        405  a method a route does not take
+        502  FetchError, YouTubeError (an upstream host failed)
+        500  anything else (database, index, model); unexpected exceptions show only their kind
+    """
     if isinstance(exc, UploadTooLargeError):
         return 413
     if isinstance(exc, UsageError):

@@ -1,11 +1,4 @@
-"""The ASGI layer in front of the app: the Host header check and the request body limit.
-
-A page on another site can reach a loopback server through DNS rebinding (its own name
-made to resolve to 127.0.0.1); such requests carry that other name as Host, so only the
-names of the bound address and of loopback are answered. A request body is counted as
-it arrives and refused past the limit, and a declared Content-Length over it is refused
-before a byte of the body is read.
-"""
+"""The ASGI layer in front of the app: the Host header check and the request body limit."""
 
 from __future__ import annotations
 
@@ -49,7 +42,14 @@ def too_large(limit: int) -> HTTPException:
 
 
 class Guard:
-    """Refuses foreign Host headers (400) and bodies over the limit (413), as JSON errors."""
+    """Refuses foreign Host headers (400) and bodies over the limit (413), as JSON errors.
+
+    A page on another site can reach a loopback server through DNS rebinding (its own name
+    made to resolve to 127.0.0.1); such requests carry that other name as Host, so only the
+    names of the bound address and of loopback are answered. A request body is counted as
+    it arrives and refused past the limit, and a declared Content-Length over it is refused
+    before a byte of the body is read.
+    """
 
     def __init__(self, app: ASGIApp, allowed_hosts: Collection[str] | None,
                  body_limit: Callable[[], Awaitable[int]]) -> None:
