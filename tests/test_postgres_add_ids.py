@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_add_ids import (
+from tests.ingest.test_add_ids import (
     clock,
     services,
     test_a_missing_api_key_fails_before_anything_is_written,

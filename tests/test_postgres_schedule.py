@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_schedule import (
+from tests.ingest.test_schedule import (
     clock,
     make_service,
     sleeps,

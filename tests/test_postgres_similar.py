@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_similar_batch import (
+from tests.cli.test_similar_batch import (
     corpus,
     service,
     test_batch_is_one_index_search,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_local_add import (
+from tests.ingest.test_local_add import (
     test_add_refuses_missing_paths_before_writing,
     test_add_stores_embeds_in_batches_and_skips_known,
     test_ingested_bytes_are_kept_in_the_content_addressed_cache,
 )
-from tests.test_web_api import (
+from tests.web.test_web_api import (
     client,
     corpus,
     test_duplicate_groups_are_the_reuploads,
