@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated environment per test and settings pointing into tmp_path."""
+"""Shared fixtures: an isolated environment per test, settings into tmp_path, the backend."""
 
 from __future__ import annotations
 
@@ -36,3 +36,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 def settings(isolated_env: Path) -> Settings:
     """Settings read from the isolated environment."""
     return Settings.from_env()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, isolated_env: Path,
+            monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each database the product runs on, in turn: the home's SQLite file, then a PostgreSQL
+    database of its own (tests/pg.py) named by THUMBSEARCH_DATABASE_URL."""
+    if request.param == "postgres":
+        monkeypatch.setenv("THUMBSEARCH_DATABASE_URL", request.getfixturevalue("pg_url"))
+    return str(request.param)

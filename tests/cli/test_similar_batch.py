@@ -72,6 +72,7 @@ def _write(tmp_path: Path, text: str | bytes, name: str = "ids.txt") -> str:
 # -- library ------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("backend")
 def test_batched_answers_equal_single_answers(service: Service, corpus: list[str]) -> None:
     ids = [corpus[0], corpus[17], MISSING, corpus[299], corpus[17], corpus[150]]
     batched = similar_to_videos(service, ids, k=7)
@@ -91,6 +92,7 @@ def test_batched_answers_equal_single_answers(service: Service, corpus: list[str
             [(n.title, n.thumbnail_url) for n in single.results]
 
 
+@pytest.mark.usefixtures("backend")
 def test_batch_is_one_index_search(service: Service, corpus: list[str]) -> None:
     counting = _CountingIndex(service.require_corpus())
     service._index = counting  # type: ignore[assignment]
@@ -100,11 +102,13 @@ def test_batch_is_one_index_search(service: Service, corpus: list[str]) -> None:
     assert answers[40] is None and answers[41] == answers[0]
 
 
+@pytest.mark.usefixtures("backend")
 def test_batch_of_nothing_stored(service: Service) -> None:
     assert similar_to_videos(service, [MISSING, video_id(10**6)], k=3) == [None, None]
     assert similar_to_videos(service, [], k=3) == []
 
 
+@pytest.mark.usefixtures("backend")
 def test_batch_on_an_empty_corpus_is_an_error(isolated_env: Path) -> None:
     built = build_service(Settings.from_env())
     try:
@@ -126,6 +130,7 @@ def test_id_lines_skip_comments_and_blanks_and_keep_bad_lines() -> None:
 # -- command line -----------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("backend")
 def test_ids_file_json_mixes_answers_and_per_line_errors(corpus: list[str],
                                                          tmp_path: Path) -> None:
     path = _write(tmp_path, f"# stored videos and others\n{corpus[3]}\n\n"
@@ -147,6 +152,7 @@ def test_ids_file_json_mixes_answers_and_per_line_errors(corpus: list[str],
     assert local["error"] == "not_found"
 
 
+@pytest.mark.usefixtures("backend")
 def test_ids_file_table(corpus: list[str], tmp_path: Path) -> None:
     path = _write(tmp_path, f"{corpus[1]}\n{MISSING}\n???\n")
     result = runner.invoke(app, ["similar", "--ids-file", path, "-k", "2"])
@@ -208,6 +214,7 @@ def test_ids_file_with_a_single_query_is_a_usage_error(isolated_env: Path, tmp_p
     assert "--ids-file" in result.output
 
 
+@pytest.mark.usefixtures("backend")
 def test_ids_file_on_an_empty_corpus(isolated_env: Path, tmp_path: Path) -> None:
     path = _write(tmp_path, f"{MISSING}\n")
     result = runner.invoke(app, ["similar", "--ids-file", path])

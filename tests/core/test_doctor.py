@@ -45,6 +45,7 @@ def _doctor() -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_healthy_corpus_is_ok(service: Service) -> None:
     code, output = _doctor()
     assert code == 0 and output.strip().endswith("ok"), output
@@ -110,6 +111,7 @@ DAMAGE: dict[str, tuple[Callable[[Service], None], str]] = {
 
 
 @pytest.mark.parametrize("name", sorted(DAMAGE))
+@pytest.mark.usefixtures("backend")
 def test_doctor_names_the_damage_and_rebuild_repairs_it(service: Service, name: str) -> None:
     damage, message = DAMAGE[name]
     damage(service)
@@ -129,6 +131,7 @@ def test_doctor_names_the_damage_and_rebuild_repairs_it(service: Service, name: 
 
 
 @pytest.mark.parametrize("damage", [_truncate, _delete, _zero])
+@pytest.mark.usefixtures("backend")
 def test_power_loss_the_next_open_rebuilds_from_sqlite(service: Service,
                                                        damage: Callable[[Service], None]) -> None:
     damage(service)
@@ -145,6 +148,7 @@ def test_power_loss_the_next_open_rebuilds_from_sqlite(service: Service,
     assert len(json.loads(result.output)["results"]) == 5
 
 
+@pytest.mark.usefixtures("backend")
 def test_missing_vectors_are_reported(service: Service) -> None:
     from indexer.records import VideoMeta
     from indexer.store.schema import videos

@@ -113,6 +113,7 @@ def test_lines_urls_and_a_csv_column_give_the_same_ids(tmp_path: Path) -> None:
     assert youtube_ids(read_id_list(str(headed), as_csv=True), str(headed))[0] == [ids[2]]
 
 
+@pytest.mark.usefixtures("backend")
 def test_ids_are_stored_embedded_indexed_and_given_details(
         services: list[Service], clock: Clock, youtube_env: FakeYouTube) -> None:
     fake = youtube_env
@@ -162,6 +163,7 @@ class DiesOnThirdBatch(TinyEmbedder):
         return super().embed(batch)
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_run_that_died_is_resumed_without_fetching_anything_twice(
         services: list[Service], clock: Clock, youtube_env: FakeYouTube) -> None:
     fake = youtube_env
@@ -191,6 +193,7 @@ def test_a_run_that_died_is_resumed_without_fetching_anything_twice(
     assert len(fake.requests) == before
 
 
+@pytest.mark.usefixtures("backend")
 def test_the_units_quota_stops_details_not_thumbnails_and_the_next_day_finishes(
         services: list[Service], clock: Clock, youtube_env: FakeYouTube,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,6 +223,7 @@ def test_the_units_quota_stops_details_not_thumbnails_and_the_next_day_finishes(
     assert not set(_videos_list_ids(fake)[0]) & set(_videos_list_ids(fake)[1])
 
 
+@pytest.mark.usefixtures("backend")
 def test_youtube_answering_quota_exceeded_stops_details_for_the_day(
         services: list[Service], clock: Clock, youtube_env: FakeYouTube) -> None:
     youtube_env.units_quota = 0
@@ -230,6 +234,7 @@ def test_youtube_answering_quota_exceeded_stops_details_for_the_day(
     assert service.ledger.use("units").exhausted
 
 
+@pytest.mark.usefixtures("backend")
 def test_missing_thumbnails_and_ids_youtube_dropped_are_recorded_as_gone(
         services: list[Service], clock: Clock, youtube_env: FakeYouTube) -> None:
     fake = youtube_env
@@ -260,6 +265,7 @@ def test_missing_thumbnails_and_ids_youtube_dropped_are_recorded_as_gone(
     assert after[corrupt] == requests[corrupt] + 1
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_stored_video_videos_list_leaves_out_is_gone_and_kept(
         services: list[Service], clock: Clock, youtube_env: FakeYouTube) -> None:
     fake = youtube_env
@@ -287,6 +293,7 @@ def test_a_stored_video_videos_list_leaves_out_is_gone_and_kept(
     assert gone_reasons(service.store, [dropped]) == {}
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_second_writer_is_refused(services: list[Service], clock: Clock,
                                     youtube_env: FakeYouTube, isolated_env: Path) -> None:
     service = _service(services, clock)
@@ -331,6 +338,7 @@ def test_bad_input_is_one_line_and_exit_1(args: list[str], expected: str, tmp_pa
     assert not (isolated_env / "thumbsearch.sqlite3").exists()
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_missing_api_key_fails_before_anything_is_written(
         fake_youtube: FakeYouTube, tmp_path: Path, isolated_env: Path) -> None:
     ids = tmp_path / "ids.txt"

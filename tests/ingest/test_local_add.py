@@ -50,6 +50,7 @@ def test_plain_images_get_a_stable_content_id(tmp_path: Path) -> None:
     assert meta_for_file(a).video_id != meta_for_file(_photo(tmp_path / "c.jpg", 2)).video_id
 
 
+@pytest.mark.usefixtures("backend")
 def test_add_stores_embeds_in_batches_and_skips_known(tmp_path: Path,
                                                       settings: Settings) -> None:
     folder = tmp_path / "thumbs"
@@ -78,6 +79,7 @@ def test_add_stores_embeds_in_batches_and_skips_known(tmp_path: Path,
         second.close()
 
 
+@pytest.mark.usefixtures("backend")
 def test_add_refuses_missing_paths_before_writing(tmp_path: Path, settings: Settings) -> None:
     service = build_service(settings, embedder=TinyEmbedder())
     try:
@@ -114,6 +116,7 @@ def test_png_with_alpha_and_grayscale_are_embedded(tmp_path: Path, settings: Set
     assert (summary.new, summary.failed) == (3, [])
 
 
+@pytest.mark.usefixtures("backend")
 def test_ingested_bytes_are_kept_in_the_content_addressed_cache(tmp_path: Path,
                                                                 settings: Settings) -> None:
     import hashlib

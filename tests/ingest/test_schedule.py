@@ -104,6 +104,7 @@ published_after = 2026-01-01T00:00:00Z
     assert parse_duration("1d12h") == timedelta(hours=36)
 
 
+@pytest.mark.usefixtures("backend")
 def test_ledger_charges_atomically_per_pacific_day(make_service: object, clock: Clock) -> None:
     service = make_service(search_quota=2)  # type: ignore[operator]
     service.prepare_for_writing()
@@ -124,6 +125,7 @@ def test_ledger_charges_atomically_per_pacific_day(make_service: object, clock: 
                                 "2026-12-02": {"search": 1}}
 
 
+@pytest.mark.usefixtures("backend")
 def test_concurrent_charges_never_overspend(make_service: object) -> None:
     service = make_service(search_quota=25)  # type: ignore[operator]
     service.prepare_for_writing()
@@ -146,6 +148,7 @@ def test_concurrent_charges_never_overspend(make_service: object) -> None:
     assert len(granted) == 25 == service.ledger.use("search").used
 
 
+@pytest.mark.usefixtures("backend")
 def test_quota_stop_resumes_without_repeating_pages_across_midnight(
         make_service: object, youtube_env: FakeYouTube, clock: Clock) -> None:
     fake = youtube_env
@@ -177,6 +180,7 @@ def test_quota_stop_resumes_without_repeating_pages_across_midnight(
                                    ("space", "CAUQAA")]
 
 
+@pytest.mark.usefixtures("backend")
 def test_fair_sharing_by_priority_then_round_robin(make_service: object,
                                                    youtube_env: FakeYouTube,
                                                    clock: Clock) -> None:
@@ -193,6 +197,7 @@ def test_fair_sharing_by_priority_then_round_robin(make_service: object,
     assert [q for q, _ in _searches(youtube_env)][5:7] == ["space", "photography"]
 
 
+@pytest.mark.usefixtures("backend")
 def test_transient_errors_back_off_and_each_attempt_is_charged(
         make_service: object, youtube_env: FakeYouTube, sleeps: list[float]) -> None:
     service = make_service()  # type: ignore[operator]
@@ -206,6 +211,7 @@ def test_transient_errors_back_off_and_each_attempt_is_charged(
     assert backoff_delay(10, lambda: 1.0) == 32.0  # capped
 
 
+@pytest.mark.usefixtures("backend")
 def test_quota_exceeded_bad_key_and_bad_request_are_not_retried(
         make_service: object, youtube_env: FakeYouTube, sleeps: list[float], clock: Clock,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,6 +234,7 @@ def test_quota_exceeded_bad_key_and_bad_request_are_not_retried(
     assert sleeps == []
 
 
+@pytest.mark.usefixtures("backend")
 def test_new_videos_get_their_details_in_batches_of_50(make_service: object,
                                                        youtube_env: FakeYouTube) -> None:
     from indexer.store.schema import videos
@@ -251,6 +258,7 @@ def test_new_videos_get_their_details_in_batches_of_50(make_service: object,
         assert row["default_language"] == "en" and row["details_fetched_at"] is not None
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_second_writer_exits_or_waits_and_a_crash_frees_the_lock(
         make_service: object, isolated_env: Path) -> None:
     service = make_service()  # type: ignore[operator]
@@ -275,6 +283,7 @@ def test_a_second_writer_exits_or_waits_and_a_crash_frees_the_lock(
         assert service.store.counts("tiny-test")["vectors"] == 3
 
 
+@pytest.mark.usefixtures("backend")
 def test_refresh_updates_old_rows_and_prune_removes_gone_videos(
         make_service: object, youtube_env: FakeYouTube, clock: Clock) -> None:
     import dataclasses
@@ -313,6 +322,7 @@ def test_refresh_updates_old_rows_and_prune_removes_gone_videos(
     assert views == 123_456
 
 
+@pytest.mark.usefixtures("backend")
 def test_refresh_stops_at_the_units_quota(make_service: object, youtube_env: FakeYouTube,
                                           clock: Clock) -> None:
     service = make_service(units_quota=2)  # type: ignore[operator]
@@ -327,6 +337,7 @@ def test_refresh_stops_at_the_units_quota(make_service: object, youtube_env: Fak
     assert half.stopped and half.refreshed == 50  # one call left today: the oldest 50
 
 
+@pytest.mark.usefixtures("backend")
 def test_schedule_loop_runs_batches_until_stopped(make_service: object,
                                                   youtube_env: FakeYouTube,
                                                   clock: Clock) -> None:
@@ -353,6 +364,7 @@ def test_schedule_loop_runs_batches_until_stopped(make_service: object,
     assert len(sent) == len(set(sent)) == 3
 
 
+@pytest.mark.usefixtures("backend")
 def test_quota_message_says_when_it_resets(make_service: object) -> None:
     service = make_service(search_quota=0)  # type: ignore[operator]
     summary = run_queries(service, [QuerySpec(q="cats")])

@@ -1,8 +1,9 @@
 """The product on PostgreSQL: the same code and Alembic revisions as on SQLite.
 
 Every test here gets a database of its own on the session's throwaway server
-(tests/pg.py) through THUMBSEARCH_DATABASE_URL. The doctor suite runs here again
-as it is; add-ids and the scheduling suites run again in their own modules.
+(tests/pg.py) through THUMBSEARCH_DATABASE_URL. The suites that hold on both databases
+(add-ids, scheduling, doctor, the web API, `add`, `similar --ids-file`) run on each through
+the ``backend`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -29,25 +30,10 @@ from indexer.store.db import alembic_config, make_engine
 from indexer.store.schema import embeddings
 from indexer.store.writer import writer_lock
 from search.cli import app
-from tests.core.test_doctor import (
-    service,
-    test_a_healthy_corpus_is_ok,
-    test_doctor_names_the_damage_and_rebuild_repairs_it,
-    test_missing_vectors_are_reported,
-    test_power_loss_the_next_open_rebuilds_from_sqlite,
-)
 from tests.fakes.corpus import seed_corpus
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.youtube import FakeYouTube
 from tests.vectors.test_store_index import schema_differences
-
-__all__ = [
-    "service",
-    "test_a_healthy_corpus_is_ok",
-    "test_doctor_names_the_damage_and_rebuild_repairs_it",
-    "test_missing_vectors_are_reported",
-    "test_power_loss_the_next_open_rebuilds_from_sqlite",
-]
 
 pytestmark = pytest.mark.postgres
 

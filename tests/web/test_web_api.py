@@ -45,6 +45,7 @@ def _jpeg(path: Path) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.usefixtures("backend")
 def test_similar_by_id_and_url(client: TestClient,
                                corpus: tuple[Service, list[SampleVideo]]) -> None:
     _, samples = corpus
@@ -65,6 +66,7 @@ def test_similar_by_id_and_url(client: TestClient,
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
 
 
+@pytest.mark.usefixtures("backend")
 def test_upload_finds_its_own_photo(client: TestClient,
                                     corpus: tuple[Service, list[SampleVideo]]) -> None:
     _, samples = corpus
@@ -83,6 +85,7 @@ def test_upload_finds_its_own_photo(client: TestClient,
     ("get", "/thumbs/nope", 404),
     ("get", "/api/videos?page=0", 422),
 ])
+@pytest.mark.usefixtures("backend")
 def test_errors_are_json_with_status(client: TestClient, method: str, url: str,
                                      status: int) -> None:
     answer = getattr(client, method)(url)
@@ -100,6 +103,7 @@ def test_bad_and_too_large_uploads(client: TestClient,
     assert client.post("/api/similar").status_code == 422
 
 
+@pytest.mark.usefixtures("backend")
 def test_videos_stats_duplicates_page_and_schema(client: TestClient) -> None:
     videos = client.get("/api/videos", params={"per_page": 5, "page": 2}).json()
     assert videos["total"] == 30 and videos["pages"] == 6 and len(videos["videos"]) == 5
@@ -116,6 +120,7 @@ def test_videos_stats_duplicates_page_and_schema(client: TestClient) -> None:
     assert {"/api/similar", "/api/videos", "/api/stats"} <= set(schema["paths"])
 
 
+@pytest.mark.usefixtures("backend")
 def test_duplicate_groups_are_the_reuploads(corpus: tuple[Service, list[SampleVideo]]) -> None:
     service, samples = corpus
     groups = find_duplicates(service, 0.97)
@@ -160,6 +165,7 @@ def test_components_match_brute_force() -> None:
         assert sorted(sorted(g) for g, _ in got) == sorted(expected)
 
 
+@pytest.mark.usefixtures("backend")
 def test_gallery_html_and_sheet(corpus: tuple[Service, list[SampleVideo]],
                                 tmp_path: Path) -> None:
     service, samples = corpus
