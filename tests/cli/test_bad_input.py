@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from indexer.service import build_service
 from indexer.settings import Settings
 from search.cli import app
-from tests.fakes.corpus import record_figure, seed_corpus
+from tests.fakes.corpus import FIGURES_ENV, read_figures, record_figure, seed_corpus
 
 runner = CliRunner()
 
@@ -128,8 +128,12 @@ def test_bad_input_is_one_clear_line(corpus: Path, tmp_path: Path, args: list[st
         assert len(lines) == 1 and lines[0].startswith("error: "), output
 
 
-def test_the_bad_input_count_is_recorded() -> None:
+def test_the_bad_input_count_is_recorded(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FIGURES_ENV, str(tmp_path / "figures.jsonl"))
     record_figure("cli_bad_inputs", len(CASES))
+    # README "Reliability" quotes 48 inputs, each one line.
+    assert read_figures(tmp_path / "figures.jsonl") == {"cli_bad_inputs": 48}
     assert len(CASES) >= 40
 
 

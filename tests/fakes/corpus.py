@@ -14,7 +14,8 @@ from indexer.records import VideoMeta
 from indexer.service import Service
 from tests.fakes.youtube import FakeVideo
 
-__all__ = ["FIGURES_ENV", "bulk_catalogue", "record_figure", "seed_corpus", "video_id"]
+__all__ = ["FIGURES_ENV", "bulk_catalogue", "read_figures", "record_figure", "seed_corpus",
+           "video_id"]
 
 # When set, tests append the figures the README "Reliability" section quotes to this file.
 FIGURES_ENV = "THUMBSEARCH_RELIABILITY_FIGURES"
@@ -53,6 +54,12 @@ def record_figure(name: str, value: Any) -> None:
     if target:
         with Path(target).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"name": name, "value": value}) + "\n")
+
+
+def read_figures(path: Path) -> dict[str, Any]:
+    """The figures record_figure wrote to ``path``, by name (the last one of a name wins)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {entry["name"]: entry["value"] for entry in map(json.loads, lines)}
 
 
 def bulk_catalogue(count: int, query: str = "bulk",

@@ -6,6 +6,7 @@ import io
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from PIL import Image
 from indexer.errors import FetchError, ImageDecodeError
 from indexer.images.decode import decode_image
 from indexer.images.fetch import HttpImageFetcher
-from tests.fakes.corpus import record_figure
+from tests.fakes.corpus import FIGURES_ENV, read_figures, record_figure
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.hostile import Behaviour, HostileServer
 
@@ -108,6 +109,9 @@ def test_broken_images_are_skipped_with_a_reason(name: str) -> None:
     assert time.perf_counter() - start < 2
 
 
+HOSTILE_BODIES = (("/huge", "byte limit"), ("/endless", "byte limit"), ("/drip", "slow drip"))
+
+
 def test_huge_bodies_and_slow_drips_are_cut_off() -> None:
     fifty_mb = 50 * 1024 * 1024
 
@@ -123,8 +127,7 @@ def test_huge_bodies_and_slow_drips_are_cut_off() -> None:
     with HostileServer(route) as server:
         fetcher = HttpImageFetcher([server.host], timeout=2, retries=0,
                                    max_bytes=2 * 1024 * 1024, max_seconds=1.5)
-        for path, reason in (("/huge", "byte limit"), ("/endless", "byte limit"),
-                             ("/drip", "slow drip")):
+        for path, reason in HOSTILE_BODIES:
             start = time.perf_counter()
             with pytest.raises(FetchError, match=reason):
                 fetcher.fetch(server.url(path))
@@ -169,6 +172,11 @@ def test_mutated_image_bytes_never_crash_or_hang(data: bytes) -> None:
     assert time.perf_counter() - start < 2
 
 
-def test_image_figures_are_recorded() -> None:
+def test_image_figures_are_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FIGURES_ENV, str(tmp_path / "figures.jsonl"))
     record_figure("bad_images", {"valid_odd": len(GOOD), "broken": len(BAD),
-                                 "fuzzed_examples": _EXAMPLES, "hostile_bodies": 3})
+                                 "fuzzed_examples": _EXAMPLES,
+                                 "hostile_bodies": len(HOSTILE_BODIES)})
+    # What README "Reliability" quotes: 12 odd but valid kinds, and the cases behind them.
+    assert read_figures(tmp_path / "figures.jsonl") == {"bad_images": {
+        "valid_odd": 12, "broken": 7, "fuzzed_examples": 1500, "hostile_bodies": 3}}
