@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexer.settings import Settings
+from tests.fakes.corpus import FIGURES_ENV
 
 pytest_plugins = ["tests.fakes.fixtures", "tests.pg"]
 
@@ -24,8 +25,10 @@ ENV_NAMES = (
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test gets its own data directory and none of the caller's settings."""
-    for name in {*ENV_NAMES, *(n for n in os.environ if n.startswith("THUMBSEARCH_"))}:
+    """Each test gets its own data directory and none of the caller's settings (the file
+    the README figures go to is the harness's, not a setting: it is kept)."""
+    for name in {*ENV_NAMES, *(n for n in os.environ if n.startswith("THUMBSEARCH_"))} - {
+            FIGURES_ENV}:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     monkeypatch.setenv("THUMBSEARCH_HOME", str(home))
