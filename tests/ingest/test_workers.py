@@ -222,6 +222,7 @@ def test_two_queries_file_workers_read_each_page_once_within_the_search_budget(
     assert len(rows) >= 100
 
 
+@pytest.mark.kill
 @pytest.mark.postgres
 def test_a_killed_workers_claims_are_taken_over_once_they_expire(
         fake: FakeYouTube, pg_url: str, tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.ingest_child import EMBEDDING_MARKER
 from tests.fakes.youtube import FakeVideo, FakeYouTube
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.kill]
 
 ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("download", "embedding", "commit", "index save")

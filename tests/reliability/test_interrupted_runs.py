@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
@@ -44,6 +45,7 @@ def _table_statuses() -> list[str]:
     return [line.split()[5] for line in result.output.splitlines()[1:]]
 
 
+@pytest.mark.kill
 def test_a_killed_ingest_shows_interrupted_and_a_live_one_running(
         youtube_env: FakeYouTube, isolated_env: Path, tmp_path: Path) -> None:
     phase = tmp_path / "phase"
@@ -132,6 +134,7 @@ def test_a_run_recorded_without_its_process_is_judged_by_the_writer_lock(
     assert _listed(settings) == "interrupted"
 
 
+@pytest.mark.postgres
 def test_on_postgresql_an_old_run_is_judged_by_the_advisory_lock(pg_env: str) -> None:
     settings = Settings.from_env()
     run_id = _one_run(settings)

@@ -174,6 +174,7 @@ def test_a_second_writer_on_another_host_is_refused_or_waits(pg_env: str,
         engine.dispose()
 
 
+@pytest.mark.kill
 def test_a_killed_writers_lock_is_released_by_the_server(pg_env: str, tmp_path: Path) -> None:
     code = ("import sys, time; from pathlib import Path; from indexer.store.db import make_engine\n"
             "from indexer.store.writer import writer_lock\n"

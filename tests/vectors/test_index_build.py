@@ -91,6 +91,7 @@ def _corpus(store: Store) -> tuple[np.ndarray, np.ndarray]:
             l2_normalise(np.concatenate([v for _, v in parts])))
 
 
+@pytest.mark.large
 def test_a_large_ivf_rebuild_reads_batches_meets_its_recall_and_holds_every_row(
         tmp_path: Path) -> None:
     n = 50_000

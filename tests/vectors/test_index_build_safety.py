@@ -242,6 +242,7 @@ def test_a_build_killed_after_its_commit_opens_as_the_new_index(tmp_path: Path) 
     assert again.build.type == "hnsw" and again.size == 303
 
 
+@pytest.mark.kill
 @pytest.mark.parametrize("step", STEPS)
 def test_a_build_killed_at_any_step_leaves_a_working_index(
         isolated_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, step: str) -> None:

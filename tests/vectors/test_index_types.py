@@ -136,6 +136,7 @@ def test_a_batch_rewrites_only_the_tail_until_compaction(store: Store, tmp_path:
         >= RECALL_TARGET
 
 
+@pytest.mark.large
 def test_an_approximate_index_is_trained_again_once_the_corpus_doubles(
         store: Store, tmp_path: Path) -> None:
     _fill(store, 2000)
@@ -150,6 +151,7 @@ def test_an_approximate_index_is_trained_again_once_the_corpus_doubles(
     assert int(rows.max()) == index.watermark
 
 
+@pytest.mark.large
 def test_rows_unlike_the_training_set_trigger_a_retrain(store: Store, tmp_path: Path) -> None:
     _fill(store, 3000)
     directory = tmp_path / "index"

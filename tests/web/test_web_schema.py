@@ -223,6 +223,7 @@ def _live(site: Site) -> Iterator[int]:
         sock.close()
 
 
+@pytest.mark.large
 def test_schemathesis_run_against_a_live_server(site: Site, tmp_path: Path) -> None:
     """`schemathesis run`, its command line, over HTTP: every phase, every check that
     applies to an API without authentication or resources, a fixed seed."""
