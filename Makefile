@@ -29,8 +29,11 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# Everything but the long kinds: the real model, soak and SIGKILL runs, large corpora,
+# PostgreSQL, Ray and the browser (markers in pyproject.toml).
+FAST_TESTS ?= not (slow or soak or kill or large or postgres or ray or browser)
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "$(FAST_TESTS)"
 
 lint: install
 	$(VENV)/bin/ruff check .

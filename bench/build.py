@@ -59,7 +59,7 @@ def fill(database: Path, start: int, stop: int, size: int) -> None:
     from indexer.store.db import make_engine
     from indexer.store.metadata import Store
     from indexer.store.schema import embeddings, videos
-    from tests.reliability_helpers import video_id
+    from tests.fakes.corpus import video_id
 
     store = Store(make_engine(f"sqlite:///{database}"))
     store.upgrade()

@@ -79,7 +79,7 @@ def synthetic(n: int, seed: int, centres: np.ndarray, upto: int | None = None) -
 
 def _metas(start: int, n: int) -> list[Any]:
     from indexer.records import VideoMeta
-    from tests.reliability_helpers import video_id
+    from tests.fakes.corpus import video_id
 
     return [VideoMeta(video_id=video_id(i, "s"), source="bench", title=f"synthetic {i}",
                       thumbnail_url="https://i.ytimg.com/vi/x/mqdefault.jpg")

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated environment per test and settings pointing into tmp_path."""
+"""Shared fixtures: an isolated environment per test, settings into tmp_path, the backend."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexer.settings import Settings
+from tests.fakes.corpus import FIGURES_ENV
 
 pytest_plugins = ["tests.fakes.fixtures", "tests.pg"]
 
@@ -24,8 +25,10 @@ ENV_NAMES = (
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test gets its own data directory and none of the caller's settings."""
-    for name in {*ENV_NAMES, *(n for n in os.environ if n.startswith("THUMBSEARCH_"))}:
+    """Each test gets its own data directory and none of the caller's settings (the file
+    the README figures go to is the harness's, not a setting: it is kept)."""
+    for name in {*ENV_NAMES, *(n for n in os.environ if n.startswith("THUMBSEARCH_"))} - {
+            FIGURES_ENV}:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     monkeypatch.setenv("THUMBSEARCH_HOME", str(home))
@@ -36,3 +39,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 def settings(isolated_env: Path) -> Settings:
     """Settings read from the isolated environment."""
     return Settings.from_env()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, isolated_env: Path,
+            monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each database the product runs on, in turn: the home's SQLite file, then a PostgreSQL
+    database of its own (tests/pg.py) named by THUMBSEARCH_DATABASE_URL."""
+    if request.param == "postgres":
+        monkeypatch.setenv("THUMBSEARCH_DATABASE_URL", request.getfixturevalue("pg_url"))
+    return str(request.param)

@@ -33,6 +33,7 @@ __all__ = [
     "pg_env",
     "pg_server",
     "pg_url",
+    "pytest_collection_modifyitems",
     "start_server",
     "stop_server",
 ]
@@ -116,6 +117,14 @@ def start_server(bindir: Path) -> tuple[PgServer, Path]:
                                     "start"]),
                    check=True, capture_output=True, timeout=120)
     return PgServer(bindir, datadir, port), root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``postgres`` every test that asks for the server, so that ``-m "not postgres"``
+    leaves out all of them."""
+    for item in items:
+        if {"pg_server", "pg_url", "pg_env"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 #: What ``auto`` tries, fastest first on the benchmark; each must keep cosine >= 0.999
-#: to the fp32 Keras output (tests/test_runtimes.py checks it on real photos).
+#: to the fp32 Keras output (tests/models/test_runtimes.py checks it on real photos).
 AUTO_ORDER = ("litert", "function")
 
 # Flags meaning the CPU computes bf16 natively; without them TensorFlow emulates bf16

@@ -2,7 +2,7 @@
 
 Every int or float option gives ``min`` and ``max`` (click refuses a value outside
 with exit 2); a float option also takes ``callback=finite``, since a float range lets
-NaN through (every comparison with NaN is false). tests/test_cli_numbers.py holds a
+NaN through (every comparison with NaN is false). tests/cli/test_cli_numbers.py holds a
 guard that every numeric option does both.
 """
 

@@ -49,10 +49,13 @@ class HostileServer:
     """Serves ``router(path)`` answers on an ephemeral loopback port from daemon threads."""
 
     def __init__(self, router: Router, *, fault_rate: float = 0.0, seed: int = 0,
-                 stall: float = 3.0) -> None:
+                 stall: float = 3.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        """``stall`` caps how long a stall waits for the client to hang up; ``sleep``
+        paces a drip (injectable, so that a slow body need not take real time)."""
         self.router = router
         self.fault_rate = fault_rate
         self.stall = stall
+        self.sleep = sleep
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.requests: list[str] = []
@@ -162,7 +165,7 @@ class HostileServer:
                 if self._stopping.is_set():
                     return
                 conn.sendall(b.body[start:start + b.chunk])
-                time.sleep(b.interval)
+                self.sleep(b.interval)
         elif b.kind == "stall":
             hung_up = _wait_for_hang_up(conn, self.stall)
             with self._lock:

@@ -1,0 +1,202 @@
+"""The JSON API with FastAPI's test client, the gallery files and duplicate groups (tiny model)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from indexer.ingest.local import add_paths
+from indexer.service import Service, build_service
+from indexer.settings import Settings
+from search.duplicates import duplicate_components, find_duplicates
+from search.eval.samples import SampleVideo, write_ytdlp_folder
+from search.gallery import write_html, write_sheet
+from search.neighbours import similar_to_video
+from search.web import create_app
+from tests.fakes.embedder import TinyEmbedder
+
+
+@pytest.fixture
+def corpus(settings: Settings, tmp_path: Path) -> Iterator[tuple[Service, list[SampleVideo]]]:
+    """Sample photos and re-uploads ingested with the tiny embedder."""
+    samples = write_ytdlp_folder(tmp_path / "thumbs", variants_per_photo=2)
+    service = build_service(settings, embedder=TinyEmbedder())
+    service.prepare_for_writing()
+    add_paths(service, [tmp_path / "thumbs"])
+    yield service, samples
+    service.close()
+
+
+@pytest.fixture
+def client(corpus: tuple[Service, list[SampleVideo]]) -> TestClient:
+    service, _ = corpus
+    return TestClient(create_app(lambda: service), raise_server_exceptions=False)
+
+
+def _jpeg(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.usefixtures("backend")
+def test_similar_by_id_and_url(client: TestClient,
+                               corpus: tuple[Service, list[SampleVideo]]) -> None:
+    _, samples = corpus
+    original = samples[0]
+    by_id = client.get(f"/api/similar/{original.video_id}", params={"k": 3})
+    assert by_id.status_code == 200
+    data = by_id.json()
+    assert len(data["results"]) == 3
+    assert data["query"]["title"] == original.title
+    first = data["results"][0]
+    assert first["video_id"] != original.video_id
+    assert first["youtube_url"] == f"https://www.youtube.com/watch?v={first['video_id']}"
+    url = f"https://www.youtube.com/watch?v={original.video_id}"
+    by_url = client.get("/api/similar/" + url.replace("?", "%3F"), params={"k": 3})
+    assert by_url.status_code == 200
+    assert by_url.json()["results"] == data["results"]
+    image = client.get(first["thumbnail"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+
+
+@pytest.mark.usefixtures("backend")
+def test_upload_finds_its_own_photo(client: TestClient,
+                                    corpus: tuple[Service, list[SampleVideo]]) -> None:
+    _, samples = corpus
+    sample = samples[3]
+    answer = client.post("/api/similar", files={"image": ("q.jpg", _jpeg(sample.path))},
+                         data={"k": "2"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"][0]["video_id"] == sample.video_id
+
+
+@pytest.mark.parametrize(("method", "url", "status"), [
+    ("get", "/api/similar/not-an-id", 400),
+    ("get", "/api/similar/local:0123456789abcdef", 404),
+    ("get", "/api/similar/dQw4w9WgXcQ?k=0", 422),
+    ("get", "/api/similar/dQw4w9WgXcQ?k=many", 422),
+    ("get", "/thumbs/nope", 404),
+    ("get", "/api/videos?page=0", 422),
+])
+@pytest.mark.usefixtures("backend")
+def test_errors_are_json_with_status(client: TestClient, method: str, url: str,
+                                     status: int) -> None:
+    answer = getattr(client, method)(url)
+    assert answer.status_code == status
+    assert "error" in answer.json() and "Traceback" not in answer.text
+
+
+def test_bad_and_too_large_uploads(client: TestClient,
+                                   corpus: tuple[Service, list[SampleVideo]]) -> None:
+    service, _ = corpus
+    bad = client.post("/api/similar", files={"image": ("x.jpg", b"not an image")})
+    assert bad.status_code == 400 and "error" in bad.json()
+    big = b"\xff" * (service.settings.max_image_bytes + 1)
+    assert client.post("/api/similar", files={"image": ("x.jpg", big)}).status_code == 413
+    assert client.post("/api/similar").status_code == 422
+
+
+@pytest.mark.usefixtures("backend")
+def test_videos_stats_duplicates_page_and_schema(client: TestClient) -> None:
+    videos = client.get("/api/videos", params={"per_page": 5, "page": 2}).json()
+    assert videos["total"] == 30 and videos["pages"] == 6 and len(videos["videos"]) == 5
+    assert client.get("/api/videos", params={"query": "nothing"}).json()["total"] == 0
+    assert client.get("/api/stats").json()["vectors"] == 30
+    groups = client.get("/api/duplicates", params={"threshold": 0.9}).json()["groups"]
+    assert groups and all(g["size"] >= 2 for g in groups)
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing from a CDN
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+    schema = client.get("/openapi.json").json()
+    assert {"/api/similar", "/api/videos", "/api/stats"} <= set(schema["paths"])
+
+
+@pytest.mark.usefixtures("backend")
+def test_duplicate_groups_are_the_reuploads(corpus: tuple[Service, list[SampleVideo]]) -> None:
+    service, samples = corpus
+    groups = find_duplicates(service, 0.97)
+    photo_of = {s.video_id: s.photo for s in samples}
+    assert groups
+    for group in groups:
+        assert len({photo_of[v.video_id] for v in group.videos}) == 1
+        times = [v.published_at for v in group.videos]
+        assert times == sorted(times)  # type: ignore[type-var]
+    sizes = [len(g.videos) for g in groups]
+    assert sizes == sorted(sizes, reverse=True)
+    across = find_duplicates(service, 0.97, across_channels=True)
+    assert all(len(g.channels) >= 2 for g in across)
+
+
+def test_components_match_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((40, 16)).astype(np.float32)
+    vectors = centres[rng.integers(0, 40, 300)] + 0.1 * rng.standard_normal((300, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    threshold = 0.95
+    adjacency = (vectors @ vectors.T) >= threshold
+    # Brute-force components by repeated expansion.
+    seen: set[int] = set()
+    expected = []
+    for start in range(300):
+        if start in seen:
+            continue
+        todo, part = [start], {start}
+        while todo:
+            node = todo.pop()
+            for other in np.flatnonzero(adjacency[node]).tolist():
+                if other not in part:
+                    part.add(other)
+                    todo.append(other)
+        seen |= part
+        if len(part) > 1:
+            expected.append(sorted(part))
+    for exact in (True, False):
+        got = duplicate_components(vectors.astype(np.float32), threshold, exact=exact,
+                                   batch=37)
+        assert sorted(sorted(g) for g, _ in got) == sorted(expected)
+
+
+@pytest.mark.usefixtures("backend")
+def test_gallery_html_and_sheet(corpus: tuple[Service, list[SampleVideo]],
+                                tmp_path: Path) -> None:
+    service, samples = corpus
+    result = similar_to_video(service, samples[0].video_id, 4)
+    page = write_html(service, result, tmp_path / "out" / "g.html").read_text()
+    assert page.count("data:image/jpeg;base64,") == 5
+    assert "https://www.youtube.com/watch?v=" + result.results[0].video_id in page
+    assert result.results[0].channel_title in page
+    sheet = Image.open(write_sheet(service, result, tmp_path / "g.png"))
+    pixels = np.asarray(sheet.convert("L"))
+    assert sheet.width > 5 * 240 and pixels.std() > 20
+
+
+def test_serving_and_a_stored_lookup_do_not_import_tensorflow(
+        corpus: tuple[Service, list[SampleVideo]]) -> None:
+    import subprocess
+    import sys
+
+    _, samples = corpus
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from indexer.service import build_service\n"
+        "from indexer.settings import Settings\n"
+        "from search.cli import serve\n"
+        "from search.web import create_app\n"
+        "from tests.fakes.embedder import TinyEmbedder\n"
+        "app = create_app(lambda: build_service(Settings.from_env(), embedder=TinyEmbedder()))\n"
+        f"answer = TestClient(app).get('/api/similar/{samples[0].video_id}')\n"
+        "assert answer.status_code == 200, answer.text\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
