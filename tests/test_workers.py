@@ -21,7 +21,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,11 @@ from indexer.store.db import make_engine
 from indexer.store.metadata import Store
 from indexer.store.schema import embeddings, work_claims
 from indexer.youtube.quota import QuotaLedger
+from tests.fakes.clock import Clock
 from tests.fakes.embedder import TinyEmbedder
 from tests.fakes.ingest_child import EMBEDDING_MARKER
 from tests.fakes.youtube import FakeVideo, FakeYouTube
 from tests.reliability_helpers import video_id
-from tests.test_add_ids import Clock
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = TinyEmbedder.model_id
@@ -262,7 +262,7 @@ def test_a_killed_workers_claims_are_taken_over_once_they_expire(
 
 
 def test_claims_lease_renew_expire_and_release_on_sqlite(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(datetime(2026, 3, 2, 18, 0, tzinfo=UTC))
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         store = Store(engine, clock)
