@@ -53,6 +53,7 @@ class Loop(Generic[N]):
         stop = self._read()
         self._drain()  # what was read before a stop is stored and accounted
         self._wait_for_held()
+        self._drain()  # and what was taken over
         return stop
 
     def finish(self, stop: QuotaExceededError | None) -> QuotaExceededError | None:
