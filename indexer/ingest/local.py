@@ -14,8 +14,10 @@ from typing import Any
 from indexer.bounds import hash_regular_file, open_regular, quote
 from indexer.errors import ImagePathError, InputError, InputFileError
 from indexer.images.decode import IMAGE_SUFFIXES
-from indexer.ingest.pipeline import WorkItem
+from indexer.ingest.loop import Loop
+from indexer.ingest.pipeline import PipelineResult, WorkItem
 from indexer.ingest.run import ingest_run
+from indexer.ingest.source import Group
 from indexer.ingest.summary import IngestSummary
 from indexer.records import Failure, VideoMeta
 from indexer.service import Service
@@ -228,9 +230,26 @@ def add_paths(service: Service, paths: Sequence[Path]) -> IngestSummary:
         raise ImagePathError("no image files found in " + ", ".join(str(p) for p in paths))
     _check_named_files(paths, max_bytes)
     with ingest_run(service, "files") as run:
-        summary = run.summary
+        source = _FileSource(service, files, run.summary)
+        Loop(source, run, summary=run.summary).run()
+    return run.summary
+
+
+class _FileSource:
+    """Local image files as a source: one group, the files whose image is not stored yet."""
+
+    claims = False
+
+    def __init__(self, service: Service, files: list[Path], summary: IngestSummary) -> None:
+        self.service = service
+        self.files = files
+        self.summary = summary
+
+    def groups(self) -> Iterator[Group[None]]:
+        """The files' items, each image once; unreadable files counted as failed."""
+        summary, max_bytes = self.summary, self.service.settings.max_image_bytes
         items: dict[str, WorkItem] = {}
-        for path in files:
+        for path in self.files:
             try:
                 meta = meta_for_file(path, max_bytes, summary.ignored_fields)
             except ImagePathError as exc:
@@ -240,7 +259,16 @@ def add_paths(service: Service, paths: Sequence[Path]) -> IngestSummary:
                 summary.known += 1  # the same image twice in this call
                 continue
             items[meta.video_id] = WorkItem(meta=meta, path=path)
-        known = service.store.embedded_ids(items, service.spec.model_id)
+        known = self.service.store.embedded_ids(items, self.service.spec.model_id)
         summary.known += len(known)
-        run.embed([item for vid, item in items.items() if vid not in known])
-    return summary
+        todo = [item for vid, item in items.items() if vid not in known]
+        if todo:
+            yield Group(todo, None)
+
+    def settle(self, group: Group[None], ids: list[str]) -> set[str]:
+        """Nothing is claimed, so nothing is settled elsewhere."""
+        return set()
+
+    def stored(self, group: Group[None], result: PipelineResult) -> list[str]:
+        """Local files want no details (the loop counted what was stored)."""
+        return []

@@ -4,9 +4,10 @@ A ``Pipeline`` runs three stages at once, so the model never waits for the rest:
 loading in a bounded thread pool (downloads overlap, and decoding and resizing stay
 off the inference thread), embedding on one thread in batches that may span several
 submitted groups, and writing (database rows, then the index) on another. Work is
-submitted in groups (a search page, a folder); each group's result is handed back
-on the submitting thread, in submission order, once all its items are stored or
-failed. A per-item failure is counted and named, never fatal to the batch.
+submitted in groups (a search page, a folder), each with a tag naming it; the
+groups whose items are all stored or failed are returned, with their tags, by the
+submitting thread's next ``submit``, ``poll`` or ``drain``, in submission order. A
+per-item failure is counted and named, never fatal to the batch.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Generic, TypeVar
 
 import numpy as np
 
-from indexer.errors import FetchError, ImageDecodeError, ImagePathError
+from indexer.errors import FetchError, ImageDecodeError, ImagePathError, ThumbnailMissingError
 from indexer.images.decode import decode_image, read_image_bytes
 from indexer.images.fetch import ImageFetcher
 from indexer.images.thumbcache import ThumbnailCache
@@ -35,6 +37,7 @@ from indexer.store.metadata import Store
 from indexer.vectors.index import VectorIndex, l2_normalise
 
 __all__ = [
+    "Finished",
     "Pipeline",
     "PipelineResult",
     "StageTimes",
@@ -45,6 +48,9 @@ __all__ = [
 
 # Errors that belong to one item: it is skipped and listed, the batch goes on.
 ITEM_ERRORS = (FetchError, ImageDecodeError, ImagePathError)
+
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class WorkItem:
@@ -79,12 +85,21 @@ class PipelineResult:
     stored: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
+    # Failed items whose image answered 404 (the video is gone): video id -> why.
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finished(Generic[T]):
+    """A submitted group whose items are all stored or failed, with the tag it was given."""
+
+    tag: T
+    result: PipelineResult
 
 
 Loader = Callable[[WorkItem], bytes]
 # (metadata, L2-normalised (n, dim) vectors, model id) -> embedding row ids int64 (n,)
 Writer = Callable[[list[VideoMeta], np.ndarray, str], np.ndarray]
-Done = Callable[[PipelineResult], None]
 
 
 def make_loader(fetcher: ImageFetcher, max_file_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Loader:
@@ -106,6 +121,7 @@ class _Loaded:
     array: np.ndarray | None
     failure: Failure | None
     seconds: float
+    missing: bool = False  # the failure is a 404: the image is gone
 
 
 def _load_one(item: WorkItem, loader: Loader, embedder: Embedder,
@@ -121,36 +137,38 @@ def _load_one(item: WorkItem, loader: Loader, embedder: Embedder,
         return _Loaded(meta, array, None, time.perf_counter() - start)
     except ITEM_ERRORS as exc:
         return _Loaded(item.meta, None, Failure(item.meta.video_id, str(exc)),
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, isinstance(exc, ThumbnailMissingError))
 
 
 @dataclass
-class _Group:
+class _Group(Generic[T]):
     left: int
-    done: Done | None
+    tag: T
     result: PipelineResult = field(default_factory=PipelineResult)
 
 
 # Messages from the embed thread to the writer: a batch, or one failed item.
 @dataclass
-class _Batch:
-    entries: list[tuple[_Group, VideoMeta]]
+class _Batch(Generic[T]):
+    entries: list[tuple[_Group[T], VideoMeta]]
     vectors: np.ndarray
 
 
 @dataclass
-class _Failed:
-    group: _Group
+class _Failed(Generic[T]):
+    group: _Group[T]
     failure: Failure
+    missing: bool
 
 
-class Pipeline:
+class Pipeline(Generic[T]):
     """Load, embed and write groups of items concurrently; see the module docstring.
 
     Use as a context manager: leaving it normally waits for every group, leaving it
     with an exception cancels what has not been embedded yet. A stage error (the
     model, the database, the index, or an unexpected loader error) stops the pipeline
-    and is raised once on the submitting thread, by ``submit``, ``poll`` or ``drain``.
+    and is raised once on the submitting thread, by ``submit``, ``poll`` or ``drain``,
+    when no group finished before it is left to hand back.
     """
 
     def __init__(self, *, loader: Loader, embedder: Embedder, store: Store, index: VectorIndex,
@@ -174,29 +192,28 @@ class Pipeline:
         # ready when the current one is done, and bounded, as each holds a model input.
         self.window = max(self.batch_size * 2, self.workers * 2)
         self._cv = threading.Condition()
-        self._pending: deque[tuple[_Group, WorkItem]] = deque()
-        self._groups: deque[_Group] = deque()  # submitted, not complete, in order
-        self._finished: deque[_Group] = deque()  # complete, callbacks not yet run
+        self._pending: deque[tuple[_Group[T], WorkItem]] = deque()
+        self._groups: deque[_Group[T]] = deque()  # submitted, not complete, in order
+        self._finished: deque[_Group[T]] = deque()  # complete, not yet handed back
         self._error: BaseException | None = None
         self._raised = False
         self._closing = False
         self._cancel = False
-        self._writes: queue.Queue[_Batch | _Failed | None] = queue.Queue(maxsize=4)
+        self._writes: queue.Queue[_Batch[T] | _Failed[T] | None] = queue.Queue(maxsize=4)
         self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
 
     # -- the submitting thread ---------------------------------------------------
 
-    def submit(self, items: Iterable[WorkItem], done: Done | None = None) -> None:
-        """Queue a group of items; ``done`` gets its result once all of them are through.
+    def submit(self, items: Iterable[WorkItem], tag: T) -> list[Finished[T]]:
+        """Queue a group of items named ``tag``; return the groups finished meanwhile.
 
-        Blocks while too many items wait to be loaded, running finished groups'
-        callbacks meanwhile.
+        Blocks while too many items wait to be loaded.
         """
-        group = _Group(0, done)
+        group = _Group(0, tag)
         batch = [(group, item) for item in items]
         group.left = len(batch)
-        self.poll()
+        finished = self._handed([])
         with self._cv:
             if self._closing:
                 raise RuntimeError("submit to a closed pipeline")
@@ -210,34 +227,37 @@ class Pipeline:
                 self._cv.wait_for(lambda: len(self._pending) <= self.window or self._finished
                                   or self._error is not None)
                 room = len(self._pending) <= self.window or self._error is not None
-            self.poll()
+            finished = self._handed(finished)
             if room:
-                return
+                return finished
 
-    def poll(self) -> None:
-        """Run the callbacks of finished groups here; raise a stage error (once)."""
-        while True:
-            with self._cv:
-                group = self._finished.popleft() if self._finished else None
-                error = self._error if not self._raised else None
-            if group is None:
-                break
-            if group.done is not None:
-                group.done(group.result)
-        if error is not None:
+    def poll(self) -> list[Finished[T]]:
+        """The groups finished so far, in submission order; raise a stage error (once)."""
+        return self._handed([])
+
+    def _handed(self, finished: list[Finished[T]]) -> list[Finished[T]]:
+        """``finished`` and the groups finished since; a stage error raised when there are
+        none (groups finished before it are handed back first, and it is raised next time)."""
+        with self._cv:
+            groups, self._finished = list(self._finished), deque()
+            error = self._error if not self._raised else None
+        finished = finished + [Finished(group.tag, group.result) for group in groups]
+        if error is not None and not finished:
             self._raised = True
             raise error
+        return finished
 
-    def drain(self) -> None:
-        """Wait until every submitted group is through, running their callbacks."""
+    def drain(self) -> list[Finished[T]]:
+        """Wait until every submitted group is through; return those not returned yet."""
+        finished: list[Finished[T]] = []
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: not self._groups or self._finished
                                   or self._error is not None)
                 idle = not self._groups or self._error is not None
-            self.poll()
+            finished = self._handed(finished)
             if idle:
-                return
+                return finished
 
     def close(self, cancel: bool = False) -> None:
         """Stop the stages: after finishing everything submitted, or at once with ``cancel``.
@@ -256,13 +276,14 @@ class Pipeline:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._threads = []
 
-    def __enter__(self) -> Pipeline:
+    def __enter__(self) -> Pipeline[T]:
         """The pipeline itself."""
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        """Drain and close; on an exception, cancel instead."""
+        """Drain and close (groups not handed back yet are dropped); on an exception,
+        cancel instead."""
         if exc_type is not None:
             self.close(cancel=True)
             return
@@ -299,11 +320,11 @@ class Pipeline:
             self._pending.clear()
             self._cv.notify_all()
 
-    def _put(self, message: _Batch | _Failed | None) -> None:
+    def _put(self, message: _Batch[T] | _Failed[T] | None) -> None:
         # The writer takes every message until the end marker, so this never blocks for long.
         self._writes.put(message)
 
-    def _top_up(self, in_flight: deque[tuple[_Group, Future[_Loaded]]]) -> None:
+    def _top_up(self, in_flight: deque[tuple[_Group[T], Future[_Loaded]]]) -> None:
         # Called with the lock held: keep ``window`` items loading or loaded.
         assert self._pool is not None
         while len(in_flight) < self.window and self._pending and not self._cancel:
@@ -318,7 +339,7 @@ class Pipeline:
             self._cv.notify_all()
 
     def _result(self, future: Future[_Loaded],
-                in_flight: deque[tuple[_Group, Future[_Loaded]]]) -> _Loaded | None:
+                in_flight: deque[tuple[_Group[T], Future[_Loaded]]]) -> _Loaded | None:
         """The next item in order, dispatching newly submitted ones while it loads."""
         with self._cv:
             while not future.done():
@@ -339,8 +360,8 @@ class Pipeline:
             self._put(None)
 
     def _embed_items(self) -> None:
-        in_flight: deque[tuple[_Group, Future[_Loaded]]] = deque()
-        entries: list[tuple[_Group, VideoMeta]] = []
+        in_flight: deque[tuple[_Group[T], Future[_Loaded]]] = deque()
+        entries: list[tuple[_Group[T], VideoMeta]] = []
         arrays: list[np.ndarray] = []
         while True:
             with self._cv:
@@ -362,7 +383,7 @@ class Pipeline:
                 return
             self.times.load += loaded.seconds
             if loaded.failure is not None:
-                self._put(_Failed(group, loaded.failure))
+                self._put(_Failed(group, loaded.failure, loaded.missing))
                 continue
             assert loaded.array is not None
             entries.append((group, loaded.meta))
@@ -371,7 +392,8 @@ class Pipeline:
                 self._embed(entries, arrays)
                 entries, arrays = [], []
 
-    def _embed(self, entries: list[tuple[_Group, VideoMeta]], arrays: list[np.ndarray]) -> None:
+    def _embed(self, entries: list[tuple[_Group[T], VideoMeta]],
+               arrays: list[np.ndarray]) -> None:
         start = time.perf_counter()
         vectors = l2_normalise(self.embedder.embed(np.stack(arrays)))
         self.times.embed += time.perf_counter() - start
@@ -389,10 +411,13 @@ class Pipeline:
             except BaseException as exc:  # raised by poll on the submitting thread
                 self._fail(exc)
 
-    def _write(self, message: _Batch | _Failed) -> None:
+    def _write(self, message: _Batch[T] | _Failed[T]) -> None:
         if isinstance(message, _Failed):
             with self._cv:
                 message.group.result.failed.append(message.failure)
+                if message.missing:
+                    failure = message.failure
+                    message.group.result.missing[failure.video_id] = failure.reason
                 message.group.left -= 1
                 self._complete_ready()
             return
@@ -419,11 +444,12 @@ def run_pipeline(items: Iterable[WorkItem], *, loader: Loader, embedder: Embedde
     database writer (``store.add_embedded``: metadata and vectors).
     """
     started = time.perf_counter()
-    results: list[PipelineResult] = []
-    pipeline = Pipeline(loader=loader, embedder=embedder, store=store, index=index,
-                        cache=cache, batch_size=batch_size, workers=workers, write=write)
+    pipeline: Pipeline[None] = Pipeline(loader=loader, embedder=embedder, store=store,
+                                        index=index, cache=cache, batch_size=batch_size,
+                                        workers=workers, write=write)
     with pipeline:
-        pipeline.submit(items, results.append)
-    result = results[0] if results else PipelineResult()
+        finished = pipeline.submit(items, None)
+        finished += pipeline.drain()
+    result = finished[0].result if finished else PipelineResult()
     result.times = dataclasses.replace(pipeline.times, wall=time.perf_counter() - started)
     return result

@@ -22,21 +22,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from indexer.errors import InputError, QuotaExceededError
-from indexer.ingest.claims import query_key, video_key
-from indexer.ingest.enrich import enrich_videos, unenriched_video_ids
-from indexer.ingest.pipeline import WorkItem
+from indexer.errors import InputError
+from indexer.ingest.claims import query_key
+from indexer.ingest.details import Details
+from indexer.ingest.enrich import unenriched_video_ids
+from indexer.ingest.loop import Loop
+from indexer.ingest.pipeline import PipelineResult, WorkItem
 from indexer.ingest.run import IngestRun, ingest_run
+from indexer.ingest.source import WAIT, Group, Wait
 from indexer.ingest.summary import IngestSummary
 from indexer.progress import NullProgress, Progress
-from indexer.records import VideoMeta
 from indexer.service import Service
-from indexer.youtube.client import MAX_IDS_PER_CALL, SearchOptions, parse_rfc3339
+from indexer.youtube.client import SearchOptions, parse_rfc3339
 from indexer.youtube.cursors import Cursor, load_cursors, save_cursor
 from indexer.youtube.queryfile import MAX_PAGES, QuerySpec
 
@@ -116,52 +118,87 @@ def _prepare(service: Service, specs: Sequence[QuerySpec], resume: bool) -> list
     return out
 
 
-class _Runner:
-    """One run over the queries: rounds of one page each, enrichment in batches of 50."""
+@dataclass
+class _Page:
+    """A page read from a query's search, accounted for once its new videos are stored."""
 
-    def __init__(self, run: IngestRun, resume: bool, progress: Progress) -> None:
+    query: _Query
+    ids: list[str]  # the page's video ids, in its order
+    ranks: dict[str, int]  # video id -> rank within the query's pass
+    known: set[str]  # ids stored already (by now, perhaps by another worker)
+    saved: Cursor  # the cursor after this page, saved once the page is stored
+    more: bool  # whether the query's pass has more pages
+    accounted: bool = False
+
+
+class _QuerySource:
+    """The search queries as a source: rounds of one page a query, each page's new videos.
+
+    Each query is claimed before its pages are read and let go once its pass is stored;
+    see the module docstring.
+    """
+
+    claims = True
+
+    def __init__(self, run: IngestRun, queries: list[_Query], resume: bool,
+                 progress: Progress) -> None:
         self.run = run
         self.service = run.service
+        self.queries = queries
         self.resume = resume
         self.progress = progress
         self.seen: set[str] = set()
-        self.to_enrich: list[str] = []
-        self.stop: QuotaExceededError | None = None
-        # New videos of our pages that another worker had claimed: (query, video, rank).
-        self.others: list[tuple[_Query, VideoMeta, int]] = []
 
-    def page(self, query: _Query) -> bool:
-        """Read one page of ``query`` and submit its new videos; return whether its pass
-        has more pages.
+    def groups(self) -> Iterator[Group[_Page] | Wait]:
+        """Round-robin over the due queries until each pass ends; a page a query a round."""
+        now = self.service.store.now()
+        active = []
+        for query in self.queries:
+            if query.cursor.due(now) or not self.resume:
+                active.append(query)
+            else:
+                self._done_today(query, "pass already done today")
+        waiting: list[_Query] = []
+        while active or waiting:
+            if not active:
+                yield WAIT  # our stored passes let go of their queries meanwhile
+                active = self.waiting_turn(waiting)
+                waiting = [q for q in waiting if q not in active and q.stats["state"] == "due"]
+                if not active and waiting:
+                    time.sleep(self.run.claims.poll_interval)
+                    continue
+            active.sort(key=_Query.sort_key)
+            still = []
+            for query in active:
+                claimed = self.claim(query)
+                if claimed is False:
+                    waiting.append(query)
+                elif claimed:
+                    page = self.page(query)
+                    yield page
+                    if page.note.more:
+                        still.append(query)
+            active = still
+
+    def page(self, query: _Query) -> Group[_Page]:
+        """Read one page of ``query``: its new videos, to be claimed and stored.
 
         The page is accounted for (links, cursor, counts, progress) once its videos are
         stored, while later pages are already being read and downloaded.
         """
-        service, summary, cursor, spec = self.service, self.run.summary, query.cursor, query.spec
+        service, cursor, spec = self.service, query.cursor, query.spec
         page = service.youtube.search_page(spec.q, cursor.page_token, spec.per_page,
                                            query.options)
         now = service.store.now()
         if not cursor.open:  # a new pass begins with this page
             cursor.pass_pages = 0
             cursor.params = _params_of(query.options)
-        summary.pages += 1
+        self.run.summary.pages += 1
         ids = [v.video_id for v in page.videos]
-        model = service.spec.model_id
-        known = service.store.embedded_ids(ids, model) | (self.seen & set(ids))
+        known = service.store.embedded_ids(ids, service.spec.model_id) | (self.seen & set(ids))
         fresh = {v.video_id: v for v in page.videos if v.video_id not in known}
         self.seen.update(ids)
-        ranks = [(vid, cursor.pass_pages * spec.per_page + rank) for rank, vid in enumerate(ids)]
-        keys = {vid: video_key(model, vid) for vid in fresh}
-        got = self.run.claims.claim(keys.values())
-        rank_of = dict(ranks)
-        self.others.extend((query, fresh[vid], rank_of[vid]) for vid in fresh
-                           if keys[vid] not in got)
-        # What another worker stored before letting go is known, not embedded again.
-        done = service.store.embedded_ids([vid for vid in fresh if keys[vid] in got], model)
-        self.run.claims.release([keys[vid] for vid in done])
-        known |= done
-        fresh = {vid: meta for vid, meta in fresh.items() if keys[vid] in got and vid not in done}
-        known_count = sum(1 for i in ids if i in known)
+        ranks = {vid: cursor.pass_pages * spec.per_page + rank for rank, vid in enumerate(ids)}
         cursor.pass_pages += 1
         cursor.pages_total += 1
         cursor.last_fetched_at = now
@@ -173,46 +210,55 @@ class _Runner:
             cursor.pass_done_at = now
         # Saved only once the page is stored, so a crash before that reads it again.
         saved = dataclasses.replace(cursor, params=dict(cursor.params))
+        items = [WorkItem(meta=v, url=v.thumbnail_url or service.settings.thumbnail_url(vid))
+                 for vid, v in fresh.items()]
+        return Group(items, _Page(query, ids, ranks, known, saved, more))
 
-        def stored_page(stored: list[str]) -> None:
-            self.run.claims.release([keys[vid] for vid in fresh])
-            summary.known += known_count
-            service.store.link_query(cursor.query_id, ranks)
-            if self.resume:
-                saved.stored = cursor.stored  # an earlier page may have inserted the row
-                save_cursor(service.store, saved)
-                cursor.stored = True
-            if not more:  # the pass is stored: another worker may read the query now
-                self.run.claims.release([query_key(cursor.key)])
-            stats = query.stats
-            stats["pages"] += 1
-            stats["new"] += len(stored)
-            stats["known"] += known_count
-            self.progress.advanced(spec.label, f"page {saved.pass_pages}: {len(stored)} new, "
-                                               f"{known_count} known")
-            if not more:
-                stats["state"] = "pass done"
-                self.progress.finished(spec.label, "pass done")
-            self.to_enrich.extend(stored)
-            if len(self.to_enrich) >= MAX_IDS_PER_CALL and self.stop is None:
-                try:
-                    self.enrich(full_batches_only=True)
-                except QuotaExceededError as exc:
-                    self.stop = exc  # raised by rounds(); later pages are still accounted
+    def settle(self, group: Group[_Page], ids: list[str]) -> set[str]:
+        """Ids another worker stored: known to the page, or linked now once it went by."""
+        page = group.note
+        done = self.service.store.embedded_ids(ids, self.service.spec.model_id)
+        if not page.accounted:
+            page.known |= done
+            return done
+        query = page.query
+        for video_id in (v for v in ids if v in done):
+            self.service.store.link_query(query.cursor.query_id,
+                                          [(video_id, page.ranks[video_id])])
+            self.run.summary.known += 1
+            query.stats["known"] += 1
+        return done
 
-        self.run.submit([WorkItem(meta=v, url=v.thumbnail_url
-                                  or service.settings.thumbnail_url(v.video_id))
-                         for v in fresh.values()], stored_page)
-        return more
-
-    def enrich(self, full_batches_only: bool = False) -> None:
-        """Give stored new videos their videos.list details (whole batches first)."""
-        count = len(self.to_enrich)
-        if full_batches_only:
-            count -= count % MAX_IDS_PER_CALL
-        if count:
-            batch, self.to_enrich = self.to_enrich[:count], self.to_enrich[count:]
-            enrich_videos(self.service, self.run.summary, batch)
+    def stored(self, group: Group[_Page], result: PipelineResult) -> list[str]:
+        """Account for a stored page (or for videos taken over from another worker)."""
+        page, stored = group.note, result.stored
+        query = page.query
+        if group.handover:
+            self.service.store.link_query(query.cursor.query_id,
+                                          [(v, page.ranks[v]) for v in stored])
+            query.stats["new"] += len(stored)
+            return stored
+        page.accounted = True
+        cursor, spec, saved = query.cursor, query.spec, page.saved
+        known_count = sum(1 for i in page.ids if i in page.known)
+        self.run.summary.known += known_count
+        self.service.store.link_query(cursor.query_id, list(page.ranks.items()))
+        if self.resume:
+            saved.stored = cursor.stored  # an earlier page may have inserted the row
+            save_cursor(self.service.store, saved)
+            cursor.stored = True
+        if not page.more:  # the pass is stored: another worker may read the query now
+            self.run.claims.release([query_key(cursor.key)])
+        stats = query.stats
+        stats["pages"] += 1
+        stats["new"] += len(stored)
+        stats["known"] += known_count
+        self.progress.advanced(spec.label, f"page {saved.pass_pages}: {len(stored)} new, "
+                                           f"{known_count} known")
+        if not page.more:
+            stats["state"] = "pass done"
+            self.progress.finished(spec.label, "pass done")
+        return stored
 
     def _done_today(self, query: _Query, why: str) -> None:
         query.stats["state"] = "done today"
@@ -248,7 +294,6 @@ class _Runner:
     def waiting_turn(self, waiting: list[_Query]) -> list[_Query]:
         """Queries other workers held that can be read now (their claim was let go or
         expired); those let go without a cursor (no ``resume``) were read there."""
-        self.run.drain()
         held = self.run.claims.others([query_key(q.cursor.key) for q in waiting])
         ready = []
         for query in waiting:
@@ -259,88 +304,12 @@ class _Runner:
                 ready.append(query)
         return ready
 
-    def rounds(self, queries: list[_Query]) -> None:
-        """Round-robin over the due queries until each pass ends or the quota stops the run."""
-        now = self.service.store.now()
-        active = []
-        for query in queries:
-            if query.cursor.due(now) or not self.resume:
-                active.append(query)
-            else:
-                self._done_today(query, "pass already done today")
-        waiting: list[_Query] = []
-        while (active or waiting) and self.stop is None:
-            if not active:
-                ready = self.waiting_turn(waiting)
-                waiting = [q for q in waiting if q not in ready
-                           and q.stats["state"] == "due"]
-                active = ready
-                if not active and waiting:
-                    time.sleep(self.run.claims.poll_interval)
-                    continue
-            active.sort(key=_Query.sort_key)
-            still = []
-            for query in active:
-                claimed = self.claim(query)
-                if claimed is False:
-                    waiting.append(query)
-                elif claimed and self.page(query):
-                    still.append(query)
-                if self.stop is not None:
-                    break
-            active = still
-        self.run.drain()
-        self.others_videos()
-        if self.stop is not None:
-            raise self.stop
-
-    def others_videos(self) -> None:
-        """Wait for the videos other workers claimed from our pages, then link them to our
-        queries; those let go unstored or whose claim expired are embedded here."""
-        service, claims, summary = self.service, self.run.claims, self.run.summary
-        model = service.spec.model_id
-        waiting, answered = self.others, set[str]()
-        while waiting:
-            self.run.drain()
-            waiting = [w for w in waiting if w[1].video_id not in answered]
-            stored = service.store.embedded_ids([m.video_id for _, m, _ in waiting], model)
-            for query, meta, rank in waiting:
-                if meta.video_id in stored:
-                    service.store.link_query(query.cursor.query_id, [(meta.video_id, rank)])
-                    summary.known += 1
-                    query.stats["known"] += 1
-            waiting = [w for w in waiting if w[1].video_id not in stored]
-            if not waiting:
-                break
-            held = claims.others([video_key(model, m.video_id) for _, m, _ in waiting])
-            free = [w for w in waiting if held.get(video_key(model, w[1].video_id), True)]
-            got = claims.claim(video_key(model, m.video_id) for _, m, _ in free)
-            mine = [w for w in free if video_key(model, w[1].video_id) in got]
-            if not mine:
-                time.sleep(claims.poll_interval)
-                continue
-            answered.update(m.video_id for _, m, _ in mine)
-            self.take_over(mine)
-        self.others = []
-
-    def take_over(self, entries: list[tuple[_Query, VideoMeta, int]]) -> None:
-        """Embed videos claimed from other workers; link each to its queries once stored."""
-        service, model = self.service, self.service.spec.model_id
-        metas = {m.video_id: m for _, m, _ in entries}
-        keys = [video_key(model, v) for v in metas]
-
-        def stored_videos(stored: list[str]) -> None:
-            self.run.claims.release(keys)
-            done = set(stored)
-            for query, meta, rank in entries:
-                if meta.video_id in done:
-                    service.store.link_query(query.cursor.query_id, [(meta.video_id, rank)])
-                    query.stats["new"] += 1
-            self.to_enrich.extend(stored)
-
-        self.run.submit([WorkItem(meta=m, url=m.thumbnail_url
-                                  or service.settings.thumbnail_url(v))
-                         for v, m in metas.items()], stored_videos)
+    def stopped_by_quota(self) -> None:
+        """Mark the queries still due as stopped by the quota."""
+        for query in self.queries:
+            if query.stats["state"] == "due":
+                query.stats["state"] = "stopped by quota"
+                self.progress.finished(query.spec.label, "stopped by quota")
 
 
 def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = True,
@@ -361,34 +330,17 @@ def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = 
         start = dict(youtube.calls)
         skipped_before = dict(youtube.skipped)
         queries = _prepare(service, specs, resume)
-        runner = _Runner(run, resume, progress)
-        runner.to_enrich.extend(unenriched_video_ids(service.store))  # left by a quota stop
+        source = _QuerySource(run, queries, resume, progress)
+        details = Details(service, summary, unenriched_video_ids(service.store),  # left by a
+                          ends_run=True, progress=progress)  # quota stop
         progress.started([(q.spec.label, q.spec.pages - q.cursor.pass_pages if q.cursor.open
                            else q.spec.pages) for q in queries])
         try:
-            try:
-                try:
-                    runner.rounds(queries)
-                except QuotaExceededError:
-                    runner.run.drain()  # pages read before the stop are stored and linked
-                    runner.others_videos()
-                    raise
-            finally:
-                # Details of what was stored, even after a search quota stop (another bucket).
-                stop: QuotaExceededError | None = runner.stop
-                try:
-                    if stop is None:
-                        runner.enrich()
-                except QuotaExceededError as exc:
-                    stop = exc
+            stop = Loop(source, run, summary=summary, claims=run.claims,
+                        model=service.spec.model_id, details=details).run()
             if stop is not None:
+                source.stopped_by_quota()
                 raise stop
-        except QuotaExceededError:
-            for query in queries:
-                if query.stats["state"] == "due":
-                    query.stats["state"] = "stopped by quota"
-                    progress.finished(query.spec.label, "stopped by quota")
-            raise
         finally:
             summary.search_calls = youtube.calls["search"] - start.get("search", 0)
             summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)

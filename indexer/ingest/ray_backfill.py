@@ -8,11 +8,12 @@ Data pipeline::
         -> the driver: thumbnail cache, database rows, then the FAISS index, a batch at a time
 
 Only the driver writes: it holds the writer lock, the database and the index; tasks
-and actors read nothing of the store and write nothing. Choosing the ids, recording
-404s as gone, counting failures and the videos.list details are the single-process
-code's (``IdListJob``). Without an address a local Ray is started for the run and
-stopped after it; with one, the run connects to that cluster, whose nodes need
-thumbsearch installed (the same version) and must reach the thumbnail host.
+and actors read nothing of the store and write nothing. Choosing and claiming the ids,
+recording 404s as gone, counting failures and the videos.list details are the
+single-process code's (the id-list source and ``indexer.ingest.loop``). Without an
+address a local Ray is started for the run and stopped after it; with one, the run
+connects to that cluster, whose nodes need thumbsearch installed (the same version)
+and must reach the thumbnail host.
 
 Ray is an optional dependency (``pip install 'thumbsearch[ray]'``), imported only
 when a run starts, so nothing else in thumbsearch loads it.
@@ -43,8 +44,10 @@ from indexer.errors import (
 )
 from indexer.images.decode import decode_image
 from indexer.ingest.cluster import LOCAL, check_address
-from indexer.ingest.idlist import IdListJob, IdListSummary, add_video_ids
-from indexer.ingest.pipeline import ITEM_ERRORS, WorkItem
+from indexer.ingest.idlist import IdListSummary, add_video_ids
+from indexer.ingest.pipeline import ITEM_ERRORS, Finished, PipelineResult, WorkItem
+from indexer.ingest.run import IngestRun
+from indexer.ingest.source import Group, Stages
 from indexer.progress import Progress
 from indexer.quiet import muted_stderr
 from indexer.records import Failure
@@ -297,22 +300,21 @@ class RayStage:
         """One step a batch of the settings' batch size."""
         return -(-items // max(1, self.settings.batch_size))
 
-    def store(self, job: IdListJob, groups: Iterator[list[WorkItem]]) -> None:
-        """Run the Ray pipeline over every group's items and write each batch it yields.
+    def stages(self, run: IngestRun) -> Stages[Group[None]]:
+        """The stages of one run: the groups are all taken before the Ray pipeline starts."""
+        return _RayRun(self, run)
 
-        The groups are all taken (and so claimed) before the pipeline starts: one Ray run
-        embeds its whole share of the list.
-        """
-        items = [item for group in groups for item in group]
-        if not items:
-            return
-        metas = {item.meta.video_id: item.meta for item in items}
+    def batches(self, run: IngestRun, items: list[WorkItem]
+                ) -> Iterator[Finished[Group[None]]]:
+        """Run the Ray pipeline over ``items``; write each batch it yields, then hand it back
+        (as a group of its items)."""
+        metas = {item.meta.video_id: item for item in items}
         clock = time.perf_counter()
         with _connected(self.options) as workers:
             self.workers = workers
             self.seconds["start"] = time.perf_counter() - clock
             clock = time.perf_counter()
-            batches = iter(self._dataset(job, items, workers).iter_batches(
+            batches = iter(self._dataset(run, items, workers).iter_batches(
                 batch_size=max(1, self.settings.batch_size), batch_format="numpy"))
             while True:
                 try:
@@ -321,16 +323,15 @@ class RayStage:
                     break
                 except Exception as exc:  # Ray's own failures, or a bug in a task or actor
                     raise ClusterError(f"the Ray pipeline failed: {one_line(exc)}") from exc
-                self._write(job, metas, batch)
+                yield self._write(run, metas, batch)
             self.seconds["pipeline"] = time.perf_counter() - clock
             clock = time.perf_counter()
         self.seconds["stop"] = time.perf_counter() - clock
-        job.release(items)
 
-    def _dataset(self, job: IdListJob, items: list[WorkItem], workers: int) -> Any:
+    def _dataset(self, run: IngestRun, items: list[WorkItem], workers: int) -> Any:
         ray = import_ray()
 
-        spec = job.service.spec
+        spec = run.service.spec
         batch = max(1, self.settings.batch_size)
         rows = [{"video_id": item.meta.video_id, "url": item.url} for item in items]
         # Typed as Any: Ray's stubs take a one-argument function, not one with fn_kwargs.
@@ -345,31 +346,54 @@ class RayStage:
                                    "dim": spec.dim})
 
     @staticmethod
-    def _write(job: IdListJob, metas: dict[str, Any], batch: dict[str, np.ndarray]) -> None:
-        run, cache = job.run, job.service.cache
-        stored, vectors, missing, failed = [], [], {}, []
+    def _write(run: IngestRun, items: dict[str, WorkItem],
+               batch: dict[str, np.ndarray]) -> Finished[Group[None]]:
+        cache = run.service.cache
+        result = PipelineResult()
+        stored, vectors, done = [], [], []
         for i, video_id in enumerate(str(v) for v in batch["video_id"]):
             status, reason = str(batch["status"][i]), str(batch["reason"][i])
             if status.startswith(ERROR):
                 raise _reported(status, reason)
+            done.append(items[video_id])
             if status == OK:
                 stored.append(dataclasses.replace(
-                    metas[video_id], thumbnail_sha256=cache.put(bytes(batch["data"][i]))))
+                    items[video_id].meta, thumbnail_sha256=cache.put(bytes(batch["data"][i]))))
                 vectors.append(batch["vector"][i])
-            elif status == MISSING:
-                missing[video_id] = reason
-            else:
-                failed.append(Failure(video_id, reason))
+                continue
+            result.failed.append(Failure(video_id, reason))
+            if status == MISSING:
+                result.missing[video_id] = reason
         start = time.perf_counter()
         if stored:
             run.write(stored, np.asarray(vectors, dtype=np.float32))
+        result.stored = [m.video_id for m in stored]
         times = run.summary.times
         times.write += time.perf_counter() - start
         times.load += float(np.sum(batch["load_s"]))
         times.embed += float(np.sum(batch["embed_s"]))
-        run.summary.new += len(stored)
-        run.summary.failed.extend(failed)
-        job.stored([m.video_id for m in stored], missing, failed=len(failed))
+        return Finished(Group(done, None), result)
+
+
+class _RayRun:
+    """A RayStage's stages for one run: groups are kept until ``drain`` runs them on Ray."""
+
+    def __init__(self, stage: RayStage, run: IngestRun) -> None:
+        self.stage = stage
+        self.run = run
+        self.items: list[WorkItem] = []
+
+    def submit(self, items: Sequence[WorkItem],
+               tag: Group[None]) -> list[Finished[Group[None]]]:
+        """Keep ``items`` for the next Ray run; an empty group is through at once."""
+        self.items.extend(items)
+        return [] if items else [Finished(tag, PipelineResult())]
+
+    def drain(self) -> Iterator[Finished[Group[None]]]:
+        """One Ray run over the items kept; each batch, once written, is a finished group."""
+        items, self.items = self.items, []
+        if items:
+            yield from self.stage.batches(run=self.run, items=items)
 
 
 def add_video_ids_ray(service: Service, video_ids: Sequence[str], options: RayOptions, *,

@@ -8,7 +8,9 @@ whose bytes are not cached are listed as failed. A second run finds nothing to d
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +18,10 @@ import numpy as np
 
 from indexer.errors import FetchError, ThumbsearchError
 from indexer.images.thumbcache import ThumbnailCache
-from indexer.ingest.pipeline import StageTimes, WorkItem, run_pipeline
+from indexer.ingest.loop import Loop
+from indexer.ingest.pipeline import Pipeline, PipelineResult, StageTimes, WorkItem
 from indexer.ingest.run import run_heartbeat
+from indexer.ingest.source import Group
 from indexer.records import Failure, VideoMeta
 from indexer.service import Service
 from indexer.store.writer import writer_lock
@@ -74,6 +78,31 @@ def reembed(service: Service) -> ReembedSummary:
         return _reembed(service)
 
 
+class _StoredSource:
+    """The stored videos lacking a vector for the model, as a source: one group."""
+
+    claims = False
+
+    def __init__(self, todo: list[tuple[str, str | None]], summary: ReembedSummary) -> None:
+        self.todo = todo  # (video id, thumbnail digest)
+        self.summary = summary
+
+    def groups(self) -> Iterator[Group[None]]:
+        """Every video to re-embed; its bytes come from the cache by its digest."""
+        yield Group([WorkItem(meta=VideoMeta(video_id=vid, source="", thumbnail_sha256=sha))
+                     for vid, sha in self.todo], None)
+
+    def settle(self, group: Group[None], ids: list[str]) -> set[str]:
+        """Nothing is claimed, so nothing is settled elsewhere."""
+        return set()
+
+    def stored(self, group: Group[None], result: PipelineResult) -> list[str]:
+        """Count what was embedded and what failed; no details are wanted."""
+        self.summary.embedded += len(result.stored)
+        self.summary.failed.extend(result.failed)
+        return []
+
+
 def _reembed(service: Service) -> ReembedSummary:
     store = service.store
     service.prepare_for_writing()
@@ -83,8 +112,6 @@ def _reembed(service: Service) -> ReembedSummary:
     summary.already = store.counts(model)["vectors"]
     if not todo:
         return summary
-    items = [WorkItem(meta=VideoMeta(video_id=vid, source="", thumbnail_sha256=sha))
-             for vid, sha in todo]
 
     def write(metas: list[VideoMeta], vectors: np.ndarray, model_id: str) -> np.ndarray:
         # Vectors only: the videos' metadata and fetched_at are not touched by a re-embed.
@@ -96,14 +123,13 @@ def _reembed(service: Service) -> ReembedSummary:
     started = time.perf_counter()
     try:
         settings = service.settings
-        with run_heartbeat(store, run_id, settings.claim_lease / 3):
-            result = run_pipeline(items, loader=cache_loader(service.cache),
-                                  embedder=service.embedder, store=store, index=index,
-                                  batch_size=settings.batch_size,
-                                  workers=settings.download_workers, write=write)
-        summary.embedded = len(result.stored)
-        summary.failed = result.failed
-        summary.times = result.times
+        pipeline: Pipeline[Group[None]] = Pipeline(
+            loader=cache_loader(service.cache), embedder=service.embedder, store=store,
+            index=index, batch_size=settings.batch_size, workers=settings.download_workers,
+            write=write)
+        with run_heartbeat(store, run_id, settings.claim_lease / 3), pipeline:
+            Loop(_StoredSource(todo, summary), pipeline).run()
+        summary.times = dataclasses.replace(pipeline.times)
         status = "done"
     finally:
         summary.times.wall = time.perf_counter() - started

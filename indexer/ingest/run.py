@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from indexer.errors import QuotaExceededError, ThumbsearchError
 from indexer.ingest.claims import Claims
-from indexer.ingest.pipeline import Pipeline, PipelineResult, WorkItem, make_loader
+from indexer.ingest.pipeline import Finished, Pipeline, PipelineResult, WorkItem, make_loader
 from indexer.ingest.summary import IngestSummary
 from indexer.records import VideoMeta
 from indexer.service import Service
@@ -30,13 +30,16 @@ if TYPE_CHECKING:
 
 __all__ = ["IngestRun", "ingest_run", "run_heartbeat"]
 
+T = TypeVar("T")
+
 
 class IngestRun:
     """The state of one run: its summary and, once something is embedded, the open index.
 
     Work submitted with ``submit`` goes through one pipeline for the whole run, so the
-    model embeds one group while the next is searched for and downloaded. Images are
-    downloaded with ``fetcher`` (default: the service's).
+    model embeds one group while the next is searched for and downloaded (the run is
+    the loop's ``Stages`` in this process). Images are downloaded with ``fetcher``
+    (default: the service's).
     """
 
     def __init__(self, service: Service, summary: IngestSummary,
@@ -48,9 +51,9 @@ class IngestRun:
                                        settings.worker_name)
         self.index: VectorIndex | None = None
         self._loader = make_loader(fetcher or service.fetcher, settings.max_image_bytes)
-        self._pipeline: Pipeline | None = None
+        self._pipeline: Pipeline[Any] | None = None
 
-    def _started(self) -> Pipeline:
+    def _started(self) -> Pipeline[Any]:
         if self._pipeline is None:
             if self.index is None:
                 self.index = self.service.index()
@@ -61,27 +64,16 @@ class IngestRun:
                                       workers=settings.download_workers)
         return self._pipeline
 
-    def submit(self, items: Sequence[WorkItem], done: Callable[[list[str]], None]) -> None:
-        """Queue ``items``; once all are stored or failed, count them and call ``done``.
-
-        ``done`` gets the stored video ids; it runs on this thread, in submission order,
-        during a later ``submit`` or ``drain``.
-        """
-
-        def finished(result: PipelineResult) -> None:
-            self.summary.new += len(result.stored)
-            self.summary.failed.extend(result.failed)
-            done(result.stored)
-
+    def submit(self, items: Sequence[WorkItem], tag: T) -> list[Finished[T]]:
+        """Queue ``items`` as a group named ``tag``; return the groups finished meanwhile."""
         if not items and self._pipeline is None:
-            finished(PipelineResult())
-            return
-        self._started().submit(items, finished)
+            return [Finished(tag, PipelineResult())]
+        return self._started().submit(items, tag)
 
-    def drain(self) -> None:
-        """Wait until everything submitted is stored (or failed) and its callbacks ran."""
-        if self._pipeline is not None:
-            self._pipeline.drain()
+    def drain(self) -> list[Finished[Any]]:
+        """Wait until everything submitted is stored (or failed); return the groups not
+        returned yet."""
+        return [] if self._pipeline is None else self._pipeline.drain()
 
     def write(self, metas: Sequence[VideoMeta], vectors: np.ndarray) -> None:
         """Store videos embedded elsewhere: database rows, then the index (as the pipeline does).
@@ -92,14 +84,6 @@ class IngestRun:
             self.index = self.service.index()
         ids = self.service.store.add_embedded(list(metas), vectors, self.service.spec.model_id)
         self.index.add_stored(ids, vectors)  # replays rows other workers stored
-
-    def embed(self, items: Sequence[WorkItem]) -> list[str]:
-        """Load, embed and store ``items``; count what went in and what failed."""
-        stored: list[str] = []
-        if items:
-            self.submit(items, stored.extend)
-            self.drain()
-        return stored
 
     def close(self, cancel: bool = False) -> None:
         """Stop the pipeline (finishing its work, unless ``cancel``) and add up its times."""
