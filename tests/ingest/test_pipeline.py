@@ -124,10 +124,12 @@ def test_groups_complete_in_submission_order_each_with_its_own_result() -> None:
     del bodies["fake://22"]
     loader, embedder, writer, index = _stages(bodies)
     done: list[tuple[int, PipelineResult]] = []
-    with Pipeline(loader=loader, embedder=embedder, store=NO_STORE,
-                  index=index, batch_size=3, workers=2, write=writer) as pipeline:
+    with Pipeline[int](loader=loader, embedder=embedder, store=NO_STORE,
+                       index=index, batch_size=3, workers=2, write=writer) as pipeline:
         for label, group in enumerate(groups):
-            pipeline.submit(group, lambda result, label=label: done.append((label, result)))
+            done += [(f.tag, f.result) for f in pipeline.submit(group, label)]
+        done += [(f.tag, f.result) for f in pipeline.drain()]
+        assert pipeline.poll() == []  # each finished group is handed back once
     assert [label for label, _ in done] == [0, 1, 2, 3]
     for label, result in done:
         wanted = [item.meta.video_id for item in groups[label] if item.url != "fake://22"]
@@ -166,7 +168,7 @@ def test_leaving_with_an_exception_cancels_and_returns() -> None:
     with pytest.raises(KeyboardInterrupt), Pipeline(
             loader=loader, embedder=embedder, store=NO_STORE,
             index=index, batch_size=4, workers=2, write=writer) as pipeline:
-        pipeline.submit(items)
+        pipeline.submit(items, 0)
         raise KeyboardInterrupt
     written = [m.video_id for metas, _, _ in writer.batches for m in metas]
     assert written == [item.meta.video_id for item in items][:len(written)]  # whole batches

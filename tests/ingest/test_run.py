@@ -59,13 +59,15 @@ def test_a_run_stores_counts_records_and_saves_the_index(service: Service,
     items.append(WorkItem(VideoMeta(video_id=video_id(99), source="file"),
                           path=tmp_path / "missing.png"))
     with ingest_run(service, "files") as run:
-        stored = run.embed(items)
+        finished = run.submit(items, "folder") + run.drain()
         assert list_runs(service.store, 1, home=service.settings.home)[-1].status == "running"
-    assert stored == [item.meta.video_id for item in items[:5]]
-    assert run.summary.new == 5 and [f.video_id for f in run.summary.failed] == [video_id(99)]
-    status, summary = _last_run(service)
-    assert status == "done" and summary["new"] == 5 and summary["failed"] == [
-        {"video_id": video_id(99), "reason": run.summary.failed[0].reason}]
+        assert run.drain() == []  # each finished group is handed back once
+    assert [f.tag for f in finished] == ["folder"]
+    result = finished[0].result
+    assert result.stored == [item.meta.video_id for item in items[:5]]
+    assert [f.video_id for f in result.failed] == [video_id(99)]
+    status, _ = _last_run(service)
+    assert status == "done"
     assert service.store.counts("tiny-test")["vectors"] == 5
     reopened = build_service(service.settings, embedder=TinyEmbedder())
     try:
@@ -78,10 +80,10 @@ def test_a_quota_stop_keeps_what_was_fetched_and_records_the_stop(service: Servi
                                                                     tmp_path: Path) -> None:
     items = _items(tmp_path / "images", 3)
     with ingest_run(service, "search") as run:
-        run.submit(items, lambda stored: None)
+        run.submit(items, "page")
         raise QuotaExceededError("the search quota is spent until 09:00")
     assert run.summary.stopped == "the search quota is spent until 09:00"
-    assert run.summary.new == 3 and service.store.counts("tiny-test")["vectors"] == 3
+    assert service.store.counts("tiny-test")["vectors"] == 3  # stored before the stop
     status, summary = _last_run(service)
     assert status == "quota" and summary["stopped"] == run.summary.stopped
 
