@@ -50,7 +50,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from indexer.atomic import TEMPORARY_SUFFIX, atomic_write, sync_directory, temporary_prefix
 from indexer.errors import ModelMismatchError, ThumbsearchError, VectorIndexError, disk_full
 from indexer.store.reads import Reads
 from indexer.vectors.types import (
@@ -127,25 +127,6 @@ class IndexInfo:
     mmap: bool = False
 
 
-def _atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
-    """Write ``data`` (bytes, or a function writing to the open file) to ``path`` atomically."""
-    # Temporary file in the same directory, fsync, rename: a reader sees old or new, never half.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, bytes):
-                handle.write(data)
-            else:
-                data(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _refuse_small(size: int, requested: str) -> None:
     """VectorIndexError when the type asked for cannot be trained on ``size`` vectors."""
     reason = too_small(choose_type(size, requested), size)
@@ -154,17 +135,8 @@ def _refuse_small(size: int, requested: str) -> None:
                                "add vectors first; the current index is untouched")
 
 
-def _sync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (its entry is flushed, not just the file)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _index_writer(index: Any) -> Callable[[BinaryIO], None]:
-    """A writer for ``_atomic_write`` that streams a FAISS index (no copy of it in memory)."""
+    """A writer for ``atomic_write`` that streams a FAISS index (no copy of it in memory)."""
     import faiss
 
     def write_to(handle: BinaryIO) -> None:
@@ -689,10 +661,10 @@ class VectorIndex:
     def _remove_temporaries(self) -> None:
         """Delete this model's atomic-write temporaries a killed process left (under the lock,
         no write is in progress)."""
-        prefix = f".{self.model}."
+        prefix = temporary_prefix(self.model)
         try:
             for path in self.directory.iterdir():
-                if path.name.startswith(prefix) and path.name.endswith(".tmp"):
+                if path.name.startswith(prefix) and path.name.endswith(TEMPORARY_SUFFIX):
                     path.unlink(missing_ok=True)
         except OSError:
             pass  # a leftover only takes space
@@ -793,7 +765,7 @@ class VectorIndex:
         kind = fitting_type(size, requested)
         try:
             index, report = build_from(source, kind)
-            _atomic_write(self.next_path, _index_writer(index))
+            atomic_write(self.next_path, _index_writer(index))
             highest = self._verify(report, source)
         except BaseException as exc:
             self.next_path.unlink(missing_ok=True)  # never named by the metadata: not in use
@@ -872,13 +844,13 @@ class VectorIndex:
 
     def _commit(self, meta: dict[str, Any]) -> None:
         """Write the metadata (atomically): the step that makes the files it names current."""
-        _atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
+        atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
         self._disk_meta = json.loads(json.dumps(meta))  # as a reader parses it back
 
     def _promote(self) -> None:
         """Give the committed new snapshot the snapshot's name (the old one goes with it)."""
         os.replace(self.next_path, self.snapshot_path)
-        _sync_directory(self.directory)
+        sync_directory(self.directory)
 
     def _write(self, snapshot: bool, written: bool = False) -> None:
         """Save what is held. A new snapshot (already at ``next_path`` when ``written``) is
@@ -887,7 +859,7 @@ class VectorIndex:
         committed = False
         try:
             if snapshot and not written:
-                _atomic_write(self.next_path, _index_writer(self._base))
+                atomic_write(self.next_path, _index_writer(self._base))
             if self.tail_size:
                 self._append_tail()
             meta = self._meta()
