@@ -49,8 +49,7 @@ def test_ingest_through_a_20_percent_fault_storm_gets_every_video(
             "YOUTUBE_API_KEY": fake.api_key, "THUMBSEARCH_YOUTUBE_ENDPOINT": fake.api_endpoint,
             "THUMBSEARCH_THUMBNAIL_BASE": thumbs.url("/vi"),
             "THUMBSEARCH_ALLOWED_HOSTS": thumbs.host}), http_timeout=1.0)
-        service = build_service(settings, embedder=TinyEmbedder())
-        try:
+        with build_service(settings, embedder=TinyEmbedder()) as service:
             start = time.monotonic()
             summary = ingest_queries(service, ["bulk"], pages=VIDEOS // 20, per_page=20)
             seconds = time.monotonic() - start
@@ -60,8 +59,6 @@ def test_ingest_through_a_20_percent_fault_storm_gets_every_video(
             assert counts["videos"] == counts["vectors"] == VIDEOS
             assert service.index().size == VIDEOS
             assert not service.store.videos_without_vector("tiny-test")
-        finally:
-            service.close()
         api_faults = sum(fake.storm_faults.values())
         thumb_faults = sum(thumbs.faults.values())
         # The storm really happened, on both servers, at about the rate asked for.
