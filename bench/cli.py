@@ -52,10 +52,9 @@ def build_corpus(home: Path, count: int, seed: int = 0,
     """
     settings = Settings.from_env({"THUMBSEARCH_HOME": str(home),
                                   "THUMBSEARCH_MODEL": DEFAULT_MODEL})
-    service = build_service(settings)
     rng = np.random.default_rng(seed)
     ids: list[str] = []
-    try:
+    with build_service(settings) as service:
         service.prepare_for_writing()
         index = service.index()
         for start in range(0, count, BATCH):
@@ -74,8 +73,6 @@ def build_corpus(home: Path, count: int, seed: int = 0,
             index.rebuild(service.store, index_type)
         info = index.info()
         return ids, {"index_type": info.type, "index_size": info.size}
-    finally:
-        service.close()
 
 
 def time_command(argv: list[str], env: dict[str, str], runs: int = RUNS) -> float:

@@ -164,65 +164,63 @@ def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
         home = Path(tmp)
         settings = dataclasses.replace(Settings.from_env({"THUMBSEARCH_HOME": str(home)}),
                                        model=MODEL)
-        service = build_service(settings)
-        service.prepare_for_writing()
-        chunks: list[np.ndarray] = []
-        id_chunks: list[np.ndarray] = []
-        videos: list[str] = []
-        made = 0
-        for size in sizes:
-            while sum(len(c) for c in chunks) < size:
-                n = min(50_000, size - sum(len(c) for c in chunks))
-                vectors = synthetic(n, made, centres, upto=max(1, size // CLUSTER))
-                metas = _metas(made, n)
-                id_chunks.append(service.store.add_embedded(metas, vectors, MODEL))
-                chunks.append(vectors)
-                videos.extend(m.video_id for m in metas)
-                made += n
-            all_vectors, all_ids = np.concatenate(chunks), np.concatenate(id_chunks)
-            chunks, id_chunks = [all_vectors], [all_ids]
-            started = time.perf_counter()
-            report = rebuild_index(service, kind="auto")
-            build_s = time.perf_counter() - started
-            service._index = None  # lookups open it from disk, as the CLI does
-            index = service.index()
-            figures: dict[str, Any] = {
-                "vectors": index.size, "type": report.type, "factory": report.factory,
-                "params": report.params, "recall_at_10_at_build": report.recall_at_10,
-                "build_s": round(build_s, 2), "bytes_per_vector": index.info().bytes_per_vector,
-                "mmap": index.info().mmap}
-            lookups = build_service(settings, lookups_only=True)  # as `similar` reads
-            figures.update(_lookups(lookups, all_vectors, all_ids, videos, rng))
-            lookups.close()
-            figures.update(_cli_times(home, videos[int(rng.integers(len(videos)))]))
-            # Batches of 1,000 the way an ingest run adds them: rows, index, the save after
-            # (an append to the tail, or a compaction when the tail has outgrown its share).
-            times = []
-            for _ in range(ADD_BATCHES):
-                batch = synthetic(BATCH, made, centres, upto=max(1, size // CLUSTER))
-                metas = _metas(made, BATCH)
-                made += BATCH
+        with build_service(settings) as service:
+            service.prepare_for_writing()
+            chunks: list[np.ndarray] = []
+            id_chunks: list[np.ndarray] = []
+            videos: list[str] = []
+            made = 0
+            for size in sizes:
+                while sum(len(c) for c in chunks) < size:
+                    n = min(50_000, size - sum(len(c) for c in chunks))
+                    vectors = synthetic(n, made, centres, upto=max(1, size // CLUSTER))
+                    metas = _metas(made, n)
+                    id_chunks.append(service.store.add_embedded(metas, vectors, MODEL))
+                    chunks.append(vectors)
+                    videos.extend(m.video_id for m in metas)
+                    made += n
+                all_vectors, all_ids = np.concatenate(chunks), np.concatenate(id_chunks)
+                chunks, id_chunks = [all_vectors], [all_ids]
                 started = time.perf_counter()
-                rows = service.store.add_embedded(metas, batch, MODEL)
-                index.add(rows, batch)
-                index.save()
-                times.append(time.perf_counter() - started)
-                chunks.append(batch)
-                id_chunks.append(rows)
-                videos.extend(m.video_id for m in metas)
-            figures["add_1000_s"] = round(float(np.mean(times)), 4)
-            figures["add_1000_each_s"] = [round(t, 4) for t in times]
-            figures["tail_after_adds"] = index.tail_size
-            started = time.perf_counter()
-            index.compact()
-            figures["compaction_s"] = round(time.perf_counter() - started, 2)
-            figures["peak_rss_mib"] = _peak_rss(home)
-            out["sizes"][str(size)] = figures
-            print(json.dumps({str(size): figures}), file=sys.stderr, flush=True)
-            if size == per_type_at:
-                out["per_type"] = _per_type(service)
-                print(json.dumps({"per_type": out["per_type"]}), file=sys.stderr, flush=True)
-        service.close()
+                report = rebuild_index(service, kind="auto")
+                build_s = time.perf_counter() - started
+                service._index = None  # lookups open it from disk, as the CLI does
+                index = service.index()
+                figures: dict[str, Any] = {
+                    "vectors": index.size, "type": report.type, "factory": report.factory,
+                    "params": report.params, "recall_at_10_at_build": report.recall_at_10,
+                    "build_s": round(build_s, 2), "bytes_per_vector": index.info().bytes_per_vector,
+                    "mmap": index.info().mmap}
+                with build_service(settings, lookups_only=True) as lookups:  # as `similar` reads
+                    figures.update(_lookups(lookups, all_vectors, all_ids, videos, rng))
+                figures.update(_cli_times(home, videos[int(rng.integers(len(videos)))]))
+                # Batches of 1,000 the way an ingest run adds them: rows, index, the save after
+                # (an append to the tail, or a compaction when the tail has outgrown its share).
+                times = []
+                for _ in range(ADD_BATCHES):
+                    batch = synthetic(BATCH, made, centres, upto=max(1, size // CLUSTER))
+                    metas = _metas(made, BATCH)
+                    made += BATCH
+                    started = time.perf_counter()
+                    rows = service.store.add_embedded(metas, batch, MODEL)
+                    index.add(rows, batch)
+                    index.save()
+                    times.append(time.perf_counter() - started)
+                    chunks.append(batch)
+                    id_chunks.append(rows)
+                    videos.extend(m.video_id for m in metas)
+                figures["add_1000_s"] = round(float(np.mean(times)), 4)
+                figures["add_1000_each_s"] = [round(t, 4) for t in times]
+                figures["tail_after_adds"] = index.tail_size
+                started = time.perf_counter()
+                index.compact()
+                figures["compaction_s"] = round(time.perf_counter() - started, 2)
+                figures["peak_rss_mib"] = _peak_rss(home)
+                out["sizes"][str(size)] = figures
+                print(json.dumps({str(size): figures}), file=sys.stderr, flush=True)
+                if size == per_type_at:
+                    out["per_type"] = _per_type(service)
+                    print(json.dumps({"per_type": out["per_type"]}), file=sys.stderr, flush=True)
     return out
 
 

@@ -118,12 +118,11 @@ def measure(quick: bool = False, *, videos: int | None = None, batch: int | None
             with tempfile.TemporaryDirectory() as home:
                 env = youtube_env(fake, home, embedder.model_id, runtime)
                 settings = dataclasses.replace(Settings.from_env(env), batch_size=batch)
-                service = build_service(settings, embedder=embedder)
-                start = time.perf_counter()
-                summary = ingest_queries(service, ["bench"], pages=(videos + 49) // 50,
-                                         per_page=50)
-                seconds = time.perf_counter() - start
-                service.close()
+                with build_service(settings, embedder=embedder) as service:
+                    start = time.perf_counter()
+                    summary = ingest_queries(service, ["bench"], pages=(videos + 49) // 50,
+                                             per_page=50)
+                    seconds = time.perf_counter() - start
                 if not quick and not any("cli_help_s" in r for r in rows):
                     rows.append(_cli_figures(env, searches["bench"], fake))
             after = model_rate(embedder, batch, half)

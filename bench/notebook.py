@@ -109,14 +109,13 @@ def run_ours(fake: FakeYouTube, videos: int, model: str, weights_dir: Path | Non
         if weights_dir is not None:
             env["THUMBSEARCH_WEIGHTS_DIR"] = str(weights_dir)
         settings = Settings.from_env(env)
-        service = build_service(settings)
-        service.embedder  # noqa: B018  (built, and converted for its runtime, off the clock)
-        start = time.perf_counter()
-        summary = ingest_queries(service, [QUERY], pages=(videos + 49) // 50,
-                                 per_page=min(50, videos))
-        answer = similar_to_video(service, query_id, k=10)
-        seconds = time.perf_counter() - start
-        service.close()
+        with build_service(settings) as service:
+            service.embedder  # noqa: B018  (built, and converted for its runtime, off the clock)
+            start = time.perf_counter()
+            summary = ingest_queries(service, [QUERY], pages=(videos + 49) // 50,
+                                     per_page=min(50, videos))
+            answer = similar_to_video(service, query_id, k=10)
+            seconds = time.perf_counter() - start
     assert summary.new == videos and len(answer.results) == min(10, videos - 1)
     return summary.new / seconds
 

@@ -54,10 +54,9 @@ def measure(quick: bool = False, *, videos: int | None = None) -> dict[str, Any]
                            "batch": DEFAULT_BATCH_SIZE}
     with FakeYouTube(fakes, searches) as fake, tempfile.TemporaryDirectory() as root:
         models = Path(root) / "warm" / "models"
-        warm = build_service(Settings.from_env(youtube_env(fake, str(models.parent),
-                                                           DEFAULT_MODEL)))
-        embedder = warm.embedder  # converts the model once, into warm/models
-        warm.close()
+        with build_service(Settings.from_env(youtube_env(fake, str(models.parent),
+                                                         DEFAULT_MODEL))) as warm:
+            embedder = warm.embedder  # converts the model once, into warm/models
         out["runtime"] = type(embedder).__name__
         model_rate(embedder, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)  # warm-up
         out["model_img_s"] = round(model_rate(embedder, DEFAULT_BATCH_SIZE, 256), 1)
@@ -65,12 +64,11 @@ def measure(quick: bool = False, *, videos: int | None = None) -> dict[str, Any]
             home = Path(root) / name
             shutil.copytree(models, home / "models")
             settings = Settings.from_env(youtube_env(fake, str(home), DEFAULT_MODEL))
-            service = build_service(settings)
-            stage = None if workers is None else RayStage(RayOptions(workers=workers), settings)
-            start = time.perf_counter()
-            summary = add_video_ids(service, ids, details=False, stage=stage)
-            seconds = time.perf_counter() - start
-            service.close()
+            with build_service(settings) as service:
+                stage = None if workers is None else RayStage(RayOptions(workers=workers), settings)
+                start = time.perf_counter()
+                summary = add_video_ids(service, ids, details=False, stage=stage)
+                seconds = time.perf_counter() - start
             times = summary.run.times
             figures: dict[str, Any] = {
                 "seconds": round(seconds, 2),

@@ -47,8 +47,7 @@ def worker(ids_file: Path, ready: Path, go: Path) -> dict[str, Any]:
     from indexer.settings import Settings
 
     settings = Settings.from_env()
-    service = build_service(settings)
-    try:
+    with build_service(settings) as service:
         service.prepare_for_writing()
         model_rate(service.embedder, settings.batch_size, settings.batch_size)  # warm-up
         ready.touch()
@@ -60,8 +59,6 @@ def worker(ids_file: Path, ready: Path, go: Path) -> dict[str, Any]:
         start = time.time()
         result = add_video_ids(service, ids_file.read_text().split(), details=False)
         end = time.time()
-    finally:
-        service.close()
     return {"new": result.run.new, "failed": len(result.run.failed), "start": start,
             "end": end}
 

@@ -1,8 +1,9 @@
 """One wiring function that builds the service from settings.
 
-Shared by the CLI, the benchmarks and tests. Collaborators can be passed in; the
-model loads lazily (TensorFlow is imported only when something must be embedded)
-and so does the YouTube client.
+Shared by the CLI, the web app, the benchmarks and tests, each using it as a context
+manager (``with build_service(settings) as service:`` closes its connections).
+Collaborators can be passed in; the model loads lazily (TensorFlow is imported only
+when something must be embedded) and so does the YouTube client.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from indexer.errors import EmptyCorpusError
 from indexer.settings import Settings
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from indexer.images.fetch import ImageFetcher
     from indexer.images.thumbcache import ThumbnailCache
     from indexer.models import Embedder, ModelSpec
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from indexer.youtube.client import YouTubeApi
     from indexer.youtube.quota import QuotaLedger
 
-__all__ = ["Service", "build_service", "image_fetcher", "settings_embedder"]
+__all__ = ["Corpus", "Service", "build_service", "image_fetcher", "settings_embedder"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,6 +63,14 @@ def image_fetcher(settings: Settings) -> ImageFetcher:
         max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """What a lookup reads: the index, caught up, and the database reads it replays from."""
+
+    index: VectorIndex
+    reads: Reads
+
+
 @dataclass
 class Service:
     """The parts of thumbsearch, wired together; heavy parts are built on first use."""
@@ -84,9 +95,9 @@ class Service:
             self._store = self._store_factory()
         return self._store
 
-    @property
-    def reads(self) -> Reads:
-        """What lookups read from: the lean SQLite reader when one was asked for, else the store."""
+    def _reads(self) -> Reads:
+        """What the index reads from: the lean SQLite reader when one was asked for, else the
+        store (lookups reach it through ``require_corpus``)."""
         return self._lean_reads if self._lean_reads is not None else self.store
 
     @property
@@ -120,17 +131,17 @@ class Service:
             from indexer.vectors.index import VectorIndex
 
             self._index = VectorIndex.open(self.settings.index_dir, self.spec.model_id,
-                                           self.spec.dim, self.reads)
+                                           self.spec.dim, self._reads())
         return self._index
 
-    def require_corpus(self) -> VectorIndex:
-        """The index, caught up with the store, or EmptyCorpusError when nothing has been
-        ingested yet.
+    def require_corpus(self) -> Corpus:
+        """The index, caught up with the database, and the reads a lookup makes there; or
+        EmptyCorpusError when nothing has been ingested yet.
 
         An index opened earlier by this service (a long-running server) first replays
         the rows stored since, by any run on any host: one query when there are none.
         """
-        reads = self.reads
+        reads = self._reads()
         if not reads.exists():
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} is empty: run `thumbsearch ingest QUERY` "
@@ -147,7 +158,7 @@ class Service:
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} has no vectors for model "
                 f"{self.spec.model_id}: run `thumbsearch ingest QUERY` or `thumbsearch add PATH`")
-        return index
+        return Corpus(index, reads)
 
     def close(self) -> None:
         """Release database connections."""
@@ -155,6 +166,13 @@ class Service:
             self._store.engine.dispose()
         if self._lean_reads is not None:
             self._lean_reads.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
 
 
 def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,

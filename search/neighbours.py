@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from indexer.service import Service
+    from indexer.service import Corpus, Service
 
 __all__ = [
     "MAX_K",
@@ -73,20 +73,18 @@ def _embed_one(service: Service, image: Image.Image) -> np.ndarray:
     return normalised
 
 
-def _neighbours(service: Service, queries: np.ndarray, k: int,
+def _neighbours(corpus: Corpus, queries: np.ndarray, k: int,
                 exclude: Sequence[int | None]) -> list[list[Neighbour]]:
     """Top-k of each query row (float32 (n, dim)), one ``index.search`` call for all.
 
     ``exclude[i]`` is the query's own row id (a stored video is not its own neighbour).
-    Every caller has checked the corpus (``require_corpus``), which opened the index.
     """
-    index = service.index()
     extra = 1 if any(e is not None for e in exclude) else 0
-    scores, row_ids = index.search(queries, k + extra)
+    scores, row_ids = corpus.index.search(queries, k + extra)
     pairs = [[(int(r), float(s)) for r, s in zip(row_ids[i], scores[i], strict=True)
               if r >= 0 and r != exclude[i]][:k] for i in range(len(exclude))]
-    by_row = service.reads.video_ids_for_rows(sorted({r for p in pairs for r, _ in p}))
-    stored = service.reads.get_videos(list(dict.fromkeys(by_row.values())))
+    by_row = corpus.reads.video_ids_for_rows(sorted({r for p in pairs for r, _ in p}))
+    stored = corpus.reads.get_videos(list(dict.fromkeys(by_row.values())))
     answers: list[list[Neighbour]] = []
     for query_pairs in pairs:
         out: list[Neighbour] = []
@@ -104,11 +102,11 @@ def _neighbours(service: Service, queries: np.ndarray, k: int,
 def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarResult:
     """Neighbours of a video: its stored vector, or its thumbnail embedded on the fly."""
     _check_k(k)
-    service.require_corpus()
-    stored = service.reads.get_vector(video_id, service.spec.model_id)
+    corpus = service.require_corpus()
+    stored = corpus.reads.get_vector(video_id, service.spec.model_id)
     if stored is not None:
         row_id, vector = stored
-        results = _neighbours(service, vector[None, :], k, [row_id])[0]
+        results = _neighbours(corpus, vector[None, :], k, [row_id])[0]
     else:
         from indexer.images.decode import decode_image
         from indexer.ingest.local import LOCAL_ID_PREFIX
@@ -122,7 +120,7 @@ def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarRes
             raise VideoNotFoundError(
                 f"video {video_id} is not in the corpus and YouTube has no thumbnail for it "
                 "(404): check the id") from exc
-        results = _neighbours(service, _embed_one(service, image)[None, :], k, [None])[0]
+        results = _neighbours(corpus, _embed_one(service, image)[None, :], k, [None])[0]
     return SimilarResult(query={"video_id": video_id}, model=service.spec.model_id,
                          results=results)
 
@@ -137,18 +135,18 @@ def similar_to_videos(service: Service, video_ids: Sequence[str],
     import numpy as np
 
     _check_k(k)
-    service.require_corpus()
+    corpus = service.require_corpus()
     model = service.spec.model_id
     found: dict[str, tuple[int, np.ndarray]] = {}
     for video_id in dict.fromkeys(video_ids):
-        stored = service.reads.get_vector(video_id, model)
+        stored = corpus.reads.get_vector(video_id, model)
         if stored is not None:
             found[video_id] = stored
     if not found:
         return [None] * len(video_ids)
     order = list(found)
     matrix = np.stack([found[v][1] for v in order]).astype(np.float32, copy=False)
-    answers = dict(zip(order, _neighbours(service, matrix, k, [found[v][0] for v in order]),
+    answers = dict(zip(order, _neighbours(corpus, matrix, k, [found[v][0] for v in order]),
                        strict=True))
     return [SimilarResult(query={"video_id": v}, model=model, results=answers[v])
             if v in answers else None for v in video_ids]
@@ -167,13 +165,13 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
     elif len(scheme) > 1:  # a one-letter scheme is a Windows drive, i.e. a path
         raise InputError(f"{quote(source)}: only image files and http(s) URLs are accepted, "
                          f"not {quote(scheme)} URLs")
-    service.require_corpus()
+    corpus = service.require_corpus()
     if scheme in ("http", "https"):
         image = decode_image(service.fetcher.fetch(source), quote(source))
     else:
         image = read_image_file(Path(source), service.settings.max_image_bytes)
     return SimilarResult(query={"image": source}, model=service.spec.model_id,
-                         results=_neighbours(service, _embed_one(service, image)[None, :], k,
+                         results=_neighbours(corpus, _embed_one(service, image)[None, :], k,
                                              [None])[0])
 
 
@@ -182,8 +180,8 @@ def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10) -> S
     from indexer.images.decode import decode_image
 
     _check_k(k)
-    service.require_corpus()
+    corpus = service.require_corpus()
     image = decode_image(data, name)
     return SimilarResult(query={"image": name}, model=service.spec.model_id,
-                         results=_neighbours(service, _embed_one(service, image)[None, :], k,
+                         results=_neighbours(corpus, _embed_one(service, image)[None, :], k,
                                              [None])[0])

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
+from indexer.atomic import atomic_write
 from indexer.errors import StoreError, disk_full
 from indexer.writable import path_problem
 
@@ -29,16 +28,9 @@ class ThumbnailCache:
         target = self.path(digest)
         if target.exists():
             return digest
-        tmp: str | None = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
+            atomic_write(target, data, durable=False)  # a cache: not worth an fsync a thumbnail
         except OSError as exc:
-            if tmp is not None:  # a half-written file would only take space
-                Path(tmp).unlink(missing_ok=True)
             full = disk_full(exc, "writing the thumbnail cache", self.root)
             if full is not None:
                 raise full from exc

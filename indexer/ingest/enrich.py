@@ -182,7 +182,7 @@ def _prune(run: IngestRun, gone: Sequence[str]) -> None:
         if not VectorIndex(service.settings.index_dir, other, dim).meta_path.exists():
             continue  # none built yet: it will be built from the database
         try:
-            index = VectorIndex.open(service.settings.index_dir, other, dim, service.reads)
+            index = VectorIndex.open(service.settings.index_dir, other, dim, service.store)
             index.remove(np.asarray(ids, dtype=np.int64))
             index.save()
         except VectorIndexError:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from indexer.atomic import atomic_write
 from indexer.errors import ModelConversionError, ModelError, disk_full, one_line
 from indexer.models.base import FloatArray
 from indexer.models.preprocess import Preprocessing, prepare_rgb
@@ -99,21 +98,6 @@ def convert_to_tflite(embedder: GraphEmbedder) -> bytes:
             f"cannot convert {embedder.model_id} to LiteRT: {one_line(exc)}; "
             "set THUMBSEARCH_RUNTIME=function to run it on TensorFlow") from exc
     return bytes(data)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private; the cache is like any data file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LiteRtEmbedder:
@@ -236,7 +220,8 @@ def cached_tflite(cache_dir: Path, model_id: str, weights_digest: str,
         data = _converted[key]
     path = cache_dir / f"{stem}-{_bytes_digest(data)}.tflite"
     try:
-        _write_atomically(path, data)
+        # Readable by all (mkstemp makes it private): the cache is like any data file.
+        atomic_write(path, data, mode=0o644)
     except OSError as exc:
         full = disk_full(exc, "caching the LiteRT model", path)
         if full is not None:

@@ -30,6 +30,7 @@ import numpy as np
 
 from indexer.bounds import quote
 from indexer.errors import InputError, VectorIndexError
+from indexer.vectors.exact import rerank
 
 __all__ = ["BUILD_BATCH", "FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN",
            "ArraySource", "BuildReport", "VectorSource", "apply_params", "build_from",
@@ -430,25 +431,17 @@ def _sample_ids(source: VectorSource, size: int, counts: tuple[int, ...],
 
 def _rerank(source: VectorSource, queries: np.ndarray, candidates: np.ndarray,
             widths: list[int], k: int) -> list[np.ndarray]:
-    """Each query's top k among its first ``width`` candidates (for each width), by exact
-    cosine of the candidates' vectors read from the source, a bounded chunk of queries at
-    a time: what ``VectorIndex.search`` does with rows from the database."""
+    """Each query's top k ids among its first ``width`` candidates (for each width), by
+    exact cosine of the candidates' vectors read from the source, a bounded chunk of
+    queries at a time: what ``VectorIndex.search`` does with rows from the database."""
     outs = [np.full((len(queries), k), -1, dtype=np.int64) for _ in widths]
     step = max(1, source.batch // max(1, candidates.shape[1]))
     for start in range(0, len(queries), step):
         chunk = candidates[start:start + step]
         found, vectors = _fetch(source, np.unique(chunk[chunk >= 0]))
-        position = {int(r): n for n, r in enumerate(found)}
-        for row, (query, cands) in enumerate(zip(queries[start:start + step], chunk,
-                                                 strict=True), start):
-            for out, width in zip(outs, widths, strict=True):
-                known = np.asarray([c for c in cands[:width].tolist() if c in position],
-                                   np.int64)
-                if not known.size:
-                    continue
-                scores = vectors[[position[int(c)] for c in known]] @ query
-                best = known[np.argsort(-scores, kind="stable")[:k]]
-                out[row, :len(best)] = best
+        for out, width in zip(outs, widths, strict=True):
+            out[start:start + step] = rerank(queries[start:start + step], chunk[:, :width],
+                                             found, vectors, k)[1]
     return outs
 
 

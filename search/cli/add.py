@@ -27,11 +27,8 @@ def add(
     from indexer.ingest.local import add_paths
     from indexer.service import build_service
 
-    service = build_service(ctx.obj)
-    try:
+    with build_service(ctx.obj) as service:
         summary = add_paths(service, paths)
-    finally:
-        service.close()
     finish_ingest(summary, as_json)
 
 

@@ -145,22 +145,18 @@ def add_ids(
         _warn_invalid(file, bad, len(listed))
     from indexer.service import build_service
 
-    service = build_service(ctx.obj)
-    try:
-        with progress_reporter(enabled=not as_json) as progress:
-            if ray is None:
-                from indexer.ingest.idlist import add_video_ids
+    with build_service(ctx.obj) as service, progress_reporter(enabled=not as_json) as progress:
+        if ray is None:
+            from indexer.ingest.idlist import add_video_ids
 
-                summary = add_video_ids(service, ids, details=details, wait=wait,
-                                        progress=progress, label=file)
-            else:
-                from indexer.ingest.ray_backfill import RayOptions, add_video_ids_ray
+            summary = add_video_ids(service, ids, details=details, wait=wait,
+                                    progress=progress, label=file)
+        else:
+            from indexer.ingest.ray_backfill import RayOptions, add_video_ids_ray
 
-                summary = add_video_ids_ray(service, ids, RayOptions(ray, ray_workers),
-                                            details=details, wait=wait, progress=progress,
-                                            label=file)
-    finally:
-        service.close()
+            summary = add_video_ids_ray(service, ids, RayOptions(ray, ray_workers),
+                                        details=details, wait=wait, progress=progress,
+                                        label=file)
     if as_json:
         echo_json({"invalid": len(bad), **summary.to_json()})
     else:

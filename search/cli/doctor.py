@@ -25,11 +25,8 @@ def doctor(
     from indexer.doctor import check_corpus
     from indexer.service import build_service
 
-    service = build_service(ctx.obj)
-    try:
+    with build_service(ctx.obj) as service:
         report = check_corpus(service, sample=sample)
-    finally:
-        service.close()
     if as_json:
         echo_json(report.to_json())
     else:

@@ -75,8 +75,7 @@ def duplicates(
     from indexer.service import build_service
     from search.duplicates import find_duplicates
 
-    service = build_service(ctx.obj)
-    try:
+    with build_service(ctx.obj) as service:
         groups = find_duplicates(service, threshold, across_channels=across_channels)
         if html is not None:
             from search.gallery import cached_thumbnail, data_uri_of
@@ -89,8 +88,6 @@ def duplicates(
                 html.write_text(render_groups_html(groups, threshold, images), "utf-8")
             except OSError as exc:
                 raise StoreError(f"cannot write {html}: {exc.strerror or exc}") from exc
-    finally:
-        service.close()
     if as_json:
         echo_json({"threshold": threshold, "across_channels": across_channels,
                    "groups": [g.to_json() for g in groups]})

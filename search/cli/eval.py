@@ -112,8 +112,7 @@ def evaluate(
         raise UsageError(f"--label-by must be one of {', '.join(LABEL_BY)}, "
                          f"got {quote(label_by)}")
     settings = ctx.obj if model is None else dataclasses.replace(ctx.obj, model=model)
-    service = build_service(settings)
-    try:
+    with build_service(settings) as service:
         if corpus:
             run = evaluate_corpus(service, labels_file=labels, label_by=label_by, ks=ks,
                                   index_type=index)
@@ -124,8 +123,6 @@ def evaluate(
             from search.eval.report import write_report
 
             page = write_report(run, report)
-    finally:
-        service.close()
     if as_json:
         echo_json(run.to_json())
     else:

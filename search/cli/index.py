@@ -32,11 +32,8 @@ def _run(ctx: typer.Context, wait: float, kind: str | None, as_json: bool, verb:
     from indexer.service import build_service
     from search.cli.output import echo_json
 
-    service = build_service(ctx.obj)
-    try:
+    with build_service(ctx.obj) as service:
         report = rebuild_index(service, wait=wait, kind=kind)
-    finally:
-        service.close()
     if as_json:
         echo_json({"model": service.spec.model_id, "vectors": report.trained_size,
                    **report.to_json()})

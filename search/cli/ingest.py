@@ -52,17 +52,13 @@ def ingest(
     if queries_file is not None:  # a bad file is refused before the home is opened
         specs = load_queries_file(queries_file, pages=pages, per_page=per_page,
                                   max_bytes=ctx.obj.max_queries_file_bytes)
-    service = build_service(ctx.obj)
-    try:
-        with progress_reporter(enabled=not as_json) as progress:
-            if specs is not None:
-                summary = run_queries(service, specs, resume=True, wait=wait,
-                                      progress=progress)
-            else:
-                summary = ingest_queries(service, queries or [], pages=pages,
-                                         per_page=per_page, wait=wait, progress=progress)
-    finally:
-        service.close()
+    with build_service(ctx.obj) as service, progress_reporter(enabled=not as_json) as progress:
+        if specs is not None:
+            summary = run_queries(service, specs, resume=True, wait=wait,
+                                  progress=progress)
+        else:
+            summary = ingest_queries(service, queries or [], pages=pages,
+                                     per_page=per_page, wait=wait, progress=progress)
     finish_ingest(summary, as_json)
 
 

@@ -33,11 +33,8 @@ def reembed(
     from indexer.service import build_service
 
     settings = dataclasses.replace(ctx.obj, model=model_spec(model).model_id)
-    service = build_service(settings, weights=weights)
-    try:
+    with build_service(settings, weights=weights) as service:
         summary = reembed_corpus(service)
-    finally:
-        service.close()
     if as_json:
         echo_json(summary.to_json())
         return

@@ -57,13 +57,9 @@ def refresh(
     if dry_run and not prune:
         raise UsageError("--dry-run lists what --prune would delete: use it with --prune")
     age = parse_duration(older_than, "--older-than")
-    service = build_service(ctx.obj)
-    try:
-        with progress_reporter(enabled=not as_json) as progress:
-            summary = refresh_videos(service, age, prune=prune, dry_run=dry_run, wait=wait,
-                                     progress=progress)
-    finally:
-        service.close()
+    with build_service(ctx.obj) as service, progress_reporter(enabled=not as_json) as progress:
+        summary = refresh_videos(service, age, prune=prune, dry_run=dry_run, wait=wait,
+                                 progress=progress)
     confirmed = [{"video_id": v, "title": t} for v, t in summary.confirmed.items()]
     if as_json:
         echo_json({"refreshed": summary.refreshed, "gone": summary.gone,

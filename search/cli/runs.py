@@ -53,13 +53,10 @@ def runs(
     from indexer.service import build_service
     from indexer.store.history import list_runs
 
-    service = build_service(ctx.obj)
-    try:
+    with build_service(ctx.obj) as service:
         settings = service.settings
         records = list_runs(service.store, limit, stale_after=settings.claim_lease,
                             home=settings.home)
-    finally:
-        service.close()
     if as_json:
         echo_json([r.to_json() for r in records])
     else:

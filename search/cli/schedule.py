@@ -89,17 +89,14 @@ def schedule(
         typer.echo(f"error: {exc} (trying again next batch)", err=True)
 
     stop = threading.Event()
-    service = build_service(ctx.obj)
     try:
-        with _stop_on_signals(stop):
+        with build_service(ctx.obj) as service, _stop_on_signals(stop):
             run_schedule(service, load, interval, stop=stop, wait=wait,
                          progress=progress_reporter,
                          on_batch=lambda s: typer.echo(_batch_line(s)), on_error=on_error)
     except KeyboardInterrupt:
         raise ThumbsearchError("interrupted twice: stopped in the middle of a batch "
                          "(what was stored is kept; the next run resumes)") from None
-    finally:
-        service.close()
 
 
 def register(app: typer.Typer) -> None:

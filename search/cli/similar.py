@@ -125,11 +125,9 @@ def similar(
         from search.idlist import read_id_list, similar_to_listed
 
         listed = read_id_list(ids_file, max_bytes=settings.max_ids_file_bytes)
-        service = build_service(settings, fetcher=_FetcherOnFirstUse(settings), lookups_only=True)
-        try:
+        with build_service(settings, fetcher=_FetcherOnFirstUse(settings),
+                           lookups_only=True) as service:
             answers = similar_to_listed(service, listed, k)
-        finally:
-            service.close()
         if as_json:
             echo_json([a.to_json() for a in answers])
         else:
@@ -138,9 +136,8 @@ def similar(
     from search.ids import parse_video_ref
     from search.neighbours import similar_to_image, similar_to_video
 
-    service = build_service(settings, weights=weights, fetcher=_FetcherOnFirstUse(settings),
-                            lookups_only=True)
-    try:
+    with build_service(settings, weights=weights, fetcher=_FetcherOnFirstUse(settings),
+                       lookups_only=True) as service:
         if image is not None:
             result = similar_to_image(service, image, k)
         else:
@@ -152,8 +149,6 @@ def similar(
                 write_html(service, result, html)
             if sheet is not None:
                 write_sheet(service, result, sheet)
-    finally:
-        service.close()
     if as_json:
         echo_json(result.to_json())
     else:

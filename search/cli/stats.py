@@ -37,11 +37,8 @@ def stats(
     from indexer.service import build_service
     from search.stats import corpus_stats
 
-    service = build_service(ctx.obj)
-    try:
+    with build_service(ctx.obj) as service:
         figures = corpus_stats(service)
-    finally:
-        service.close()
     if as_json:
         echo_json(figures)
         return

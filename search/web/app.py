@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from contextlib import ExitStack, asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
 
@@ -74,7 +75,8 @@ def _upload_name(filename: str | None) -> str:
 
 def create_app(service_factory: Callable[[], Service], *,
                allowed_hosts: Collection[str] | None = None) -> FastAPI:
-    """The web app; ``service_factory`` (e.g. ``lambda: build_service(settings)``) runs once.
+    """The web app; ``service_factory`` (e.g. ``lambda: build_service(settings)``) runs once,
+    on the first request, and the service it builds is closed when the app shuts down.
 
     ``allowed_hosts``: the Host header values answered (``host_names(host, port)`` for a
     server on loopback); None answers any, for a server exposed on purpose.
@@ -85,17 +87,29 @@ def create_app(service_factory: Callable[[], Service], *,
     Nothing heavy is imported at start: the model loads on the first image upload or
     unknown video id.
     """
-    app = FastAPI(title="thumbsearch", version="1", docs_url=None, redoc_url=None,
-                  description="Find YouTube videos whose thumbnails look alike.")
     lock = threading.RLock()  # one request at a time touches the service (SQLite, the model)
     holder: dict[str, Service] = {}
     limits: dict[str, int] = {}
+    opened = ExitStack()
 
     def service() -> Service:
         with lock:
             if "service" not in holder:
-                holder["service"] = service_factory()
+                holder["service"] = opened.enter_context(service_factory())
             return holder["service"]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            with lock:
+                holder.pop("service", None)
+                opened.close()
+
+    app = FastAPI(title="thumbsearch", version="1", docs_url=None, redoc_url=None,
+                  description="Find YouTube videos whose thumbnails look alike.",
+                  lifespan=lifespan)
 
     async def body_limit() -> int:
         if "body" not in limits:

@@ -20,11 +20,8 @@ STORED = "rAAAAAAAAAA"  # video_id(0): the first seeded video
 @pytest.fixture
 def corpus(isolated_env: Path) -> Path:
     """A home holding 20 stored videos with random vectors of the default model (no TF)."""
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         seed_corpus(service, 20)
-    finally:
-        service.close()
     return isolated_env
 
 

@@ -70,11 +70,8 @@ def _all_help_runs() -> list[list[str]]:
 
 @pytest.fixture
 def stored(isolated_env: Path) -> list[str]:
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         return seed_corpus(service, 50)
-    finally:
-        service.close()
 
 
 def test_help_of_every_command_imports_no_heavy_library(isolated_env: Path) -> None:

@@ -235,26 +235,20 @@ def test_a_numeric_setting_at_its_bound_works(monkeypatch: pytest.MonkeyPatch, n
 def test_the_largest_quota_is_charged_and_shown(isolated_env: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("THUMBSEARCH_UNITS_QUOTA", "1000000000")
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         service.prepare_for_writing()
         for _ in range(3):
             service.ledger.charge("units", 10**8)
         service.ledger.charge("units", 7 * 10**8)
         assert service.ledger.use("units").remaining == 0
-    finally:
-        service.close()
     result = runner.invoke(app, ["stats"])
     assert result.exit_code == 0, result.output
     assert "1000000000/1000000000 units" in result.output
 
 
 def test_runs_limit_at_its_bound_reads_a_real_store(isolated_env: Path) -> None:
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         seed_corpus(service, 3)
-    finally:
-        service.close()
     assert runner.invoke(app, ["runs", "-n", "100000"]).exit_code == 0
     _assert_one_line(runner.invoke(app, ["runs", "-n", HUGE]), 2)
 

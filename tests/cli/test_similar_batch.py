@@ -28,20 +28,14 @@ MISSING = "dQw4w9WgXcQ"  # a valid id that is not stored
 @pytest.fixture
 def corpus(isolated_env: Path) -> Iterator[list[str]]:
     """A home holding COUNT stored videos with random vectors of the default model (no TF)."""
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         yield seed_corpus(service, COUNT)
-    finally:
-        service.close()
 
 
 @pytest.fixture
 def service(corpus: list[str]) -> Iterator[Service]:
-    built = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as built:
         yield built
-    finally:
-        built.close()
 
 
 class _CountingIndex:
@@ -94,7 +88,7 @@ def test_batched_answers_equal_single_answers(service: Service, corpus: list[str
 
 @pytest.mark.usefixtures("backend")
 def test_batch_is_one_index_search(service: Service, corpus: list[str]) -> None:
-    counting = _CountingIndex(service.require_corpus())
+    counting = _CountingIndex(service.require_corpus().index)
     service._index = counting  # type: ignore[assignment]
     ids = [*corpus[:40], MISSING, *corpus[:5]]
     answers = similar_to_videos(service, ids, k=3)
@@ -110,12 +104,8 @@ def test_batch_of_nothing_stored(service: Service) -> None:
 
 @pytest.mark.usefixtures("backend")
 def test_batch_on_an_empty_corpus_is_an_error(isolated_env: Path) -> None:
-    built = build_service(Settings.from_env())
-    try:
-        with pytest.raises(EmptyCorpusError):
-            similar_to_videos(built, [MISSING], k=3)
-    finally:
-        built.close()
+    with build_service(Settings.from_env()) as built, pytest.raises(EmptyCorpusError):
+        similar_to_videos(built, [MISSING], k=3)
 
 
 def test_id_lines_skip_comments_and_blanks_and_keep_bad_lines() -> None:

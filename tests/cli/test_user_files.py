@@ -45,11 +45,8 @@ def _sparse(path: Path, size: int) -> Path:
 
 @pytest.fixture
 def service(settings: Settings) -> Iterator[Service]:
-    built = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as built:
         yield built
-    finally:
-        built.close()
 
 
 # -- add: a bad single file inside a folder is skipped and counted ---------------------
@@ -106,11 +103,8 @@ def test_a_hash_stops_at_the_limit_of_a_file_that_grows(tmp_path: Path,
     folder = tmp_path / "in"
     folder.mkdir()
     _photo(folder / "photo.jpg", 3)  # a few kB: over a 1000-byte limit
-    built = build_service(small, embedder=TinyEmbedder())
-    try:
+    with build_service(small, embedder=TinyEmbedder()) as built:
         summary = add_paths(built, [folder])
-    finally:
-        built.close()
     assert summary.new == 0
     assert "larger than 1000 bytes" in summary.failed[0].reason
 
@@ -246,11 +240,8 @@ def test_a_queries_file_over_its_limit_is_refused(tmp_path: Path) -> None:
 
 def test_a_long_line_of_an_ids_file_is_a_bad_line_quoted_short(tmp_path: Path,
                                                                isolated_env: Path) -> None:
-    built = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as built:
         stored = seed_corpus(built, 3)
-    finally:
-        built.close()
     path = tmp_path / "ids.txt"
     path.write_text(f"{stored[0]}\n" + "x" * 5_000_000 + "\n#" + "y" * 5_000_000
                     + f"\n{stored[1]}\n")

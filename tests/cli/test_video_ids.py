@@ -107,11 +107,8 @@ def test_a_ytdlp_name_with_a_line_break_holds_no_id(stem: str) -> None:
                                  "https://www.youtube.com/watch?v=dQw4w9WgXcQ%0A"])
 def test_the_web_api_answers_a_malformed_reference_with_an_error_not_a_500(
         settings: Settings, ref: str) -> None:
-    service = build_service(settings)
-    try:
+    with build_service(settings) as service:
         client = TestClient(create_app(lambda: service), raise_server_exceptions=False)
         answer = client.get("/api/similar/" + quote_url(ref, safe=""))
         assert 400 <= answer.status_code < 500, answer.text
         assert len(answer.text) < 400
-    finally:
-        service.close()

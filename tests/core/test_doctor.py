@@ -136,13 +136,10 @@ def test_power_loss_the_next_open_rebuilds_from_sqlite(service: Service,
                                                        damage: Callable[[Service], None]) -> None:
     damage(service)
     service.close()
-    fresh = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as fresh:
         index = fresh.index()
         assert index.size == COUNT
         assert sorted(index.ids().tolist()) == list(range(1, COUNT + 1))
-    finally:
-        fresh.close()
     result = runner.invoke(app, ["similar", "rAAAAAAAAAA", "-k", "5", "--json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)["results"]) == 5

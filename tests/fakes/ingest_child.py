@@ -82,12 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_embedder_options(parser)
     args = parser.parse_args(argv)
     try:
-        service = slow_service(args)
-        try:
+        with slow_service(args) as service:
             summary = ingest_queries(service, args.queries, pages=args.pages,
                                      per_page=args.per_page)
-        finally:
-            service.close()
     except ThumbsearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -50,8 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_embedder_options(parser)
     args = parser.parse_args(argv)
     try:
-        service = slow_service(args)
-        try:
+        with slow_service(args) as service:
             service.prepare_for_writing()
             if args.go is not None:
                 _wait_for(args.go)
@@ -62,8 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps({**result.to_json(), "stopped": result.stopped}))
                 return 3 if result.stopped else 0
             summary = run_queries(service, load_queries_file(args.queries_file))
-        finally:
-            service.close()
     except ThumbsearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

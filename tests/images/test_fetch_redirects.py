@@ -197,8 +197,7 @@ def test_add_ids_counts_each_bad_redirect_as_a_failed_item_and_a_rerun_does_too(
         monkeypatch.setenv("THUMBSEARCH_THUMBNAIL_BASE", pair.server.url("/vi"))
         monkeypatch.setenv("THUMBSEARCH_ALLOWED_HOSTS", pair.server.host)
         for run in (1, 2):
-            service = build_service(Settings.from_env(), embedder=TinyEmbedder())
-            try:
+            with build_service(Settings.from_env(), embedder=TinyEmbedder()) as service:
                 summary = add_video_ids(service, ids, details=False)
                 assert summary.run.new == (len(good) if run == 1 else 0)
                 assert summary.run.known == (0 if run == 1 else len(good))
@@ -209,8 +208,6 @@ def test_add_ids_counts_each_bad_redirect_as_a_failed_item_and_a_rerun_does_too(
                 assert summary.gone == []  # a bad redirect is not "gone"
                 assert set(service.store.embedded_ids(ids, "tiny-test")) == set(good)
                 assert service.index().size == len(good)
-            finally:
-                service.close()
         assert pair.other.requests == []
     record_figure("malformed_locations", len(LOCATIONS))
 
@@ -236,11 +233,8 @@ def test_ingest_counts_a_malformed_thumbnail_url_from_search_as_a_failed_item(
             "YOUTUBE_API_KEY": fake.api_key, "THUMBSEARCH_YOUTUBE_ENDPOINT": fake.api_endpoint,
             "THUMBSEARCH_THUMBNAIL_BASE": thumbs.url("/vi"),
             "THUMBSEARCH_ALLOWED_HOSTS": thumbs.host}), http_timeout=5.0)
-        service = build_service(settings, embedder=TinyEmbedder())
-        try:
+        with build_service(settings, embedder=TinyEmbedder()) as service:
             summary = ingest_queries(service, ["bulk"], pages=1, per_page=8)
-        finally:
-            service.close()
     assert {f.video_id for f in summary.failed} == set(broken)
     assert summary.new == len(videos) - len(broken)
 
@@ -248,11 +242,8 @@ def test_ingest_counts_a_malformed_thumbnail_url_from_search_as_a_failed_item(
 @pytest.fixture
 def corpus(isolated_env: Path) -> Path:
     """A home holding stored vectors of the default model (no TensorFlow needed)."""
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         seed_corpus(service, 5)
-    finally:
-        service.close()
     return isolated_env
 
 
@@ -378,11 +369,8 @@ def test_add_ids_gives_up_a_stalled_thumbnail_at_the_shortened_deadline(
     with HostileServer(route, stall=5.0) as server:
         monkeypatch.setenv("THUMBSEARCH_THUMBNAIL_BASE", server.url("/vi"))
         monkeypatch.setenv("THUMBSEARCH_ALLOWED_HOSTS", server.host)
-        service = build_service(Settings.from_env(), embedder=TinyEmbedder())
-        try:
+        with build_service(Settings.from_env(), embedder=TinyEmbedder()) as service:
             summary = add_video_ids(service, [stalled, *good], details=False)
-        finally:
-            service.close()
         stalls = _stalls_over(server)
     assert summary.run.new == len(good)
     assert [f.video_id for f in summary.run.failed] == [stalled]

@@ -348,12 +348,10 @@ def test_cli_with_the_real_model_matches_the_single_process_json(
     assert (outputs[1]["new"], len(outputs[1]["gone"]), outputs[1]["enriched"]) == (3, 1, 3)
     vectors = []
     for home in ("single", "ray"):
-        service = build_service(dataclasses.replace(
+        settings = dataclasses.replace(
             Settings.from_env(), home=tmp_path / home,
-            database_url=f"sqlite:///{tmp_path / home / 'thumbsearch.sqlite3'}"))
-        try:
+            database_url=f"sqlite:///{tmp_path / home / 'thumbsearch.sqlite3'}")
+        with build_service(settings) as service:
             found = [service.store.get_vector(v, service.spec.model_id) for v in cats]
             vectors.append(np.stack([f[1] for f in found if f is not None]))
-        finally:
-            service.close()
     np.testing.assert_allclose(vectors[1], vectors[0], rtol=0, atol=1e-4)

@@ -81,8 +81,7 @@ def test_add_stores_embeds_in_batches_and_skips_known(tmp_path: Path,
 
 @pytest.mark.usefixtures("backend")
 def test_add_refuses_missing_paths_before_writing(tmp_path: Path, settings: Settings) -> None:
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         with pytest.raises(ImagePathError, match="no such file"):
             add_paths(service, [tmp_path / "missing"])
         assert not service.store.exists()
@@ -90,8 +89,6 @@ def test_add_refuses_missing_paths_before_writing(tmp_path: Path, settings: Sett
         empty.mkdir()
         with pytest.raises(ImagePathError, match="no image files"):
             add_paths(service, [empty])
-    finally:
-        service.close()
 
 
 def test_batches_are_split_at_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,8 +122,7 @@ def test_ingested_bytes_are_kept_in_the_content_addressed_cache(tmp_path: Path,
     folder.mkdir()
     paths = [_photo(folder / f"p{i}.jpg", i) for i in range(3)]
     (folder / "broken.jpg").write_bytes(b"garbage")
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         add_paths(service, [folder])
         for path in paths:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -135,5 +131,3 @@ def test_ingested_bytes_are_kept_in_the_content_addressed_cache(tmp_path: Path,
             assert service.cache.get(digest) == path.read_bytes()
         cached = [p for p in settings.thumbnail_cache_dir.rglob("*") if p.is_file()]
         assert len(cached) == 3  # the broken file is not kept
-    finally:
-        service.close()

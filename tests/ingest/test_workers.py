@@ -125,11 +125,8 @@ def _index_ids(home: Path, url: str) -> list[int]:
     """The row ids a home's index holds once opened (snapshot, tail, replay)."""
     settings = Settings.from_env({"THUMBSEARCH_HOME": str(home),
                                   "THUMBSEARCH_DATABASE_URL": url})
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         return sorted(int(i) for i in service.index().ids())
-    finally:
-        service.close()
 
 
 def _used(url: str) -> dict[str, int]:

@@ -206,7 +206,7 @@ def test_reembed_from_the_cache_is_resumable_and_lists_uncached(
     again = reembed(build_service(settings, embedder=_OtherTiny()))
     assert (again.embedded, again.already) == (0, len(ids) - 1)
     assert [f.video_id for f in again.failed] == [ids[1]]
-    index = build_service(settings, embedder=_OtherTiny()).require_corpus()
+    index = build_service(settings, embedder=_OtherTiny()).require_corpus().index
     assert index.size == len(ids) - 1 and index.meta_path.name == "tiny-other.json"
 
 

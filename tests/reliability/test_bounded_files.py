@@ -68,11 +68,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     saved = os.environ.get("THUMBSEARCH_HOME")
     os.environ["THUMBSEARCH_HOME"] = str(path)
     try:
-        service = build_service(Settings.from_env())
-        try:
+        with build_service(Settings.from_env()) as service:
             seed_corpus(service, 5)
-        finally:
-            service.close()
     finally:
         if saved is None:
             del os.environ["THUMBSEARCH_HOME"]

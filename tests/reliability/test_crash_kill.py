@@ -328,14 +328,11 @@ def test_sigkill_at_every_phase_of_an_ingest_loses_nothing(isolated_env: Path,
                 assert child.finish() == 0, child.log.read_text()
                 misses += 1
             # What readers see after every kill: exactly the database's vectors.
-            reader = build_service(Settings.from_env(), embedder=TinyEmbedder())
-            try:
+            with build_service(Settings.from_env(), embedder=TinyEmbedder()) as reader:
                 held = reader.index().ids()
                 assert len(np.unique(held)) == len(held)
                 db = [int(i) for ids, _ in reader.store.iter_vectors("tiny-test") for i in ids]
                 assert sorted(held.tolist()) == sorted(db)
-            finally:
-                reader.close()
         # The last run with new work dies in its index save; the next one has nothing new.
         for _ in range(END_ATTEMPTS):
             scene.add_videos(NEW_PER_CYCLE)
@@ -355,11 +352,8 @@ def test_sigkill_at_every_phase_of_an_ingest_loses_nothing(isolated_env: Path,
         catalogue = list(scene.fake.searches[QUERY])
     assert min(kills[p] for p in PHASES) >= MIN_PER_PHASE, kills
     assert kills.total() >= MIN_KILLS, kills
-    service = build_service(Settings.from_env(), embedder=TinyEmbedder())
-    try:
+    with build_service(Settings.from_env(), embedder=TinyEmbedder()) as service:
         counts = _assert_consistent(service, catalogue, SEEDED)
-    finally:
-        service.close()
     assert not _temporaries(service.settings.index_dir), "temporary files left behind"
     record_figure("sigkill_restarts", {
         "kills": kills.total(), "by_phase": dict(kills), "runs_not_killed": misses,

@@ -72,30 +72,21 @@ def test_a_killed_ingest_shows_interrupted_and_a_live_one_running(
 
 
 def _one_run(settings: Settings) -> int:
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         service.prepare_for_writing()
         return service.store.start_run("search")
-    finally:
-        service.close()
 
 
 def _set(settings: Settings, run_id: int, **values: object) -> None:
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         service.store.transact("test", lambda conn: conn.execute(
             update(ingest_runs).where(ingest_runs.c.id == run_id).values(**values)))
-    finally:
-        service.close()
 
 
 def _listed(settings: Settings) -> str:
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         return list_runs(service.store, 5, stale_after=settings.claim_lease,
                          home=settings.home)[-1].status
-    finally:
-        service.close()
 
 
 def test_a_run_of_this_process_is_running(settings: Settings) -> None:
@@ -139,11 +130,7 @@ def test_on_postgresql_an_old_run_is_judged_by_the_advisory_lock(pg_env: str) ->
     settings = Settings.from_env()
     run_id = _one_run(settings)
     _set(settings, run_id, host=None, pid=None, process_start=None, heartbeat_at=None)
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
-        with writer_lock(settings.home / "other-host", "ingest", shared=True,
-                         engine=service.store.engine):
-            assert _listed(settings) == "running"
-    finally:
-        service.close()
+    with build_service(settings, embedder=TinyEmbedder()) as service, writer_lock(
+            settings.home / "other-host", "ingest", shared=True, engine=service.store.engine):
+        assert _listed(settings) == "running"
     assert _listed(settings) == "interrupted"

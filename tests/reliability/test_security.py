@@ -192,8 +192,7 @@ def test_sql_goes_through_bound_parameters_only(isolated_env: Path) -> None:
                     offenders.append(f"{path.name}:{node.lineno} raw SQL string")
     assert offenders == []
     # And behaviourally: hostile text is stored verbatim, nothing else happens.
-    service = build_service(Settings.from_env(), embedder=TinyEmbedder())
-    try:
+    with build_service(Settings.from_env(), embedder=TinyEmbedder()) as service:
         service.prepare_for_writing()
         evil = "x'); DROP TABLE videos; --"
         import numpy as np
@@ -204,17 +203,12 @@ def test_sql_goes_through_bound_parameters_only(isolated_env: Path) -> None:
         assert service.store.query_id(evil + '" OR 1=1 --') == qid
         assert service.store.get_video("aaaaaaaaaaa").title == evil  # type: ignore[union-attr]
         assert service.store.counts("tiny-test") == {"videos": 1, "vectors": 1, "queries": 1}
-    finally:
-        service.close()
 
 
 def test_files_are_written_with_safe_permissions(youtube_env: FakeYouTube,
                                                  isolated_env: Path) -> None:
-    service = build_service(Settings.from_env(), embedder=TinyEmbedder())
-    try:
+    with build_service(Settings.from_env(), embedder=TinyEmbedder()) as service:
         assert ingest_queries(service, ["cats"]).new > 0
-    finally:
-        service.close()
     paths = [isolated_env, *isolated_env.rglob("*")]
     assert len(paths) > 5
     for path in paths:

@@ -72,20 +72,14 @@ def _one_line_naming(args: list[str], path: Path) -> str:
 
 
 def _populate(settings: Settings) -> int:
-    service = build_service(settings, embedder=TinyEmbedder(), sleep=lambda s: None)
-    try:
+    with build_service(settings, embedder=TinyEmbedder(), sleep=lambda s: None) as service:
         return ingest_queries(service, ["cats"]).new
-    finally:
-        service.close()
 
 
 def _intact(settings: Settings, vectors: int) -> None:
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         assert service.store.counts("tiny-test")["vectors"] == vectors
         assert check_corpus(service).problems == []
-    finally:
-        service.close()
 
 
 @pytest.fixture
@@ -179,12 +173,9 @@ def test_a_read_only_home(youtube_env: FakeYouTube, tmpfs_home: Path, settings: 
 
 
 def _library_failure(settings: Settings, path: Path) -> str:
-    service = build_service(settings, embedder=TinyEmbedder(), sleep=lambda s: None)
-    try:
-        with pytest.raises(ThumbsearchError) as caught:
-            ingest_queries(service, ["space"])
-    finally:
-        service.close()
+    with build_service(settings, embedder=TinyEmbedder(), sleep=lambda s: None) as service, \
+            pytest.raises(ThumbsearchError) as caught:
+        ingest_queries(service, ["space"])
     message = str(caught.value)
     assert "\n" not in message and str(path) in message, message
     return message
@@ -197,11 +188,8 @@ def test_a_thumbnail_cache_that_is_a_file(youtube_env: FakeYouTube, settings: Se
     cache.write_text("in the way")
     _library_failure(settings, cache)
     cache.unlink()
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         assert service.store.counts("tiny-test")["vectors"] >= stored
-    finally:
-        service.close()
 
 
 def test_an_index_directory_that_is_a_file(youtube_env: FakeYouTube, settings: Settings) -> None:
@@ -211,13 +199,10 @@ def test_an_index_directory_that_is_a_file(youtube_env: FakeYouTube, settings: S
     index.write_text("in the way")
     _library_failure(settings, index)
     index.unlink()
-    service = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as service:
         assert service.store.counts("tiny-test")["vectors"] >= stored
         service.index().save()  # the open rebuilt it from the database
         assert check_corpus(service).problems == []
-    finally:
-        service.close()
 
 
 def test_a_litert_cache_that_cannot_be_written(tmp_path: Path) -> None:

@@ -90,8 +90,8 @@ def test_alembic_upgrade_head_from_its_own_environment(pg_env: str) -> None:
 
 def test_ingest_end_to_end_with_the_fake_servers(youtube_env: FakeYouTube) -> None:
     fake = youtube_env
-    service = build_service(Settings.from_env(), embedder=TinyEmbedder(), sleep=lambda _s: None)
-    try:
+    with build_service(Settings.from_env(), embedder=TinyEmbedder(),
+                       sleep=lambda _s: None) as service:
         first = ingest_queries(service, ["cats", "space"])
         assert first.new == len(fake.searches["cats"]) + len(fake.searches["space"])
         assert first.failed == [] and first.known == 0
@@ -114,14 +114,9 @@ def test_ingest_end_to_end_with_the_fake_servers(youtube_env: FakeYouTube) -> No
         assert vector is not None
         top = service.index().search(vector[1][None, :], 3)
         assert service.store.video_ids_for_rows([int(top[1][0][0])]) == {vector[0]: stored_id}
-    finally:
-        service.close()
     # A new process catches up its index from the database (rows past the watermark).
-    reopened = build_service(Settings.from_env(), embedder=TinyEmbedder())
-    try:
+    with build_service(Settings.from_env(), embedder=TinyEmbedder()) as reopened:
         assert reopened.index().size == first.new
-    finally:
-        reopened.close()
     code, output = _cli("runs", "--json")
     assert code == 0, output
     runs = json.loads(output)
@@ -129,11 +124,8 @@ def test_ingest_end_to_end_with_the_fake_servers(youtube_env: FakeYouTube) -> No
 
 
 def test_similar_stats_doctor_and_index_rebuild_through_the_cli(isolated_env: Path) -> None:
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         ids = seed_corpus(service, 40)
-    finally:
-        service.close()
     code, output = _cli("stats", "--json")
     assert code == 0, output
     stats = json.loads(output)

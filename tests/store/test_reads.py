@@ -94,7 +94,7 @@ def test_lookups_only_service_answers_as_the_full_one(stored: tuple[Service, lis
     lean = build_service(settings, lookups_only=True)
     full = build_service(settings)
     try:
-        assert isinstance(lean.reads, SqliteReads)
+        assert isinstance(lean.require_corpus().reads, SqliteReads)
         assert lean._store is None
         assert similar_to_video(lean, ids[5], 7) == similar_to_video(full, ids[5], 7)
         many = [ids[1], "missing0000", ids[900]]

@@ -101,15 +101,12 @@ def test_errors_show_no_server_path(corpus: tuple[Service, list[SampleVideo]],
     meta = stored.settings.index_dir / "tiny-test.json"
     assert meta.exists()
     meta.write_text("{ not json")
-    fresh = build_service(settings, embedder=TinyEmbedder())
-    try:
+    with build_service(settings, embedder=TinyEmbedder()) as fresh:
         app = TestClient(create_app(lambda: fresh), raise_server_exceptions=False)
         for url in ("/api/stats", f"/api/similar/{samples[0].video_id}"):
             message = _assert_error(app.get(url), 500)
             assert "index/tiny-test.json" in message
             assert str(Path(settings.home).parent) not in message
-    finally:
-        fresh.close()
 
 
 def test_an_unexpected_exception_shows_only_its_kind(settings: Settings) -> None:

@@ -89,16 +89,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "THUMBSEARCH_ALLOWED_HOSTS": fake.thumbnail_host,
             "THUMBSEARCH_MAX_IMAGE_BYTES": "65536"})
         samples = write_ytdlp_folder(root / "thumbs", variants_per_photo=1)
-        service = build_service(settings, embedder=TinyEmbedder())
-        try:
+        with build_service(settings, embedder=TinyEmbedder()) as service:
             service.prepare_for_writing()
             add_paths(service, [root / "thumbs"])  # re-uploads over 64 KiB are refused
             stored = [s.video_id for s in samples if service.store.get_video(s.video_id)]
             assert len(stored) >= 10
             app = create_app(lambda: service, allowed_hosts=frozenset({"testserver"}))
             yield Site(app, service, stored, samples[0].path.read_bytes())
-        finally:
-            service.close()
 
 
 @pytest.fixture(scope="module")

@@ -55,8 +55,7 @@ def api(youtube_env: FakeYouTube, monkeypatch: pytest.MonkeyPatch) -> Iterator[H
 @pytest.fixture
 def home(isolated_env: Path) -> Path:
     """A home holding three YouTube videos with random vectors of the default model."""
-    service = build_service(Settings.from_env())
-    try:
+    with build_service(Settings.from_env()) as service:
         service.prepare_for_writing()
         metas = [VideoMeta(video_id=v, source="youtube", title=f"seeded {v}",
                            thumbnail_url=f"https://i.ytimg.com/vi/{v}/mqdefault.jpg")
@@ -67,8 +66,6 @@ def home(isolated_env: Path) -> Path:
         index = service.index()
         index.add(rows, vectors)
         index.save()
-    finally:
-        service.close()
     return isolated_env
 
 
