@@ -1,8 +1,4 @@
-"""Atomic file writes: a temporary file beside the target, then a rename over it.
-
-A reader sees the old file or the new one, never half of one; whatever fails, the
-temporary (``.<name>.<random>.tmp``) is deleted and the old file stays whole.
-"""
+"""Atomic file writes: a temporary file beside the target, then a rename over it."""
 
 from __future__ import annotations
 
@@ -30,6 +26,9 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None], *,
     never an empty file under the name); ``mode``: its permissions (``mkstemp`` makes it
     private). Creates the parent directory; OSError (a full disk, an unusable path) is
     the caller's to translate.
+
+    A reader sees the old file or the new one, never half of one; whatever fails, the
+    temporary (``.<name>.<random>.tmp``) is deleted and the old file stays whole.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name),

@@ -1,10 +1,4 @@
-"""One wiring function that builds the service from settings.
-
-Shared by the CLI, the web app, the benchmarks and tests, each using it as a context
-manager (``with build_service(settings) as service:`` closes its connections).
-Collaborators can be passed in; the model loads lazily (TensorFlow is imported only
-when something must be embedded) and so does the YouTube client.
-"""
+"""One wiring function that builds the service from settings."""
 
 from __future__ import annotations
 
@@ -188,6 +182,11 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     ``weights`` is a local weights file for the model (``--weights``). A caller that
     only looks up neighbours passes ``lookups_only``: on a SQLite file its reads then
     go through ``sqlite3`` (``indexer.store.reads``) and SQLAlchemy is never imported.
+
+    Shared by the CLI, the web app, the benchmarks and tests, each using it as a context
+    manager (``with build_service(settings) as service:`` closes its connections).
+    Collaborators can be passed in; the model loads lazily (TensorFlow is imported only
+    when something must be embedded) and so does the YouTube client.
     """
     # Imported here so that importing this module stays cheap for the command line.
     from indexer.images.thumbcache import ThumbnailCache

@@ -1,7 +1,4 @@
-"""URLs from outside (a user's, a server's ``Location``): checked before any request is sent.
-
-Kept free of requests so the command line can check a URL without importing it.
-"""
+"""URLs from outside (a user's, a server's ``Location``): checked before any request is sent."""
 
 from __future__ import annotations
 
@@ -50,6 +47,8 @@ def checked_url(url: str) -> SplitResult:
 
     BadUrlError for a malformed one (too long, spaces or control characters, an
     unparsable host or port, no host), HostNotAllowedError for another scheme.
+
+    Kept free of requests so the command line can check a URL without importing it.
     """
     _check_text(url)
     try:

@@ -1,28 +1,4 @@
-"""Leases on shared work, so several ingest workers never do the same thing twice.
-
-Workers on one host or many share one database; before a worker reads a query's next
-pages or fetches and embeds a video, it claims the work's key in ``work_claims``:
-
-    INSERT INTO work_claims (key, owner, claimed_at, expires_at) VALUES ...
-    ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, ...
-    WHERE work_claims.expires_at < :now OR work_claims.owner = excluded.owner
-    RETURNING key
-
-One statement, atomic on PostgreSQL and on SQLite (3.35 or later): it returns the keys
-that are now the caller's, whether they were free, expired or its own already. A claim
-lasts ``lease`` seconds and the worker renews all of its claims every third of that on a
-thread of its own while it works, so a live worker keeps them however long a batch
-takes; when the work is stored the claim is deleted. A killed worker stops renewing, and
-once its claims expire the next worker that asks takes them over; on the same host (the
-same worker name, ``THUMBSEARCH_WORKER_NAME``, default the host name) a claim whose
-process is gone is taken over at once, so a killed run started again goes straight on.
-The claimer then
-checks the store again (what it claimed may have been finished by the worker that held
-it before), so a video is fetched and embedded by one worker only.
-
-Lease times come from the store's clock on each host: hosts' clocks must agree to well
-within a lease (NTP does).
-"""
+"""Leases on shared work, so several ingest workers never do the same thing twice."""
 
 from __future__ import annotations
 
@@ -88,6 +64,29 @@ class Claims:
 
     Use as a context manager: entering starts the renewal thread, leaving stops it and
     deletes every claim still held.
+
+    Workers on one host or many share one database; before a worker reads a query's next
+    pages or fetches and embeds a video, it claims the work's key in ``work_claims``:
+
+        INSERT INTO work_claims (key, owner, claimed_at, expires_at) VALUES ...
+        ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, ...
+        WHERE work_claims.expires_at < :now OR work_claims.owner = excluded.owner
+        RETURNING key
+
+    One statement, atomic on PostgreSQL and on SQLite (3.35 or later): it returns the keys
+    that are now the caller's, whether they were free, expired or its own already. A claim
+    lasts ``lease`` seconds and the worker renews all of its claims every third of that on a
+    thread of its own while it works, so a live worker keeps them however long a batch
+    takes; when the work is stored the claim is deleted. A killed worker stops renewing, and
+    once its claims expire the next worker that asks takes them over; on the same host (the
+    same worker name, ``THUMBSEARCH_WORKER_NAME``, default the host name) a claim whose
+    process is gone is taken over at once, so a killed run started again goes straight on.
+    The claimer then
+    checks the store again (what it claimed may have been finished by the worker that held
+    it before), so a video is fetched and embedded by one worker only.
+
+    Lease times come from the store's clock on each host: hosts' clocks must agree to well
+    within a lease (NTP does).
     """
 
     def __init__(self, store: Store, lease: float, host: str | None = None) -> None:

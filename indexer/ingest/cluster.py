@@ -1,7 +1,4 @@
-"""Ray cluster addresses: which forms ``add-ids --ray`` takes, and a quick reachability check.
-
-Light on purpose (no Ray, no NumPy): the command line reads its arguments with it.
-"""
+"""Ray cluster addresses: which forms ``add-ids --ray`` takes, and a quick reachability check."""
 
 from __future__ import annotations
 
@@ -29,6 +26,8 @@ def check_address(address: str) -> None:
 
     One TCP connection, given up after CONNECT_TIMEOUT, instead of Ray's own attempts,
     which go on for minutes. ``auto`` and ``local`` are left to Ray.
+
+    Light on purpose (no Ray, no NumPy): the command line reads its arguments with it.
     """
     if address in ("auto", LOCAL):
         return

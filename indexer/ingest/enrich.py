@@ -1,19 +1,4 @@
-"""Video details from videos.list: enrichment of new videos, refresh and prune of old ones.
-
-YouTube's terms require API data kept from public videos to be refreshed or
-deleted within 30 days; ``refresh_videos`` re-fetches the oldest rows in batches
-of 50 ids (1 unit a call, within the day's quota). Ids that videos.list leaves out
-when enriching are recorded as gone (``indexer.youtube.gone``) and not asked for again.
-
-Nothing is deleted on one answer. A refresh that finds a stored video missing marks it
-(``indexer.youtube.gone.mark_missing``); with ``prune`` a refresh at least ``PRUNE_AFTER`` (a day)
-after the mark that finds it missing again deletes it with its vectors; details stored
-for it in between (it is back) clear the mark. An answer that leaves out every id of a
-batch of two or more is suspect (an outage, a quota glitch, a proxy answering for
-YouTube): nothing is refreshed, marked or deleted from it, and it is counted. So that
-a batch of marked videos alone is not suspect whenever they are really gone, each
-batch also asks for one control: the video whose details were confirmed last.
-"""
+"""Video details from videos.list: enrichment of new videos, refresh and prune of old ones."""
 
 from __future__ import annotations
 
@@ -257,6 +242,20 @@ def refresh_videos(service: Service, older_than: timedelta = timedelta(days=30),
     ``dry_run`` asks the same questions (and spends the same quota) but writes nothing:
     ``summary.confirmed`` lists what ``prune`` would delete. Stops cleanly at the day's
     quota (``summary.stopped``); the next refresh picks up the rows still old.
+
+    YouTube's terms require API data kept from public videos to be refreshed or
+    deleted within 30 days; ``refresh_videos`` re-fetches the oldest rows in batches
+    of 50 ids (1 unit a call, within the day's quota). Ids that videos.list leaves out
+    when enriching are recorded as gone (``indexer.youtube.gone``) and not asked for again.
+
+    Nothing is deleted on one answer. A refresh that finds a stored video missing marks it
+    (``indexer.youtube.gone.mark_missing``); with ``prune`` a refresh at least
+    ``PRUNE_AFTER`` (a day) after the mark that finds it missing again deletes it with its
+    vectors; details stored for it in between (it is back) clear the mark. An answer that
+    leaves out every id of a batch of two or more is suspect (an outage, a quota glitch, a
+    proxy answering for YouTube): nothing is refreshed, marked or deleted from it, and it is
+    counted. So that a batch of marked videos alone is not suspect whenever they are really
+    gone, each batch also asks for one control: the video whose details were confirmed last.
     """
     progress = progress or NullProgress()
     youtube = service.youtube  # a missing key fails before anything is written

@@ -1,28 +1,4 @@
-"""Ingest a list of YouTube video ids: thumbnails by their known URL, then videos.list details.
-
-Thumbnails cost no API quota: each id's ``mqdefault`` thumbnail is downloaded from
-the thumbnail host and goes through the same pipeline as a search ingest, 50 ids a
-group. Ids already embedded, or recorded as gone, are neither downloaded nor
-embedded again, so a run that was killed or stopped is simply run again. Details
-come from videos.list, 50 ids a call (1 unit), within the day's quota: stored
-videos still without details (left by earlier runs first) are enriched while the
-thumbnails stream in; a quota stop leaves the rest to the next run and downloads
-go on. A thumbnail that answers 404, or an id videos.list leaves out, is recorded
-as gone with its reason.
-
-The thumbnails go through a ``ThumbnailStage``: ``PipelineStage`` runs them in this
-process; ``indexer.ingest.ray_backfill`` runs them on a Ray cluster. Choosing the ids, the
-gone records and the details are the same either way.
-
-Several workers can run the same (or an overlapping) list at once, on one host or
-many: each group's ids are claimed (``indexer.ingest.loop``) before they are downloaded,
-ids another worker holds are left to it, and once its own groups are stored a worker
-waits for those: ids the other worker stored or found gone are done, ids it gave up
-are tried here, and ids whose claim expired (the worker was killed) are taken over.
-So every id is downloaded and embedded by one worker, and each worker returns only
-when the whole list is stored, gone or failed. The pipeline stage is given (and so the
-loop claims) a group at a time; a Ray stage is given its whole share before it starts.
-"""
+"""Ingest a list of YouTube video ids: thumbnails by their known URL, then videos.list details."""
 
 from __future__ import annotations
 
@@ -191,10 +167,33 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
                   label: str = "video ids", stage: ThumbnailStage | None = None) -> IdListSummary:
     """Ingest the thumbnails of ``video_ids`` and give stored videos their details.
 
-    See the module docstring. Without ``details`` no API call is made (and no API key
+    Without ``details`` no API call is made (and no API key
     is needed). A quota stop ends the run cleanly: every thumbnail is still stored and
     ``stopped`` says when the quota resets. ``label`` names the ids in progress reports.
     ``stage`` stores the thumbnails (default: this process's pipeline, PipelineStage).
+
+    Thumbnails cost no API quota: each id's ``mqdefault`` thumbnail is downloaded from
+    the thumbnail host and goes through the same pipeline as a search ingest, 50 ids a
+    group. Ids already embedded, or recorded as gone, are neither downloaded nor
+    embedded again, so a run that was killed or stopped is simply run again. Details
+    come from videos.list, 50 ids a call (1 unit), within the day's quota: stored
+    videos still without details (left by earlier runs first) are enriched while the
+    thumbnails stream in; a quota stop leaves the rest to the next run and downloads
+    go on. A thumbnail that answers 404, or an id videos.list leaves out, is recorded
+    as gone with its reason.
+
+    The thumbnails go through a ``ThumbnailStage``: ``PipelineStage`` runs them in this
+    process; ``indexer.ingest.ray_backfill`` runs them on a Ray cluster. Choosing the ids, the
+    gone records and the details are the same either way.
+
+    Several workers can run the same (or an overlapping) list at once, on one host or
+    many: each group's ids are claimed (``indexer.ingest.loop``) before they are downloaded,
+    ids another worker holds are left to it, and once its own groups are stored a worker
+    waits for those: ids the other worker stored or found gone are done, ids it gave up
+    are tried here, and ids whose claim expired (the worker was killed) are taken over.
+    So every id is downloaded and embedded by one worker, and each worker returns only
+    when the whole list is stored, gone or failed. The pipeline stage is given (and so the
+    loop claims) a group at a time; a Ray stage is given its whole share before it starts.
     """
     ids = list(dict.fromkeys(video_ids))
     if not ids:

@@ -1,10 +1,4 @@
-"""The ingest loop: a source's groups are claimed, stored and handed back to it, one way.
-
-Source -> (claims) -> stages -> finished groups -> the source's accounting -> details.
-Items another worker holds are left to it; once the source's own groups are stored the
-loop waits for them: finished there (the source counts them), or given up or expired
-(the worker was killed) and taken over here. See ``docs/sources.md``.
-"""
+"""The ingest loop: a source's groups are claimed, stored and handed back to it, one way."""
 
 from __future__ import annotations
 
@@ -30,6 +24,11 @@ class Loop(Generic[N]):
     ``summary`` counts what was stored and what failed; ``claims`` (with the model id
     the keys name) is needed by a source that claims; ``details`` gets the stored ids
     each group's accounting returns.
+
+    Source -> (claims) -> stages -> finished groups -> the source's accounting -> details.
+    Items another worker holds are left to it; once the source's own groups are stored the
+    loop waits for them: finished there (the source counts them), or given up or expired
+    (the worker was killed) and taken over here. See ``docs/sources.md``.
     """
 
     def __init__(self, source: Source[N], stages: Stages[Group[N]], *,

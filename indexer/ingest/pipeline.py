@@ -1,14 +1,4 @@
-"""Ingest stages: load (fetch or read, decode, preprocess) -> embed in batches -> write.
-
-A ``Pipeline`` runs three stages at once, so the model never waits for the rest:
-loading in a bounded thread pool (downloads overlap, and decoding and resizing stay
-off the inference thread), embedding on one thread in batches that may span several
-submitted groups, and writing (database rows, then the index) on another. Work is
-submitted in groups (a search page, a folder), each with a tag naming it; the
-groups whose items are all stored or failed are returned, with their tags, by the
-submitting thread's next ``submit``, ``poll`` or ``drain``, in submission order. A
-per-item failure is counted and named, never fatal to the batch.
-"""
+"""Ingest stages: load (fetch or read, decode, preprocess) -> embed in batches -> write."""
 
 from __future__ import annotations
 
@@ -162,13 +152,22 @@ class _Failed(Generic[T]):
 
 
 class Pipeline(Generic[T]):
-    """Load, embed and write groups of items concurrently; see the module docstring.
+    """Load, embed and write groups of items concurrently; see the class docstring.
 
     Use as a context manager: leaving it normally waits for every group, leaving it
     with an exception cancels what has not been embedded yet. A stage error (the
     model, the database, the index, or an unexpected loader error) stops the pipeline
     and is raised once on the submitting thread, by ``submit``, ``poll`` or ``drain``,
     when no group finished before it is left to hand back.
+
+    A ``Pipeline`` runs three stages at once, so the model never waits for the rest:
+    loading in a bounded thread pool (downloads overlap, and decoding and resizing stay
+    off the inference thread), embedding on one thread in batches that may span several
+    submitted groups, and writing (database rows, then the index) on another. Work is
+    submitted in groups (a search page, a folder), each with a tag naming it; the
+    groups whose items are all stored or failed are returned, with their tags, by the
+    submitting thread's next ``submit``, ``poll`` or ``drain``, in submission order. A
+    per-item failure is counted and named, never fatal to the batch.
     """
 
     def __init__(self, *, loader: Loader, embedder: Embedder, store: Store, index: VectorIndex,

@@ -1,22 +1,4 @@
-"""Ingest YouTube search results: search pages -> thumbnails -> vectors -> store and index.
-
-Queries share the day's search budget fairly: the run goes in rounds, one page
-per query a round, queries ordered by priority (highest first), then by fewest
-pages read so far, so one query with many pages cannot starve the rest. New
-videos get their details from videos.list, 50 ids a call. With ``resume`` (a
-queries file) each query's page token is kept across runs, so a run stopped by
-the quota is continued where it stopped, never repeating a page.
-
-Several workers can run the same queries at once against one database, on one host or
-many (``indexer.ingest.claims``). A worker claims a query before reading its pages and keeps
-the claim until its pass's last page is stored; with ``resume`` it then reads the
-query's cursor again, so it goes on from the page the last holder stored (or finds the
-pass done today). A query another worker holds is left to it and looked at again once
-this worker's other queries are done: still held, it waits; let go, it is done (read
-again only through its cursor); expired, its holder was killed and this worker takes it
-over. Each new video on a page is claimed too, so a video that two queries find at once
-is downloaded and embedded by one worker; the other links it to its query once stored.
-"""
+"""Ingest YouTube search results: search pages -> thumbnails -> vectors -> store and index."""
 
 from __future__ import annotations
 
@@ -134,8 +116,24 @@ class _Page:
 class _QuerySource:
     """The search queries as a source: rounds of one page a query, each page's new videos.
 
-    Each query is claimed before its pages are read and let go once its pass is stored;
-    see the module docstring.
+    Each query is claimed before its pages are read and let go once its pass is stored.
+
+    Queries share the day's search budget fairly: the run goes in rounds, one page
+    per query a round, queries ordered by priority (highest first), then by fewest
+    pages read so far, so one query with many pages cannot starve the rest. New
+    videos get their details from videos.list, 50 ids a call. With ``resume`` (a
+    queries file) each query's page token is kept across runs, so a run stopped by
+    the quota is continued where it stopped, never repeating a page.
+
+    Several workers can run the same queries at once against one database, on one host or
+    many (``indexer.ingest.claims``). A worker claims a query before reading its pages and keeps
+    the claim until its pass's last page is stored; with ``resume`` it then reads the
+    query's cursor again, so it goes on from the page the last holder stored (or finds the
+    pass done today). A query another worker holds is left to it and looked at again once
+    this worker's other queries are done: still held, it waits; let go, it is done (read
+    again only through its cursor); expired, its holder was killed and this worker takes it
+    over. Each new video on a page is claimed too, so a video that two queries find at once
+    is downloaded and embedded by one worker; the other links it to its query once stored.
     """
 
     claims = True
@@ -314,7 +312,7 @@ class _QuerySource:
 
 def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = True,
                 wait: float = 0.0, progress: Progress | None = None) -> IngestSummary:
-    """Ingest the queries within the day's quota, sharing it fairly; see the module docstring.
+    """Ingest the queries within the day's quota, sharing it fairly (see ``_QuerySource``).
 
     A quota stop (ours or YouTube's) ends the run cleanly: what was fetched is stored,
     each query's page token is kept (with ``resume``), ``summary.stopped`` says when

@@ -1,23 +1,4 @@
-"""``add-ids`` on a Ray cluster: downloads and decoding as Ray tasks, embedding in an actor pool.
-
-The stages are those of the single-process run (``indexer.ingest.idlist``), as a Ray
-Data pipeline::
-
-    ids not stored yet -> fetch + decode (tasks, half a CPU each; downloads in threads)
-        -> preprocess + embed (a pool of actors, each loading the model once)
-        -> the driver: thumbnail cache, database rows, then the FAISS index, a batch at a time
-
-Only the driver writes: it holds the writer lock, the database and the index; tasks
-and actors read nothing of the store and write nothing. Choosing and claiming the ids,
-recording 404s as gone, counting failures and the videos.list details are the
-single-process code's (the id-list source and ``indexer.ingest.loop``). Without an
-address a local Ray is started for the run and stopped after it; with one, the run
-connects to that cluster, whose nodes need thumbsearch installed (the same version)
-and must reach the thumbnail host.
-
-Ray is an optional dependency (``pip install 'thumbsearch[ray]'``), imported only
-when a run starts, so nothing else in thumbsearch loads it.
-"""
+"""``add-ids`` on a Ray cluster: downloads and decoding as Ray tasks, embedding in an actor pool."""
 
 from __future__ import annotations
 
@@ -282,7 +263,26 @@ def _connected(options: RayOptions) -> Iterator[int]:
 
 
 class RayStage:
-    """A ThumbnailStage on Ray (see the module docstring): one step per written batch."""
+    """A ThumbnailStage on Ray: one step per written batch (see the class docstring).
+
+    The stages are those of the single-process run (``indexer.ingest.idlist``), as a Ray
+    Data pipeline::
+
+        ids not stored yet -> fetch + decode (tasks, half a CPU each; downloads in threads)
+            -> preprocess + embed (a pool of actors, each loading the model once)
+            -> the driver: thumbnail cache, database rows, then the FAISS index, a batch at a time
+
+    Only the driver writes: it holds the writer lock, the database and the index; tasks
+    and actors read nothing of the store and write nothing. Choosing and claiming the ids,
+    recording 404s as gone, counting failures and the videos.list details are the
+    single-process code's (the id-list source and ``indexer.ingest.loop``). Without an
+    address a local Ray is started for the run and stopped after it; with one, the run
+    connects to that cluster, whose nodes need thumbsearch installed (the same version)
+    and must reach the thumbnail host.
+
+    Ray is an optional dependency (``pip install 'thumbsearch[ray]'``), imported only
+    when a run starts, so nothing else in thumbsearch loads it.
+    """
 
     def __init__(self, options: RayOptions, settings: Settings,
                  model: Callable[[], Embedder] | None = None) -> None:

@@ -1,10 +1,4 @@
-"""Re-embed the stored corpus with another model from the thumbnail cache (no network).
-
-Every stored video lacking a vector for the service's model has its thumbnail bytes read
-from the content-addressed cache and goes through the same pipeline stages as an ingest;
-the vectors are stored under that model and added to that model's own index. Videos
-whose bytes are not cached are listed as failed. A second run finds nothing to do.
-"""
+"""Re-embed the stored corpus with another model from the thumbnail cache (no network)."""
 
 from __future__ import annotations
 
@@ -67,6 +61,11 @@ def reembed(service: Service) -> ReembedSummary:
 
     It writes vectors, so it holds the writer lock: one writer at a time keeps embedding
     row ids increasing in commit order, which the vector index's watermark relies on.
+
+    Every stored video lacking a vector for the service's model has its thumbnail bytes read
+    from the content-addressed cache and goes through the same pipeline stages as an ingest;
+    the vectors are stored under that model and added to that model's own index. Videos
+    whose bytes are not cached are listed as failed. A second run finds nothing to do.
     """
     store = service.store
     if not store.exists():

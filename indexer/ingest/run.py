@@ -1,9 +1,4 @@
-"""An ingest run: records itself, feeds work to the pipeline, saves the index at the end.
-
-Runs that only add (ingest, add-ids, add) hold the writer lock shared, so several run at
-once on one host or many; they divide the work with leases (``run.claims``,
-``indexer.ingest.claims``). Runs that remove vectors (refresh) hold it exclusive.
-"""
+"""An ingest run: records itself, feeds work to the pipeline, saves the index at the end."""
 
 from __future__ import annotations
 
@@ -108,6 +103,10 @@ def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
     ``exclusive``; it is waited for up to ``wait`` seconds (WriterBusyError after
     that). Images are downloaded with ``fetcher`` (default: the service's). The run's
     claims are renewed while it lasts and released at its end.
+
+    Runs that only add (ingest, add-ids, add) hold the writer lock shared, so several run at
+    once on one host or many; they divide the work with leases (``run.claims``,
+    ``indexer.ingest.claims``). Runs that remove vectors (refresh) hold it exclusive.
     """
     with ExitStack() as stack:
         stack.enter_context(writer_lock(service.settings.home, kind, wait=wait,

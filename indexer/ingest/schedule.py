@@ -1,10 +1,4 @@
-"""The schedule loop: run a queries file every so often until asked to stop.
-
-Each batch is one ``run_queries`` (resuming where the last one stopped). A stop
-request (Ctrl-C, SIGTERM: the CLI sets ``stop``) is honoured between batches, so
-the batch under way finishes and nothing is lost. The queries file is read again
-before every batch, so edits apply without a restart.
-"""
+"""The schedule loop: run a queries file every so often until asked to stop."""
 
 from __future__ import annotations
 
@@ -48,6 +42,11 @@ def run_schedule(service: Service, load: Callable[[], Sequence[QuerySpec]], ever
     not an error here: the next batch resumes.
     Configuration and input errors end the loop; other errors are reported and the
     loop goes on.
+
+    Each batch is one ``run_queries`` (resuming where the last one stopped). A stop
+    request (Ctrl-C, SIGTERM: the CLI sets ``stop``) is honoured between batches, so
+    the batch under way finishes and nothing is lost. The queries file is read again
+    before every batch, so edits apply without a restart.
     """
     stop = stop or threading.Event()
     pause = pause or stop.wait

@@ -1,7 +1,4 @@
-"""What an ingest source implements (``Source``) and what carries its groups (``Stages``).
-
-The loop that drives a source is ``indexer.ingest.loop``; ``docs/sources.md`` tells how.
-"""
+"""What an ingest source implements (``Source``) and what carries its groups (``Stages``)."""
 
 from __future__ import annotations
 
@@ -42,6 +39,8 @@ class Source(Protocol[N]):
     With ``claims`` the loop claims each item (``indexer.ingest.claims.video_key``)
     before it goes to the stages, leaves those another worker holds to it and, once
     the source's groups are stored, waits for them: finished there, or taken over here.
+
+    The loop that drives a source is ``indexer.ingest.loop``; ``docs/sources.md`` tells how.
     """
 
     claims: bool

@@ -1,7 +1,4 @@
-"""The Embedder protocol and the TensorFlow-backed implementation shared by every model.
-
-Nothing here imports TensorFlow at module level: it is imported when a model is built.
-"""
+"""The Embedder protocol and the TensorFlow-backed implementation shared by every model."""
 
 from __future__ import annotations
 
@@ -87,7 +84,10 @@ GRAPH_RUNTIMES = ("keras", "function", "xla")
 
 class GraphEmbedder:
     """An Embedder running a Keras model through TensorFlow: a traced ``tf.function`` by
-    default, or ``model.predict`` (runtime "keras"), or XLA (runtime "xla")."""
+    default, or ``model.predict`` (runtime "keras"), or XLA (runtime "xla").
+
+    Nothing here imports TensorFlow at module level: it is imported when a model is built.
+    """
 
     def __init__(
         self, model_id: str, model: keras.Model, scale: Callable[[FloatArray], FloatArray],

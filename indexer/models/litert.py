@@ -1,16 +1,5 @@
 """The LiteRT runtime: a model converted once to ``.tflite``, cached on disk, and run by the
-LiteRT interpreter (PyPI ``ai-edge-litert``) with XNNPACK on every core.
-
-Conversion needs TensorFlow (``tf.lite.TFLiteConverter`` from the embedding graph's
-concrete function, variables frozen to constants). Once the file is cached, loading and
-embedding need only the interpreter and numpy, so a process that finds the file never
-imports TensorFlow.
-
-Cache file: ``<cache_dir>/<model id>-<weights digest>-<content digest>.tflite``. The
-weights digest (SHA-256 of the weights file, and the converter format) keys it; the
-content digest lets a damaged file be recognised and rebuilt. Files are written to a
-temporary name and renamed, so a reader never sees half of one.
-"""
+LiteRT interpreter (PyPI ``ai-edge-litert``) with XNNPACK on every core."""
 
 from __future__ import annotations
 
@@ -247,6 +236,16 @@ def load_litert_embedder(
 
     ``build_graph`` builds the TensorFlow embedder to convert (called only on a cache
     miss); ``weights_file`` gives the file whose digest keys the cache (None: not cached).
+
+    Conversion needs TensorFlow (``tf.lite.TFLiteConverter`` from the embedding graph's
+    concrete function, variables frozen to constants). Once the file is cached, loading and
+    embedding need only the interpreter and numpy, so a process that finds the file never
+    imports TensorFlow.
+
+    Cache file: ``<cache_dir>/<model id>-<weights digest>-<content digest>.tflite``. The
+    weights digest (SHA-256 of the weights file, and the converter format) keys it; the
+    content digest lets a damaged file be recognised and rebuilt. Files are written to a
+    temporary name and renamed, so a reader never sees half of one.
     """
     def convert() -> bytes:
         return convert_to_tflite(build_graph())

@@ -1,49 +1,5 @@
-"""The FAISS index: a snapshot on disk, a tail of newer rows, and a watermark.
-
-The database is the source of truth; the index is derived from it. FAISS holds
-L2-normalised float32 vectors (or compact codes of them) and int64 embedding row ids
-only, so scores are cosine similarities. Three files hold it. The snapshot
-(``<model>.faiss``, of the type chosen for the corpus size, see ``indexer.vectors.types``)
-is written atomically (temporary file, fsync, rename). The tail (``<model>.tail``) holds
-the rows added since, as raw (id, vector) records appended batch by batch (after cutting
-any torn end) and searched exactly, so adding a batch costs the same at any corpus size.
-``<model>.json``, written atomically last, records the model, dimension, how the
-snapshot was built (type, parameters, measured recall) and how many rows of each file
-are valid up to which watermark (the last row id). Opening memory-maps the snapshot and
-replays the database rows past the watermark into the tail, so a crash between the
-database commit and a save loses nothing. The tail is folded into the snapshot
-(compaction) once it outgrows a small share of it.
-
-A new snapshot (a compaction, or a build) never replaces the current one before it is
-complete: it is written beside it (``<model>.faiss.next``, atomically), a build's is
-verified (it reads back, holds exactly the database's row ids up to its watermark, and
-finds stored vectors as themselves), and only then is it swapped in, in three steps that
-each leave one whole index should the process die: the metadata, naming the new file as
-pending, is the commit; the rename over the old snapshot and the metadata without the
-pending name follow (the next save finishes them). Until the commit the old snapshot,
-tail and metadata are untouched, and a failure is one ``VectorIndexError``.
-
-Replay reads rows in id order past the watermark, so it needs a row's id to be higher
-than every row committed before it: SQLite's AUTOINCREMENT and PostgreSQL's sequence
-hand out increasing ids, and every transaction that inserts embedding rows first takes
-the lock that serialises those inserts (``indexer.store.serialise.serialise_embedding_inserts``: a
-transaction-scoped advisory lock on PostgreSQL, SQLite's write lock), so ids commit in
-order even while several workers on several hosts store vectors at once. A worker adds
-the rows it just stored directly only when they follow its watermark without a gap;
-otherwise other workers committed rows in between, and it replays the database instead
-(``add_stored``), so its watermark never passes a row it does not hold.
-
-Processes sharing one data directory save one at a time: ``save``, ``compact`` and
-``rebuild`` hold an exclusive ``flock`` on the index directory, and a save that finds
-the files changed since this process last read or wrote them (another process saved)
-first takes those files and replays the database past them, then saves. Every row this
-process holds is committed, so the files never go back to older state. Atomic-write
-temporaries are written only under that lock, so a save also deletes those a killed
-process left.
-
-Approximate snapshots only propose candidates; their final scores are exact cosines of
-the vectors re-read from the database, so rows deleted there drop out as well.
-"""
+"""The FAISS index: a snapshot on disk, a tail of newer rows, and a watermark (the protocol
+is drawn in docs/architecture.md, Storage)."""
 
 from __future__ import annotations
 
@@ -105,6 +61,51 @@ class VectorIndex:
     Composes the files on disk (``indexer.vectors.files``), what is held in memory
     (``held``), replay from the database (``replay``), search (``search``) and the upkeep
     of the snapshot (``compaction``).
+
+    The database is the source of truth; the index is derived from it. FAISS holds
+    L2-normalised float32 vectors (or compact codes of them) and int64 embedding row ids
+    only, so scores are cosine similarities. Three files hold it. The snapshot
+    (``<model>.faiss``, of the type chosen for the corpus size, see ``indexer.vectors.types``)
+    is written atomically (temporary file, fsync, rename). The tail (``<model>.tail``) holds
+    the rows added since, as raw (id, vector) records appended batch by batch (after cutting
+    any torn end) and searched exactly, so adding a batch costs the same at any corpus size.
+    ``<model>.json``, written atomically last, records the model, dimension, how the
+    snapshot was built (type, parameters, measured recall) and how many rows of each file
+    are valid up to which watermark (the last row id). Opening memory-maps the snapshot and
+    replays the database rows past the watermark into the tail, so a crash between the
+    database commit and a save loses nothing. The tail is folded into the snapshot
+    (compaction) once it outgrows a small share of it.
+
+    A new snapshot (a compaction, or a build) never replaces the current one before it is
+    complete: it is written beside it (``<model>.faiss.next``, atomically), a build's is
+    verified (it reads back, holds exactly the database's row ids up to its watermark, and
+    finds stored vectors as themselves), and only then is it swapped in, in three steps that
+    each leave one whole index should the process die: the metadata, naming the new file as
+    pending, is the commit; the rename over the old snapshot and the metadata without the
+    pending name follow (the next save finishes them). Until the commit the old snapshot,
+    tail and metadata are untouched, and a failure is one ``VectorIndexError``.
+
+    Replay reads rows in id order past the watermark, so it needs a row's id to be higher
+    than every row committed before it: SQLite's AUTOINCREMENT and PostgreSQL's sequence
+    hand out increasing ids, and every transaction that inserts embedding rows first takes
+    the lock that serialises those inserts
+    (``indexer.store.serialise.serialise_embedding_inserts``: a transaction-scoped advisory
+    lock on PostgreSQL, SQLite's write lock), so ids commit in order even while several
+    workers on several hosts store vectors at once. A worker adds the rows it just stored
+    directly only when they follow its watermark without a gap; otherwise other workers
+    committed rows in between, and it replays the database instead (``add_stored``), so its
+    watermark never passes a row it does not hold.
+
+    Processes sharing one data directory save one at a time: ``save``, ``compact`` and
+    ``rebuild`` hold an exclusive ``flock`` on the index directory, and a save that finds
+    the files changed since this process last read or wrote them (another process saved)
+    first takes those files and replays the database past them, then saves. Every row this
+    process holds is committed, so the files never go back to older state. Atomic-write
+    temporaries are written only under that lock, so a save also deletes those a killed
+    process left.
+
+    Approximate snapshots only propose candidates; their final scores are exact cosines of
+    the vectors re-read from the database, so rows deleted there drop out as well.
     """
 
     def __init__(self, directory: Path, model: str, dim: int, store: Reads | None = None) -> None:
@@ -292,7 +293,7 @@ class VectorIndex:
 
         Each file is written atomically (temporary file, fsync, rename); the metadata,
         written last, says which sizes and watermarks belong together. Processes sharing
-        the directory save one at a time (see the module docstring).
+        the directory save one at a time (see the class docstring).
         """
         with self._saving():
             held = self._held

@@ -1,23 +1,4 @@
-"""Index types chosen for the corpus size, their parameters tuned on the corpus itself.
-
-Exact (flat) while the corpus is small; past ``FLAT_MAX`` vectors an approximate index
-whose search parameter is raised until recall@10 against exact search, measured on a
-sample of the corpus at build time, reaches ``RECALL_TARGET``. Approximate indexes only
-propose candidates: the final scores are exact cosines re-read from the database (the
-source of truth), so they can hold compact codes (a PCA learned on the corpus, then 4-bit
-product quantisation scanned with SIMD, or 8-bit scalar quantisation) and still rank like
-exact search.
-
-Approximate indexes search by L2 distance: on unit vectors it ranks like inner product,
-and it survives the mean removal of PCA, which inner product does not.
-
-A build reads its corpus from a ``VectorSource`` (the store, or arrays in memory) a batch
-at a time and never as one matrix: approximate kinds are trained on a random sample of
-rows (``TRAIN_PER_LIST`` a list) and tuned on ``TUNE_QUERIES`` more, whose exact
-neighbours are merged batch by batch while the corpus is added; their candidates are
-re-ranked from vectors read for those rows alone. Memory is the index plus the sample
-and a batch.
-"""
+"""Index types chosen for the corpus size, their parameters tuned on the corpus itself."""
 
 from __future__ import annotations
 
@@ -189,6 +170,24 @@ def candidates_for(kind: str, size: int, dim: int, train: int | None = None) -> 
     Fitted to the corpus: the PCA no wider than the ``train`` vectors it is learned on
     (the sample a build of ``size`` draws), lists of at least ``KMEANS_MIN_POINTS``
     vectors, 4-bit codes only from ``PQ_TRAIN_MIN`` training vectors.
+
+    Exact (flat) while the corpus is small; past ``FLAT_MAX`` vectors an approximate index
+    whose search parameter is raised until recall@10 against exact search, measured on a
+    sample of the corpus at build time, reaches ``RECALL_TARGET``. Approximate indexes only
+    propose candidates: the final scores are exact cosines re-read from the database (the
+    source of truth), so they can hold compact codes (a PCA learned on the corpus, then 4-bit
+    product quantisation scanned with SIMD, or 8-bit scalar quantisation) and still rank like
+    exact search.
+
+    Approximate indexes search by L2 distance: on unit vectors it ranks like inner product,
+    and it survives the mean removal of PCA, which inner product does not.
+
+    A build reads its corpus from a ``VectorSource`` (the store, or arrays in memory) a batch
+    at a time and never as one matrix: approximate kinds are trained on a random sample of
+    rows (``TRAIN_PER_LIST`` a list) and tuned on ``TUNE_QUERIES`` more, whose exact
+    neighbours are merged batch by batch while the corpus is added; their candidates are
+    re-ranked from vectors read for those rows alone. Memory is the index plus the sample
+    and a batch.
     """
     if kind == "flat":
         return ["IDMap2,Flat"]

@@ -1,10 +1,4 @@
-"""The typer root: settings read once, one place where errors become exit codes.
-
-The rule, for every command: 0 done; 1 an error stopped it (ThumbsearchError);
-2 a usage or range error (click's own usage errors, an option or argument out of
-its range or malformed, a numeric setting out of range: UsageError); 3 stopped at
-the day's API quota (QuotaExceededError). Each is one line on stderr.
-"""
+"""The typer root: settings read once, one place where errors become exit codes."""
 
 from __future__ import annotations
 
@@ -45,7 +39,13 @@ def _click_line(exc: Exception) -> str:
 
 
 class _Root(TyperGroup):
-    """Turns every error into one line on stderr and its exit code (the rule above)."""
+    """Turns every error into one line on stderr and its exit code (the rule above).
+
+    The rule, for every command: 0 done; 1 an error stopped it (ThumbsearchError);
+    2 a usage or range error (click's own usage errors, an option or argument out of
+    its range or malformed, a numeric setting out of range: UsageError); 3 stopped at
+    the day's API quota (QuotaExceededError). Each is one line on stderr.
+    """
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
                      **extra: Any) -> Any:
