@@ -30,10 +30,11 @@ test: install
 	$(PY) -m pytest -q
 
 # Everything but the long kinds: the real model, soak and SIGKILL runs, large corpora,
-# PostgreSQL, Ray and the browser (markers in pyproject.toml).
+# PostgreSQL, Ray and the browser (markers in pyproject.toml), on every core (pytest-xdist).
 FAST_TESTS ?= not (slow or soak or kill or large or postgres or ray or browser)
+FAST_WORKERS ?= auto
 test-fast: install
-	$(PY) -m pytest -q -m "$(FAST_TESTS)"
+	$(PY) -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_TESTS)"
 
 lint: install
 	$(VENV)/bin/ruff check .
