@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import FetchError, ThumbsearchError
+from indexer.errors import FetchError
 from indexer.images.thumbcache import ThumbnailCache
 from indexer.ingest.loop import Loop
 from indexer.ingest.pipeline import Pipeline, PipelineResult, StageTimes, WorkItem
-from indexer.ingest.run import run_heartbeat
+from indexer.ingest.run import run_heartbeat, save_and_record
 from indexer.ingest.source import Group
 from indexer.records import Failure, VideoMeta
 from indexer.service import Service
@@ -132,11 +132,6 @@ def _reembed(service: Service) -> ReembedSummary:
         status = "done"
     finally:
         summary.times.wall = time.perf_counter() - started
-        try:
-            index.save()  # rows are already committed; replay covers a failed save
-        except ThumbsearchError:
-            if status != "failed":
-                raise
-        finally:
-            store.finish_run(run_id, status, {**summary.to_json(), "kind": "reembed"})
+        save_and_record(store, lambda: index, run_id, status,
+                        {**summary.to_json(), "kind": "reembed"})
     return summary

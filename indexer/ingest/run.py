@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +23,7 @@ from indexer.vectors.index import VectorIndex
 if TYPE_CHECKING:
     from indexer.images.fetch import ImageFetcher
 
-__all__ = ["IngestRun", "ingest_run", "run_heartbeat"]
+__all__ = ["IngestRun", "ingest_run", "run_heartbeat", "save_and_record"]
 
 T = TypeVar("T")
 
@@ -125,12 +125,9 @@ def _recorded_run(service: Service, kind: str,
     status = "failed"
     try:
         # Claims are released once what was claimed is stored, or given up.
-        with run.claims, run_heartbeat(store, run_id, service.settings.claim_lease / 3):
-            try:
-                yield run
-            except QuotaExceededError:
-                run.close()  # what was fetched before the stop is stored
-                raise
+        with run.claims, run_heartbeat(store, run_id, service.settings.claim_lease / 3), \
+                _stored_on_quota(run):
+            yield run
             run.close()
         status = "done"
     except QuotaExceededError as exc:
@@ -139,17 +136,36 @@ def _recorded_run(service: Service, kind: str,
     finally:
         run.close(cancel=True)
         run.summary.times.wall = time.perf_counter() - started
-        try:
-            if run.index is None:
-                run.index = service.index()
-            # Saved even when nothing new was stored: a writer killed in the middle of a save
-            # can leave the index files disagreeing, and every open replays until the next one.
-            run.index.save()  # rows are already committed; replay covers a failed save
-        except ThumbsearchError:
-            if status != "failed":
-                raise
-        finally:
-            store.finish_run(run_id, status, run.summary.record())
+        save_and_record(store, lambda: run.index or service.index(), run_id, status,
+                        run.summary.record())
+
+
+@contextmanager
+def _stored_on_quota(run: IngestRun) -> Iterator[None]:
+    """On a quota stop, store what was fetched before it (then let the stop through)."""
+    try:
+        yield
+    except QuotaExceededError:
+        run.close()
+        raise
+
+
+def save_and_record(store: Store, index: Callable[[], VectorIndex], run_id: int, status: str,
+                    record: dict[str, Any]) -> None:
+    """Save the index, then record how the run ended, also when the save fails.
+
+    Saved even when nothing new was stored: a writer killed in the middle of a save can
+    leave the index files disagreeing, and every open replays until the next one. Rows are
+    already committed, so replay covers a failed save: its error is raised only when the
+    run itself did not fail (a failed run's own error is the one to show).
+    """
+    try:
+        index().save()
+    except ThumbsearchError:
+        if status != "failed":
+            raise
+    finally:
+        store.finish_run(run_id, status, record)
 
 
 @contextmanager
