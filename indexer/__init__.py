@@ -1,13 +1,5 @@
-"""thumbsearch's ingest worker: everything that writes.
-
-Settings are read once (``Settings.from_env``), ``build_service`` wires the
-store, index, image fetcher, YouTube client and model, and ``ingest_queries``
-and ``add_paths`` run the stages: search or files -> fetch and decode ->
-embed -> database rows, then the index.
-
-The names below are imported on first access, so importing one light submodule
-(``indexer.errors``, ``indexer.settings``) does not pull in SQLAlchemy, NumPy or FAISS.
-"""
+"""thumbsearch's ingest worker: everything that writes (see docs/architecture.md). Names
+below load on first access, so a light submodule never pulls in NumPy or FAISS."""
 
 from __future__ import annotations
 

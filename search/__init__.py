@@ -1,8 +1,5 @@
-"""thumbsearch's query tool: top-k neighbours, statistics and the command line.
-
-The names below are imported on first access, so the command line can start
-without loading NumPy, SQLAlchemy or FAISS.
-"""
+"""thumbsearch's query tool: top-k neighbours, statistics and the command line. Names below
+load on first access, so the command line starts without NumPy, SQLAlchemy or FAISS."""
 
 from __future__ import annotations
 

