@@ -13,6 +13,11 @@ from tests.fakes.corpus import FIGURES_ENV
 
 pytest_plugins = ["tests.fakes.fixtures", "tests.pg"]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs a worker per core: each keeps OpenMP (FAISS) to one thread, so that
+    # the workers' thread pools do not spin against each other. Read when FAISS loads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ENV_NAMES = (
     "THUMBSEARCH_HOME", "THUMBSEARCH_DATABASE_URL", "YOUTUBE_API_KEY",
     "THUMBSEARCH_YOUTUBE_ENDPOINT", "THUMBSEARCH_THUMBNAIL_BASE", "THUMBSEARCH_ALLOWED_HOSTS",

@@ -473,7 +473,7 @@ class FakeYouTube:
         self._thumbs = _Server(self._handle_thumbnail)
         for server in (self._api, self._thumbs):
             thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+                target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
             )
             thread.start()
             self._threads.append(thread)

@@ -269,10 +269,12 @@ def test_similar_image_with_a_malformed_url_is_one_line_exit_1(
         assert pair.server.requests in ([], ["/start"])
 
 
-def _stalls_over(server: HostileServer) -> list[bool]:
-    """The server's record of its stalls, once each one it began has ended."""
+def _stalls_over(server: HostileServer,
+                 stalls_at: Callable[[str], bool] = lambda path: True) -> list[bool]:
+    """The server's record of its stalls, once each one it began has ended (``stalls_at``
+    says which requested paths it answers with a stall)."""
     for _ in range(200):
-        if len(server.stalls) >= len(server.requests):
+        if len(server.stalls) >= sum(map(stalls_at, server.requests)):
             break
         time.sleep(0.05)
     return list(server.stalls)
@@ -371,7 +373,7 @@ def test_add_ids_gives_up_a_stalled_thumbnail_at_the_shortened_deadline(
         monkeypatch.setenv("THUMBSEARCH_ALLOWED_HOSTS", server.host)
         with build_service(Settings.from_env(), embedder=TinyEmbedder()) as service:
             summary = add_video_ids(service, [stalled, *good], details=False)
-        stalls = _stalls_over(server)
+        stalls = _stalls_over(server, lambda path: stalled in path)
     assert summary.run.new == len(good)
     assert [f.video_id for f in summary.run.failed] == [stalled]
     assert "deadline" in summary.run.failed[0].reason

@@ -193,6 +193,7 @@ def test_lite_weights_of_a_missing_file_raise_model_error(tmp_path: Path) -> Non
 # --- keras.applications backbones from weight files the test writes ---
 
 
+@pytest.mark.slow  # imports Keras, so TensorFlow
 def test_caffe_scaling_matches_keras_preprocess_input() -> None:
     import keras
 

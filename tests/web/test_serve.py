@@ -132,15 +132,27 @@ def test_allow_remote_answers_any_host(tmp_path: Path) -> None:
 
 
 def _answer_of(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the answer on ``sock`` (the body may come in a later segment
+    than the head: read up to its Content-Length, or to the close without one)."""
     sock.settimeout(30)
     data = b""
-    while b"\r\n\r\n" not in data:
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
         chunk = sock.recv(65536)
         if not chunk:
             break
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+def _length(data: bytes) -> float:
+    """The Content-Length the head in ``data`` declares (unbounded without one)."""
+    head = data.partition(b"\r\n\r\n")[0]
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return float("inf")
 
 
 def test_oversized_uploads_are_413_without_reading_them(tmp_path: Path) -> None:

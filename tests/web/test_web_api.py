@@ -22,15 +22,45 @@ from search.web import create_app
 from tests.fakes.embedder import TinyEmbedder
 
 
-@pytest.fixture
-def corpus(settings: Settings, tmp_path: Path) -> Iterator[tuple[Service, list[SampleVideo]]]:
-    """Sample photos and re-uploads ingested with the tiny embedder."""
-    samples = write_ytdlp_folder(tmp_path / "thumbs", variants_per_photo=2)
+def _ingest_samples(settings: Settings, folder: Path) -> tuple[Service, list[SampleVideo]]:
+    """Sample photos and re-uploads written to ``folder``, ingested with the tiny embedder."""
+    samples = write_ytdlp_folder(folder, variants_per_photo=2)
     service = build_service(settings, embedder=TinyEmbedder())
     service.prepare_for_writing()
-    add_paths(service, [tmp_path / "thumbs"])
+    add_paths(service, [folder])
+    return service, samples
+
+
+@pytest.fixture(scope="module")
+def sqlite_corpus(tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[tuple[Service, list[SampleVideo]]]:
+    """The sample corpus in a SQLite home of its own, built once for the module's tests."""
+    root = tmp_path_factory.mktemp("corpus")
+    service, samples = _ingest_samples(
+        Settings.from_env({"THUMBSEARCH_HOME": str(root / "home")}), root / "thumbs")
     yield service, samples
     service.close()
+
+
+@pytest.fixture
+def own_corpus(settings: Settings, tmp_path: Path
+               ) -> Iterator[tuple[Service, list[SampleVideo]]]:
+    """The sample corpus in this test's home and database, for a test that changes it or
+    reaches it through the environment."""
+    service, samples = _ingest_samples(settings, tmp_path / "thumbs")
+    yield service, samples
+    service.close()
+
+
+@pytest.fixture
+def corpus(request: pytest.FixtureRequest) -> tuple[Service, list[SampleVideo]]:
+    """The sample corpus, for tests that only read it: on SQLite the module's shared one, on
+    PostgreSQL (a database per test) the test's own."""
+    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else (
+        "sqlite")
+    name = "own_corpus" if backend == "postgres" else "sqlite_corpus"
+    built: tuple[Service, list[SampleVideo]] = request.getfixturevalue(name)
+    return built
 
 
 @pytest.fixture
@@ -180,11 +210,11 @@ def test_gallery_html_and_sheet(corpus: tuple[Service, list[SampleVideo]],
 
 
 def test_serving_and_a_stored_lookup_do_not_import_tensorflow(
-        corpus: tuple[Service, list[SampleVideo]]) -> None:
+        own_corpus: tuple[Service, list[SampleVideo]]) -> None:
     import subprocess
     import sys
 
-    _, samples = corpus
+    _, samples = own_corpus
     code = (
         "import sys\n"
         "from fastapi.testclient import TestClient\n"

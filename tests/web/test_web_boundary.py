@@ -14,9 +14,9 @@ from search.web import create_app
 from search.web.app import host_names
 from search.web.errors import scrub_paths
 from tests.fakes.embedder import TinyEmbedder
-from tests.web.test_web_api import client, corpus
+from tests.web.test_web_api import client, corpus, own_corpus, sqlite_corpus
 
-__all__ = ["client", "corpus"]
+__all__ = ["client", "corpus", "own_corpus", "sqlite_corpus"]
 
 HUGE = "12122781561321141829632"
 
@@ -95,9 +95,9 @@ def test_stats_show_no_server_path(client: TestClient,
     assert data["home"] == home.name
 
 
-def test_errors_show_no_server_path(corpus: tuple[Service, list[SampleVideo]],
+def test_errors_show_no_server_path(own_corpus: tuple[Service, list[SampleVideo]],
                                     settings: Settings) -> None:
-    stored, samples = corpus
+    stored, samples = own_corpus
     meta = stored.settings.index_dir / "tiny-test.json"
     assert meta.exists()
     meta.write_text("{ not json")

@@ -19,11 +19,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from indexer.models import model_spec
 from indexer.records import VideoMeta
 from indexer.service import build_service
 from indexer.settings import Settings
 from search.cli import app
 from tests.fakes.corpus import record_figure, video_id
+from tests.fakes.embedder import StandInEmbedder
 from tests.fakes.hostile import Behaviour, HostileServer
 from tests.fakes.hostile_api import (
     SEARCH_PATH,
@@ -42,6 +44,18 @@ from tests.fakes.youtube import FakeYouTube
 runner = CliRunner()
 SEEDED = [video_id(i, "h") for i in range(3)]
 FRESH = video_id(99, "n")  # a valid id no one stored
+
+
+@pytest.fixture(autouse=True)
+def no_model(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the tests marked slow (the real model), the command line gets a stand-in for
+    the default model, of its id and size: those runs store no new video, so none has a
+    reason to load TensorFlow."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    spec = model_spec(Settings.from_env().model)
+    monkeypatch.setattr("indexer.service.settings_embedder", lambda settings, weights=None: (
+        StandInEmbedder(spec.model_id, spec.dim, spec.input_size)))
 
 
 @pytest.fixture
