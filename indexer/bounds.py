@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeGuard
 
 from indexer.errors import InputFileError, UsageError
 
 __all__ = [
     "QUOTE_LIMIT",
+    "VIDEO_ID",
     "bounded_float",
     "bounded_int",
     "hash_regular_file",
+    "is_video_id",
     "open_regular",
     "quote",
     "read_regular_file",
@@ -25,6 +28,15 @@ __all__ = [
 
 QUOTE_LIMIT = 80  # characters of user input an error line repeats
 _CHUNK = 1 << 16
+
+
+# \Z, not $: $ also matches before a trailing newline. Use with fullmatch (is_video_id).
+VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}\Z")
+
+
+def is_video_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is exactly a YouTube video id: 11 characters of [A-Za-z0-9_-]."""
+    return isinstance(value, str) and VIDEO_ID.fullmatch(value) is not None
 
 
 def quote(text: object, limit: int = QUOTE_LIMIT) -> str:

@@ -6,13 +6,11 @@ import functools
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from indexer.bounds import quote
+from indexer.bounds import VIDEO_ID, is_video_id, quote
 from indexer.errors import VideoIdError
 
 __all__ = ["VIDEO_ID", "is_video_id", "parse_video_ref"]
 
-# \Z, not $: $ also matches before a trailing newline. Use with fullmatch (is_video_id).
-VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}\Z")
 YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com",
                  "youtube-nocookie.com", "www.youtube-nocookie.com"}
 PATH_FORMS = ("shorts", "embed", "live", "v", "e")
@@ -29,11 +27,6 @@ def _is_local_id(value: str) -> bool:
     # A local id holds no '/': URLs and plain ids are told apart without importing the
     # ingest side (indexer.ingest.local pulls in the pipeline, requests and Pillow).
     return "/" not in value and _local_id().fullmatch(value) is not None
-
-
-def is_video_id(value: object) -> bool:
-    """Whether ``value`` is exactly a YouTube video id: 11 characters of [A-Za-z0-9_-]."""
-    return isinstance(value, str) and VIDEO_ID.fullmatch(value) is not None
 
 
 def _checked(candidate: str, original: str) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.bounds import hash_regular_file, open_regular, quote
+from indexer.bounds import hash_regular_file, is_video_id, open_regular, quote
 from indexer.errors import ImagePathError, InputError, InputFileError
 from indexer.images.decode import IMAGE_SUFFIXES
 from indexer.ingest.loop import Loop
@@ -151,10 +151,6 @@ class _Fields:
         return next((value for value in found if value is not None), None)
 
 
-def _is_video_id(value: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9_-]{11}", value) is not None
-
-
 def meta_for_file(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
                   ignored: list[str] | None = None) -> VideoMeta:
     """Metadata of a local image: from a yt-dlp name and .info.json, or from its content.
@@ -168,7 +164,7 @@ def meta_for_file(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     if match:
         fields = _Fields(_info_json(path, notes), path.stem + ".info.json", notes)
         video_id = fields.text("id")
-        if video_id is not None and not _is_video_id(video_id):
+        if video_id is not None and not is_video_id(video_id):
             fields.bad("id", "is not a video id")
             video_id = None
         if video_id is None or video_id == match["id"]:

@@ -21,7 +21,7 @@ from indexer.store.writer import writer_lock
 from indexer.vectors.index import VectorIndex
 
 if TYPE_CHECKING:
-    from indexer.images.fetch import ImageFetcher
+    pass
 
 __all__ = ["IngestRun", "ingest_run", "run_heartbeat", "save_and_record"]
 
@@ -33,19 +33,19 @@ class IngestRun:
 
     Work submitted with ``submit`` goes through one pipeline for the whole run, so the
     model embeds one group while the next is searched for and downloaded (the run is
-    the loop's ``Stages`` in this process). Images are downloaded with ``fetcher``
-    (default: the service's).
+    the loop's ``Stages`` in this process). Images are downloaded with the service's
+    fetcher.
     """
 
     def __init__(self, service: Service, summary: IngestSummary,
-                 fetcher: ImageFetcher | None = None, claims: Claims | None = None) -> None:
+                 claims: Claims | None = None) -> None:
         self.service = service
         self.summary = summary
         settings = service.settings
         self.claims = claims or Claims(service.store, settings.claim_lease,
                                        settings.worker_name)
         self.index: VectorIndex | None = None
-        self._loader = make_loader(fetcher or service.fetcher, settings.max_image_bytes)
+        self._loader = make_loader(service.fetcher, settings.max_image_bytes)
         self._pipeline: Pipeline[Any] | None = None
 
     def _started(self) -> Pipeline[Any]:
@@ -95,14 +95,12 @@ class IngestRun:
 
 @contextmanager
 def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
-               fetcher: ImageFetcher | None = None,
                exclusive: bool = False) -> Iterator[IngestRun]:
     """Run a recorded ingest under the writer lock; a quota stop ends it with ``stopped`` set.
 
     The lock is held shared (other adding runs go on at the same time) unless
     ``exclusive``; it is waited for up to ``wait`` seconds (WriterBusyError after
-    that). Images are downloaded with ``fetcher`` (default: the service's). The run's
-    claims are renewed while it lasts and released at its end.
+    that). The run's claims are renewed while it lasts and released at its end.
 
     Runs that only add (ingest, add-ids, add) hold the writer lock shared, so several run at
     once on one host or many; they divide the work with leases (``run.claims``,
@@ -111,15 +109,14 @@ def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
     with ExitStack() as stack:
         stack.enter_context(writer_lock(service.settings.home, kind, wait=wait,
                                         engine=service.store.engine, shared=not exclusive))
-        yield stack.enter_context(_recorded_run(service, kind, fetcher))
+        yield stack.enter_context(_recorded_run(service, kind))
 
 
 @contextmanager
-def _recorded_run(service: Service, kind: str,
-                  fetcher: ImageFetcher | None) -> Iterator[IngestRun]:
+def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
     service.prepare_for_writing()
     store = service.store
-    run = IngestRun(service, IngestSummary(), fetcher)
+    run = IngestRun(service, IngestSummary())
     run_id = store.start_run(kind)
     started = time.perf_counter()
     status = "failed"

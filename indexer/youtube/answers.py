@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WrapValidator
 
+from indexer.bounds import is_video_id
 from indexer.errors import MalformedAnswerError
 from indexer.records import VideoMeta
 
@@ -55,7 +56,6 @@ TEXT_LIMITS = {"title": 1000, "description": 20_000, "channel_title": 1000,
 MAX_TAGS = 500
 MAX_TAG = 500
 
-_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")  # used with fullmatch only
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _DURATION = re.compile(
     r"P(?:([0-9]{1,10})W)?(?:([0-9]{1,10})D)?"
@@ -358,8 +358,7 @@ def parse_search_answer(content: bytes | str | None, max_results: int,
             continue
         if result.id.kind is not None and result.id.kind != "youtube#video":
             skips[f"{method}: not a video (id.kind)"] += 1
-        elif not isinstance(result.id.videoId, str) or not _VIDEO_ID.fullmatch(
-                result.id.videoId):
+        elif not is_video_id(result.id.videoId):
             skips[f"{method}: id.videoId is not a video id"] += 1
         elif any(v.video_id == result.id.videoId for v in videos):
             skips[f"{method}: a video repeated on the page"] += 1
@@ -431,7 +430,7 @@ def parse_videos_answer(content: bytes | str | None, asked: Sequence[str],
             skips[f"{method}: {_first_problem(exc)}"] += 1
             items.unattributed += 1
             continue
-        if video.id not in wanted or not _VIDEO_ID.fullmatch(video.id):
+        if video.id not in wanted or not is_video_id(video.id):
             skips[f"{method}: id is not one of the video ids asked for"] += 1
             items.unattributed += 1
             continue

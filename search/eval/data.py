@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.bounds import quote, read_regular_file
+from indexer.bounds import is_video_id, quote, read_regular_file
 from indexer.errors import InputError
 from indexer.images.decode import IMAGE_SUFFIXES
 from indexer.settings import DEFAULT_MAX_IDS_FILE_BYTES
 
 __all__ = ["EvalItem", "LabelledSet", "load_labelled_set", "read_list_file"]
 
-_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")  # used with fullmatch
 _HEADER_NAMES = {"path", "video_id", "path_or_video_id", "id", "image", "item", "file"}
 
 
@@ -74,7 +72,7 @@ def _from_csv(path: Path, max_bytes: int) -> list[EvalItem]:
         candidate = Path(ref) if Path(ref).is_absolute() else path.parent / ref
         if candidate.is_file():
             items.append(EvalItem(label=label, path=candidate))
-        elif _VIDEO_ID.fullmatch(ref):
+        elif is_video_id(ref):
             items.append(EvalItem(label=label, video_id=ref))
         else:
             raise InputError(f"{path}:{number}: {quote(ref)} is neither an image file "
