@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from indexer.errors import InputError
+from search.strength import LIKELY_REUPLOAD
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +24,7 @@ __all__ = [
     "find_duplicates",
 ]
 
-DEFAULT_THRESHOLD = 0.92
+DEFAULT_THRESHOLD = LIKELY_REUPLOAD
 EXACT_LIMIT = 20_000
 _BATCH = 2048
 
