@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from indexer.youtube.client import YouTubeApi
     from indexer.youtube.quota import QuotaLedger
 
-__all__ = ["Corpus", "Service", "build_service", "image_fetcher", "settings_embedder"]
+__all__ = ["Corpus", "FetcherOnFirstUse", "Service", "build_service", "image_fetcher",
+           "settings_embedder"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -55,6 +56,21 @@ def image_fetcher(settings: Settings) -> ImageFetcher:
     return HttpImageFetcher(
         settings.image_hosts, timeout=settings.http_timeout,
         max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
+
+
+class FetcherOnFirstUse:
+    """The HTTP image fetcher of ``settings``, built on the first download: a lookup of a
+    stored video needs none, so it never imports requests."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._fetcher: ImageFetcher | None = None
+
+    def fetch(self, url: str) -> bytes:
+        """Download ``url`` (building the fetcher the first time)."""
+        if self._fetcher is None:
+            self._fetcher = image_fetcher(self._settings)
+        return self._fetcher.fetch(url)
 
 
 @dataclass(frozen=True)

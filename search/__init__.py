@@ -1,5 +1,5 @@
-"""thumbsearch's query tool: top-k neighbours, statistics and the command line. Names below
-load on first access, so the command line starts without NumPy, SQLAlchemy or FAISS."""
+"""thumbsearch's query side: ``Thumbsearch`` (the Python API, docs/python-api.md), top-k
+neighbours, statistics. Names load on first access, so importing this package is cheap."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from indexer.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from search.client import Thumbsearch
     from search.ids import parse_video_ref
     from search.neighbours import (
         Neighbour,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Neighbour",
     "SimilarResult",
+    "Thumbsearch",
     "corpus_stats",
     "parse_video_ref",
     "similar_to_image",
@@ -31,6 +33,7 @@ __all__ = [
 _HOMES = {
     "Neighbour": "search.neighbours",
     "SimilarResult": "search.neighbours",
+    "Thumbsearch": "search.client",
     "corpus_stats": "search.stats",
     "parse_video_ref": "search.ids",
     "similar_to_image": "search.neighbours",
