@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,36 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets queries read while an ingest writes; foreign keys are off by default in SQLite.
-    # The busy timeout comes first: switching to WAL waits for a writer that started at
-    # the same moment (another worker creating the schema) instead of failing at once.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Turn a new database file to WAL mode (the mode stays with the file).
+
+    SQLite answers "database is locked" at once, without its busy timeout, when another
+    connection (another worker creating the same file) holds a lock at that moment: the
+    switch is tried again for up to the busy timeout.
+    """
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
+    for attempt in Retrying(retry=retry_if_exception(_locked),
+                            stop=stop_after_delay(_BUSY_TIMEOUT_MS / 1000),
+                            wait=wait_random(0.005, 0.05), reraise=True):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def make_engine(url: str) -> Engine:
