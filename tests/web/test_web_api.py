@@ -236,3 +236,28 @@ def test_serving_and_a_stored_lookup_do_not_import_tensorflow(
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.usefixtures("backend")
+def test_duplicates_gallery_has_headings_dates_and_strengths(
+        corpus: tuple[Service, list[SampleVideo]]) -> None:
+    import re
+
+    from search.cli.duplicates import render_groups_html
+    from search.gallery import cached_thumbnail, data_uri_of, human_date
+
+    service, _ = corpus
+    groups = find_duplicates(service, 0.9)
+    videos = service.store.get_videos([v.video_id for g in groups for v in g.videos])
+    images = {vid: data_uri_of(cached_thumbnail(service, video), vid)
+              for vid, video in videos.items()}
+    page = render_groups_html(groups, 0.9, images)
+    assert "no image" not in page  # no empty slot before each group
+    assert page.count('class="heading"') == len(groups)
+    assert page.count("data:image/jpeg;base64,") == sum(len(g.videos) for g in groups)
+    first = groups[0]
+    assert f"first published {human_date(first.first_published)}" in page
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", page)  # no ISO timestamps
+    for video in first.videos:
+        assert (f'<span class="score {strength(video.best_score)}">'
+                f"{video.best_score:.3f}</span>") in page
