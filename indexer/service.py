@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from indexer.errors import EmptyCorpusError
 from indexer.settings import Settings
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Corpus", "FetcherOnFirstUse", "Service", "build_service", "image_fetcher",
            "settings_embedder"]
+
+_PARTS = ("store", "embedder", "youtube", "index")  # the lazily built parts of a Service
 
 
 @functools.lru_cache(maxsize=4)
@@ -48,14 +51,16 @@ def settings_embedder(settings: Settings, weights: Path | None = None) -> Embedd
                             settings.runtime, settings.model_cache_dir)
 
 
-def image_fetcher(settings: Settings) -> ImageFetcher:
-    """The HTTP image fetcher ``settings`` describe (allowed hosts, timeout, size limit)."""
+def image_fetcher(settings: Settings, max_seconds: float | None = None) -> ImageFetcher:
+    """The HTTP image fetcher ``settings`` describe (allowed hosts, timeout, size limit);
+    ``max_seconds`` bounds a whole download, retries included (None: the fetcher's default)."""
     # requests is imported only when a fetcher is built.
     from indexer.images.fetch import HttpImageFetcher
 
     return HttpImageFetcher(
         settings.image_hosts, timeout=settings.http_timeout,
-        max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2)
+        max_bytes=settings.max_image_bytes, pool_size=settings.download_workers * 2,
+        max_seconds=max_seconds)
 
 
 class FetcherOnFirstUse:
@@ -97,13 +102,32 @@ class Service:
     _embedder: Embedder | None = field(default=None, init=False)
     _youtube: YouTubeApi | None = field(default=None, init=False)
     _index: VectorIndex | None = field(default=None, init=False)
+    # Guards building each lazy part once when threads (a server's requests) ask together;
+    # held only while a part is built, never while one is used.
+    _building: dict[str, threading.Lock] = field(
+        default_factory=lambda: {p: threading.Lock() for p in _PARTS}, init=False,
+        repr=False)
+    # Guards the index's catch-up with the database: one refresh at a time, and a lookup
+    # that finds one under way searches the index as it stands instead of waiting.
+    _refreshing: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                        repr=False)
+
+    def _once(self, part: str, build: Callable[[], Any]) -> Any:
+        """The lazy ``part`` (an attribute ``_<part>``), built by one thread only."""
+        built = getattr(self, f"_{part}")
+        if built is None:
+            with self._building[part]:
+                built = getattr(self, f"_{part}")
+                if built is None:
+                    built = build()
+                    setattr(self, f"_{part}", built)
+        return built
 
     @property
     def store(self) -> Store:
         """The database, through SQLAlchemy (engine created on first use)."""
-        if self._store is None:
-            self._store = self._store_factory()
-        return self._store
+        store: Store = self._once("store", self._store_factory)
+        return store
 
     def _reads(self) -> Reads:
         """What the index reads from: the lean SQLite reader when one was asked for, else the
@@ -113,16 +137,14 @@ class Service:
     @property
     def embedder(self) -> Embedder:
         """The embedding model, loaded on first use."""
-        if self._embedder is None:
-            self._embedder = self._embedder_factory()
-        return self._embedder
+        embedder: Embedder = self._once("embedder", self._embedder_factory)
+        return embedder
 
     @property
     def youtube(self) -> YouTubeApi:
         """The YouTube API client, built on first use (needs the API key)."""
-        if self._youtube is None:
-            self._youtube = self._youtube_factory(self)
-        return self._youtube
+        youtube: YouTubeApi = self._once("youtube", lambda: self._youtube_factory(self))
+        return youtube
 
     @property
     def ledger(self) -> QuotaLedger:
@@ -137,12 +159,15 @@ class Service:
 
     def index(self) -> VectorIndex:
         """The vector index, opened and caught up with the store on first use."""
-        if self._index is None:
+
+        def open_index() -> VectorIndex:
             from indexer.vectors.index import VectorIndex
 
-            self._index = VectorIndex.open(self.settings.index_dir, self.spec.model_id,
-                                           self.spec.dim, self._reads())
-        return self._index
+            return VectorIndex.open(self.settings.index_dir, self.spec.model_id,
+                                    self.spec.dim, self._reads())
+
+        index: VectorIndex = self._once("index", open_index)
+        return index
 
     def require_corpus(self) -> Corpus:
         """The index, caught up with the database, and the reads a lookup makes there; or
@@ -150,6 +175,9 @@ class Service:
 
         An index opened earlier by this service (a long-running server) first replays
         the rows stored since, by any run on any host: one query when there are none.
+        The replay is built aside and swapped in (``VectorIndex.refresh``), so searches in
+        other threads go on meanwhile; a lookup that finds another thread replaying does
+        not wait for it and searches the index as it stands.
         """
         reads = self._reads()
         if not reads.exists():
@@ -158,8 +186,11 @@ class Service:
                 "or `thumbsearch add PATH` first")
         opened = self._index is not None
         index = self.index()
-        if opened:
-            index.catch_up(reads)
+        if opened and self._refreshing.acquire(blocking=False):
+            try:
+                index.refresh(reads)
+            finally:
+                self._refreshing.release()
         if index.size == 0 and reads.counts(self.spec.model_id)["videos"]:
             raise EmptyCorpusError(
                 f"the corpus at {self.settings.home} holds no vectors for model "

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_SEARCH_QUOTA",
     "DEFAULT_THUMBNAIL_BASE",
     "DEFAULT_UNITS_QUOTA",
+    "DEFAULT_WEB_FETCH_TIMEOUT",
     "DEFAULT_YOUTUBE_ENDPOINT",
     "ENV_HELP",
     "RUNTIMES",
@@ -38,6 +39,9 @@ DEFAULT_ALLOWED_HOSTS = ("i.ytimg.com", "i1.ytimg.com", "i2.ytimg.com", "i3.ytim
 # does it work?"), so the default model removes bars before squashing to 224x224.
 DEFAULT_MODEL = "efficientnet-lite0+unbar"
 DEFAULT_HTTP_TIMEOUT = 20.0
+# Seconds `serve` gives the whole download of an unknown video's thumbnail (retries
+# included): a page waiting on it is answered 404 past it, not left hanging.
+DEFAULT_WEB_FETCH_TIMEOUT = 5.0
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024  # a download, an upload or a file for `add`
 DEFAULT_MAX_IDS_FILE_BYTES = 256 * 1024 * 1024  # about 20 million ids, one a line
 DEFAULT_MAX_QUERIES_FILE_BYTES = 1024 * 1024
@@ -81,6 +85,9 @@ Environment (read once at start):
                                 largest ids file or stdin list (default 268435456)
   THUMBSEARCH_MAX_QUERIES_FILE_BYTES
                                 largest queries file (default 1048576)
+  THUMBSEARCH_WEB_FETCH_TIMEOUT seconds `serve` waits for an unknown video's thumbnail
+                                (the whole download, retries included) before it
+                                answers 404 (default 5)
   THUMBSEARCH_WORKER_NAME       this host's name in work claims (default: the host
                                 name); processes with the same name must share one
                                 process table
@@ -104,6 +111,11 @@ def _lease(env: Mapping[str, str]) -> float:
     if not text:
         return DEFAULT_CLAIM_LEASE
     return bounded_float(text, "THUMBSEARCH_CLAIM_LEASE", 0.5, 86_400)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    return bounded_float(text, name, 0.1, 3600) if text else default
 
 
 def _parsable_url(name: str, url: str) -> None:
@@ -153,6 +165,7 @@ class Settings:
     runtime: str = DEFAULT_RUNTIME
     claim_lease: float = DEFAULT_CLAIM_LEASE
     worker_name: str | None = None
+    web_fetch_timeout: float = DEFAULT_WEB_FETCH_TIMEOUT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -200,6 +213,8 @@ class Settings:
             runtime=parse_runtime(env.get("THUMBSEARCH_RUNTIME", "")),
             claim_lease=_lease(env),
             worker_name=env.get("THUMBSEARCH_WORKER_NAME", "").strip() or None,
+            web_fetch_timeout=_seconds(env, "THUMBSEARCH_WEB_FETCH_TIMEOUT",
+                                       DEFAULT_WEB_FETCH_TIMEOUT),
         )
 
     @property

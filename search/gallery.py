@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageFont
@@ -19,12 +21,17 @@ from indexer.service import Service
 from search.html import render
 from search.neighbours import SimilarResult
 
+if TYPE_CHECKING:
+    from search.duplicates import DuplicateGroup
+
 __all__ = [
     "SHEET_THUMB",
     "cached_thumbnail",
     "contact_sheet",
     "data_uri_of",
+    "human_date",
     "query_image",
+    "render_duplicates",
     "render_html",
     "similar_entries",
     "write_html",
@@ -41,6 +48,11 @@ def youtube_url(video_id: str) -> str | None:
     if video_id.startswith(LOCAL_ID_PREFIX):
         return None
     return f"https://www.youtube.com/watch?v={video_id}"
+
+
+def human_date(moment: datetime | None) -> str:
+    """A publish time as a reader says it ("5 Mar 2024"); "unknown" when absent."""
+    return f"{moment.day} {moment:%b %Y}" if moment is not None else "unknown"
 
 
 def cached_thumbnail(service: Service, video: StoredVideo | None) -> bytes | None:
@@ -111,7 +123,7 @@ def similar_entries(service: Service, result: SimilarResult,
         image = _decode(cached_thumbnail(service, stored.get(r.video_id)), r.video_id)
         neighbours.append({"rank": r.rank, "name": r.video_id, "label": r.title or r.video_id,
                            "channel": r.channel_title, "image": _data_uri(image),
-                           "score": r.score, "relevant": True, "url": youtube_url(r.video_id)})
+                           "score": r.score, "relevant": None, "url": youtube_url(r.video_id)})
     return [{"name": name, "label": label, "image": _data_uri(query), "ap": None,
              "neighbours": neighbours}]
 
@@ -120,6 +132,25 @@ def render_html(service: Service, result: SimilarResult) -> str:
     """The self-contained HTML page of one result."""
     entries = similar_entries(service, result, query_image(service, result))
     return render("similar.html.j2", result=result, entries=entries)
+
+
+def render_duplicates(groups: Sequence[DuplicateGroup], threshold: float,
+                      images: dict[str, str | None]) -> str:
+    """The self-contained page of duplicate groups; ``images`` maps video id to a data:
+    URI. Each group is a heading and its videos, earliest publish first."""
+    entries = []
+    for number, group in enumerate(groups, start=1):
+        entries.append({
+            "heading": f"group {number}: {len(group.videos)} videos, "
+                       f"{len(group.channels)} channels, first published "
+                       f"{human_date(group.first_published)}",
+            "neighbours": [{"rank": i, "name": v.video_id, "label": v.title or v.video_id,
+                            "channel": v.channel_title, "image": images.get(v.video_id),
+                            "score": v.best_score, "relevant": True if i == 1 else None,
+                            "date": human_date(v.published_at),
+                            "url": youtube_url(v.video_id)}
+                           for i, v in enumerate(group.videos, start=1)]})
+    return render("duplicates.html.j2", entries=entries, threshold=threshold)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -111,6 +112,9 @@ class GraphEmbedder:
         self.input_size = (int(height), int(width))
         self.dim = int(model.output_shape[-1])
         self._features: Any = self._predict
+        # One call at a time: Keras' predict is not thread-safe, and calls overlapping from
+        # a server's threads would only compete for the same cores.
+        self._lock = threading.Lock()
         if runtime != "keras":
             traced = self.trace(model, pooling, jit_compile=runtime == "xla")
             # Trace now, so the first batch's timing is the model's, not the tracing's.
@@ -168,4 +172,5 @@ class GraphEmbedder:
 
     def embed(self, batch: FloatArray) -> FloatArray:
         """(n, h, w, 3) float32 preprocessed images -> (n, dim) raw (unnormalised) features."""
-        return self.run(self._features, batch, self.dim)
+        with self._lock:
+            return self.run(self._features, batch, self.dim)

@@ -203,6 +203,16 @@ class VectorIndex:
         """Add the store's rows past the watermark; return how many were added."""
         return replay.catch_up(self._held, store, self.model)
 
+    def refresh(self, store: Reads) -> int:
+        """Catch up aside, for an index other threads search: the store's newer rows go
+        into a copy of the tail, which replaces what is held in one assignment, so a search
+        already running keeps the state it started with. Returns how many were added.
+
+        Callers serialise refreshes among themselves (two would each copy the same tail)."""
+        fresh, added = replay.caught_up_copy(self._held, store, self.model)
+        self._held = fresh
+        return added
+
     def add_stored(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add rows this process has just committed (``add``), or replay the store instead
         when they do not follow the watermark without a gap: other workers committed the

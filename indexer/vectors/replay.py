@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from indexer.errors import VectorIndexError
@@ -10,7 +12,7 @@ from indexer.vectors.exact import l2_normalise
 from indexer.vectors.files import IndexFiles
 from indexer.vectors.held import Held
 
-__all__ = ["add", "add_stored", "adopt_newer_files", "catch_up"]
+__all__ = ["add", "add_stored", "adopt_newer_files", "catch_up", "caught_up_copy"]
 
 
 def add(held: Held, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -33,6 +35,21 @@ def catch_up(held: Held, reads: Reads, model: str) -> int:
         add(held, ids, vectors)
         added += len(ids)
     return added
+
+
+def caught_up_copy(held: Held, reads: Reads, model: str) -> tuple[Held, int]:
+    """``held`` with the database's newer rows added to a copy of its tail, and how many;
+    ``held`` itself (untouched) when there are none. The snapshot is shared, not copied."""
+    import faiss
+
+    fresh: Held | None = None
+    added = 0
+    for ids, vectors in reads.iter_vectors(model, after=held.watermark):
+        if fresh is None:
+            fresh = dataclasses.replace(held, tail=faiss.clone_index(held.tail))
+        add(fresh, ids, vectors)
+        added += len(ids)
+    return (held if fresh is None else fresh), added
 
 
 def add_stored(held: Held, reads: Reads | None, model: str, ids: np.ndarray,

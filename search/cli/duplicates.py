@@ -36,22 +36,9 @@ def _print_groups(groups: list[DuplicateGroup]) -> None:
 def render_groups_html(groups: list[DuplicateGroup], threshold: float,
                        images: dict[str, str | None]) -> str:
     """A self-contained page of the groups; ``images`` maps video id to a data: URI."""
-    from search.gallery import youtube_url
-    from search.html import render
+    from search.gallery import render_duplicates
 
-    entries = []
-    for number, group in enumerate(groups, start=1):
-        first = group.first_published
-        entries.append({
-            "name": f"first published {first.isoformat() if first else 'unknown'}",
-            "label": f"group {number}: {len(group.videos)} videos, "
-                     f"{len(group.channels)} channels", "image": None, "ap": None,
-            "neighbours": [{"rank": i, "name": v.video_id, "label": v.title or v.video_id,
-                            "channel": v.channel_title, "image": images.get(v.video_id),
-                            "score": v.best_score, "relevant": i == 1,
-                            "url": youtube_url(v.video_id)}
-                           for i, v in enumerate(group.videos, start=1)]})
-    return render("duplicates.html.j2", entries=entries, threshold=threshold)
+    return render_duplicates(groups, threshold, images)
 
 
 def duplicates(

@@ -85,12 +85,12 @@ def serve(
     bound_port: int = sock.getsockname()[1]
     import uvicorn
 
-    from indexer.service import build_service
     from search.web import create_app
+    from search.web.app import web_service
     from search.web.guard import host_names
 
     settings = ctx.obj
-    app = create_app(lambda: build_service(settings),
+    app = create_app(lambda: web_service(settings),
                      allowed_hosts=None if allow_remote else host_names(host, bound_port))
     config = uvicorn.Config(app, host=host, port=bound_port, log_level="warning",
                             access_log=False)

@@ -6,7 +6,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import ExitStack, asynccontextmanager
 from importlib import resources
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -15,13 +15,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from indexer.bounds import QUOTE_LIMIT, quote
-from indexer.errors import NotFoundError, ThumbsearchError
-from indexer.service import Service
+from indexer.errors import FetchError, NotFoundError, ThumbsearchError, VideoNotFoundError
+from indexer.service import Service, build_service, image_fetcher
+from indexer.settings import Settings
 from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
 from search.gallery import cached_thumbnail, youtube_url
 from search.ids import parse_video_ref
 from search.neighbours import MAX_K, SimilarResult, similar_to_bytes, similar_to_video
 from search.stats import corpus_stats
+from search.strength import strength
 from search.web.errors import (
     UploadTooLargeError,
     error_responses,
@@ -30,6 +32,10 @@ from search.web.errors import (
     status_for,
 )
 from search.web.guard import BODY_OVERHEAD, Guard, host_names
+
+if TYPE_CHECKING:
+    from indexer.models import Embedder
+    from indexer.store.metadata import Store
 
 __all__ = [
     "IMAGE_TYPES",
@@ -42,6 +48,7 @@ __all__ = [
     "create_app",
     "host_names",
     "status_for",
+    "web_service",
 ]
 
 PAGE_SIZE = 24
@@ -73,6 +80,44 @@ def _upload_name(filename: str | None) -> str:
     return name[:QUOTE_LIMIT] or "upload"
 
 
+def web_service(settings: Settings, *, embedder: Embedder | None = None) -> Service:
+    """The service a server builds: an unknown video's thumbnail download ends within
+    ``settings.web_fetch_timeout`` (THUMBSEARCH_WEB_FETCH_TIMEOUT), retries included."""
+    return build_service(settings, embedder=embedder,
+                         fetcher=image_fetcher(settings, settings.web_fetch_timeout))
+
+
+def _similar_to_video(service: Service, video_id: str, k: int) -> SimilarResult:
+    """``similar_to_video``; a thumbnail that cannot be had (missing, slow past the
+    deadline, unreachable) is an unknown video: NotFoundError (404), not a host error."""
+    try:
+        return similar_to_video(service, video_id, k)
+    except (FetchError, VideoNotFoundError) as exc:
+        if isinstance(exc, VideoNotFoundError) and not isinstance(exc.__cause__, FetchError):
+            raise
+        raise VideoNotFoundError(
+            f"{video_id} is not in the corpus and no thumbnail could be fetched") from exc
+
+
+def _videos_page(store: Store, query: str | None, page: int, per_page: int) -> dict[str, Any]:
+    """One page of stored videos, newest first; a page past the end is the last one."""
+    total, ids = store.page_of_videos(query or None, (page - 1) * per_page, per_page)
+    pages = (total + per_page - 1) // per_page
+    if pages and page > pages:
+        page = pages
+        total, ids = store.page_of_videos(query or None, (page - 1) * per_page, per_page)
+    stored = store.get_videos(ids)
+    listed = [stored[i] for i in ids if i in stored]
+    return {
+        "query": query, "page": page, "pages": pages, "total": total,
+        "queries": [{"text": t, "videos": n} for t, n in store.query_counts()],
+        "videos": [{"video_id": v.video_id, "title": v.title,
+                    "channel_title": v.channel_title,
+                    "published_at": v.published_at.isoformat() if v.published_at else None,
+                    "thumbnail": f"/thumbs/{v.video_id}",
+                    "youtube_url": youtube_url(v.video_id)} for v in listed]}
+
+
 def create_app(service_factory: Callable[[], Service], *,
                allowed_hosts: Collection[str] | None = None) -> FastAPI:
     """The web app; ``service_factory`` (e.g. ``lambda: build_service(settings)``) runs once,
@@ -86,24 +131,33 @@ def create_app(service_factory: Callable[[], Service], *,
     client, and every status and media type a route can answer is in the OpenAPI schema.
     Nothing heavy is imported at start: the model loads on the first image upload or
     unknown video id.
+
+    Requests run concurrently (FastAPI's thread pool): nothing here serialises them. What
+    is shared and not thread-safe guards itself narrowly: the service is built once under
+    ``building``; inside it each lazy part is built once, the index catches up with the
+    database aside and swaps it in (``Service.require_corpus``) and the model runs one
+    call at a time under its own lock; database reads take a connection per call.
     """
-    lock = threading.RLock()  # one request at a time touches the service (SQLite, the model)
+    building = threading.Lock()  # guards building the service once (and closing it)
     holder: dict[str, Service] = {}
     limits: dict[str, int] = {}
     opened = ExitStack()
 
     def service() -> Service:
-        with lock:
-            if "service" not in holder:
-                holder["service"] = opened.enter_context(service_factory())
-            return holder["service"]
+        built = holder.get("service")
+        if built is None:
+            with building:
+                if "service" not in holder:
+                    holder["service"] = opened.enter_context(service_factory())
+                built = holder["service"]
+        return built
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            with lock:
+            with building:
                 holder.pop("service", None)
                 opened.close()
 
@@ -152,6 +206,7 @@ def create_app(service_factory: Callable[[], Service], *,
     def shaped(result: SimilarResult) -> dict[str, Any]:
         data = result.to_json()
         for item in data["results"]:
+            item["strength"] = strength(item["score"])
             item["thumbnail"] = f"/thumbs/{item['video_id']}"
             item["youtube_url"] = youtube_url(item["video_id"])
         query_id = result.query.get("video_id")
@@ -175,70 +230,61 @@ def create_app(service_factory: Callable[[], Service], *,
         return Response(_static(name), media_type=_STATIC[name])
 
     @app.get("/api/similar/{video_ref:path}", summary="Neighbours of a video id or URL",
-             responses=error_responses(400, 404, 422, 500, 502))
+             responses=error_responses(400, 404, 422, 500))
     def similar_video(
             video_ref: Annotated[str, Path(min_length=1, max_length=MAX_REF_CHARS)],
             k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> dict[str, Any]:
-        """Top-k stored videos whose thumbnails look most like the video's."""
+        """Top-k stored videos whose thumbnails look most like the video's (each with its
+        score's strength: strong, a likely re-upload; medium, looks alike; or weak). A video
+        not in the corpus is embedded from its thumbnail, fetched within
+        THUMBSEARCH_WEB_FETCH_TIMEOUT; when none can be had the answer is 404."""
         video_id = parse_video_ref(video_ref)
-        with lock:
-            return shaped(similar_to_video(service(), video_id, k))
+        return shaped(_similar_to_video(service(), video_id, k))
 
     @app.post("/api/similar", summary="Neighbours of an uploaded image",
               responses=error_responses(400, 404, 413, 422, 500))
     def similar_upload(image: Annotated[UploadFile, File()],
                        k: Annotated[int, Form(ge=1, le=MAX_K)] = 10) -> dict[str, Any]:
-        """Top-k stored videos whose thumbnails look most like the uploaded image."""
+        """Top-k stored videos whose thumbnails look most like the uploaded image (each
+        with its score's strength)."""
         limit = service().settings.max_image_bytes
         data = image.file.read(limit + 1)  # the whole body was bounded while it arrived
         if len(data) > limit:
             raise UploadTooLargeError(f"the upload is larger than {limit} bytes")
-        with lock:
-            return shaped(similar_to_bytes(service(), data, _upload_name(image.filename), k))
+        return shaped(similar_to_bytes(service(), data, _upload_name(image.filename), k))
 
     @app.get("/api/videos", summary="Browse the corpus, optionally by ingest query",
              responses=error_responses(400, 422, 500))
     def videos(query: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
                page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                per_page: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE) -> dict[str, Any]:
-        """One page of stored videos (newest first) and the ingest queries to filter by."""
-        with lock:
-            store = service().store
-            if not store.exists():
-                return {"query": query, "page": page, "pages": 0, "total": 0,
-                        "queries": [], "videos": []}
-            total, ids = store.page_of_videos(query or None, (page - 1) * per_page, per_page)
-            stored = store.get_videos(ids)
-            listed = [stored[i] for i in ids if i in stored]
-            return {
-                "query": query, "page": page, "pages": (total + per_page - 1) // per_page,
-                "total": total,
-                "queries": [{"text": t, "videos": n} for t, n in store.query_counts()],
-                "videos": [{"video_id": v.video_id, "title": v.title,
-                            "channel_title": v.channel_title,
-                            "published_at": v.published_at.isoformat() if v.published_at
-                            else None, "thumbnail": f"/thumbs/{v.video_id}",
-                            "youtube_url": youtube_url(v.video_id)} for v in listed]}
+        """One page of stored videos (newest first) and the ingest queries to filter by; a
+        page past the end answers the last page (``page`` says which was answered)."""
+        store = service().store
+        if not store.exists():
+            return {"query": query, "page": 1, "pages": 0, "total": 0,
+                    "queries": [], "videos": []}
+        return _videos_page(store, query, page, per_page)
 
     @app.get("/api/stats", summary="Corpus statistics", responses=error_responses(400, 500))
     def stats() -> dict[str, Any]:
         """Counts, model, index and quota, as ``thumbsearch stats --json``; files are
         named relative to the home, the home by its name."""
-        with lock:
-            built = service()
-            return public_stats(corpus_stats(built), built.settings.home)
+        built = service()
+        return public_stats(corpus_stats(built), built.settings.home)
 
     @app.get("/api/duplicates", summary="Groups of near-identical thumbnails",
              responses=error_responses(400, 404, 422, 500))
     def duplicates(threshold: Annotated[float, Query(ge=-1.0, le=1.0)] = DEFAULT_THRESHOLD,
                    across_channels: bool = False) -> dict[str, Any]:
-        """Connected components of the similarity graph above the threshold, largest first."""
-        with lock:
-            groups = find_duplicates(service(), threshold, across_channels=across_channels)
+        """Connected components of the similarity graph above the threshold, largest first
+        (each video's score with its strength)."""
+        groups = find_duplicates(service(), threshold, across_channels=across_channels)
         out = []
         for group in groups:
             shaped_group = group.to_json()
             for item in shaped_group["videos"]:
+                item["strength"] = strength(item["best_score"])
                 item["thumbnail"] = f"/thumbs/{item['video_id']}"
                 item["youtube_url"] = youtube_url(item["video_id"])
             out.append(shaped_group)
@@ -256,9 +302,9 @@ def create_app(service_factory: Callable[[], Service], *,
     def thumbnail(
             video_id: Annotated[str, Path(max_length=MAX_VIDEO_ID_CHARS)]) -> Response:
         """The thumbnail from the local cache, else a redirect to its http(s) URL."""
-        with lock:
-            video = service().store.get_video(video_id) if service().store.exists() else None
-            data = cached_thumbnail(service(), video)
+        store = service().store
+        video = store.get_video(video_id) if store.exists() else None
+        data = cached_thumbnail(service(), video)
         if data is not None:
             return Response(data, media_type=_image_type(data),
                             headers={"Cache-Control": "max-age=86400"})

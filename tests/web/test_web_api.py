@@ -18,6 +18,7 @@ from search.duplicates import duplicate_components, find_duplicates
 from search.eval.samples import SampleVideo, write_ytdlp_folder
 from search.gallery import write_html, write_sheet
 from search.neighbours import similar_to_video
+from search.strength import strength
 from search.web import create_app
 from tests.fakes.embedder import TinyEmbedder
 
@@ -87,6 +88,7 @@ def test_similar_by_id_and_url(client: TestClient,
     assert data["query"]["title"] == original.title
     first = data["results"][0]
     assert first["video_id"] != original.video_id
+    assert all(r["strength"] == strength(r["score"]) for r in data["results"])
     assert first["youtube_url"] == f"https://www.youtube.com/watch?v={first['video_id']}"
     url = f"https://www.youtube.com/watch?v={original.video_id}"
     by_url = client.get("/api/similar/" + url.replace("?", "%3F"), params={"k": 3})
@@ -137,10 +139,14 @@ def test_bad_and_too_large_uploads(client: TestClient,
 def test_videos_stats_duplicates_page_and_schema(client: TestClient) -> None:
     videos = client.get("/api/videos", params={"per_page": 5, "page": 2}).json()
     assert videos["total"] == 30 and videos["pages"] == 6 and len(videos["videos"]) == 5
+    past = client.get("/api/videos", params={"per_page": 5, "page": 9}).json()
+    last = client.get("/api/videos", params={"per_page": 5, "page": 6}).json()
+    assert past["page"] == 6 and past["videos"] == last["videos"] and len(past["videos"]) == 5
     assert client.get("/api/videos", params={"query": "nothing"}).json()["total"] == 0
     assert client.get("/api/stats").json()["vectors"] == 30
     groups = client.get("/api/duplicates", params={"threshold": 0.9}).json()["groups"]
     assert groups and all(g["size"] >= 2 for g in groups)
+    assert all(v["strength"] == strength(v["best_score"]) for g in groups for v in g["videos"])
     page = client.get("/")
     assert page.status_code == 200 and "/static/app.js" in page.text
     assert "http" not in page.text.replace("http-equiv", "")  # nothing from a CDN
@@ -230,3 +236,28 @@ def test_serving_and_a_stored_lookup_do_not_import_tensorflow(
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.usefixtures("backend")
+def test_duplicates_gallery_has_headings_dates_and_strengths(
+        corpus: tuple[Service, list[SampleVideo]]) -> None:
+    import re
+
+    from search.cli.duplicates import render_groups_html
+    from search.gallery import cached_thumbnail, data_uri_of, human_date
+
+    service, _ = corpus
+    groups = find_duplicates(service, 0.9)
+    videos = service.store.get_videos([v.video_id for g in groups for v in g.videos])
+    images = {vid: data_uri_of(cached_thumbnail(service, video), vid)
+              for vid, video in videos.items()}
+    page = render_groups_html(groups, 0.9, images)
+    assert "no image" not in page  # no empty slot before each group
+    assert page.count('class="heading"') == len(groups)
+    assert page.count("data:image/jpeg;base64,") == sum(len(g.videos) for g in groups)
+    first = groups[0]
+    assert f"first published {human_date(first.first_published)}" in page
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", page)  # no ISO timestamps
+    for video in first.videos:
+        assert (f'<span class="score {strength(video.best_score)}">'
+                f"{video.best_score:.3f}</span>") in page

@@ -1,7 +1,14 @@
-"""The page in real headless Chromium, served by `thumbsearch serve` over a real-photo corpus."""
+"""The page and the HTML galleries in real headless Chromium, served by `thumbsearch serve`
+over a real-photo corpus.
+
+``DOCS_SCREENSHOTS=docs python -m pytest -m browser tests/web/test_web_browser.py`` also
+writes the pictures the docs show: docs/web-page.png (1280 px wide), docs/web-page-400.png
+(400 px) and docs/duplicates.png (the `duplicates --html` gallery).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -24,6 +31,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 BIN = Path(sys.executable).parent
+# Where the docs' screenshots go when asked for (read before the tests clear the environment).
+SCREENSHOTS = os.environ.get("DOCS_SCREENSHOTS", "")
+STRENGTHS = {"strong", "medium", "weak"}
 
 if not (CHROMIUM and CHROMEDRIVER):
     if os.environ.get("CI") == "true":
@@ -31,6 +41,12 @@ if not (CHROMIUM and CHROMEDRIVER):
                     "(.ci/run installs them with apt-get)", pytrace=False)
     pytest.skip("chromium and chromium-driver are not installed "
                 "(apt-get install chromium chromium-driver)", allow_module_level=True)
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBSEARCH_")}
+    env["THUMBSEARCH_HOME"] = str(root / "home")
+    return env
 
 
 def _free_port() -> int:
@@ -42,11 +58,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A corpus of sample photos and `thumbsearch serve` on loopback; (base URL, a photo)."""
+    """A corpus of sample photos (two pages to browse) and `thumbsearch serve` on loopback;
+    (base URL, a photo); the home is the photo's grandparent's ``home``."""
     root = tmp_path_factory.mktemp("site")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBSEARCH_")}
-    env["THUMBSEARCH_HOME"] = str(root / "home")
-    samples = write_ytdlp_folder(root / "thumbs", variants_per_photo=1)
+    env = _env(root)
+    samples = write_ytdlp_folder(root / "thumbs", variants_per_photo=3)
     subprocess.run([str(BIN / "thumbsearch"), "add", str(root / "thumbs")], env=env,
                    check=True, capture_output=True, timeout=300)
     port = _free_port()
@@ -134,6 +150,7 @@ def test_search_click_and_upload(site: tuple[str, Path], browser: Any, tmp_path:
     browser.find_element(By.CSS_SELECTOR, f'#results img[data-video-id="{clicked}"]').click()
     _wait(browser, lambda d: d.find_element(By.ID, "ref").get_attribute("value") == clicked
           and clicked not in _result_ids(d) and len(_result_ids(d)) >= 5)
+    assert browser.current_url.endswith(f"/?v={clicked}")
     _screenshot_not_blank(browser, tmp_path / "clicked.png")
 
     browser.find_element(By.ID, "upload").send_keys(str(photo))
@@ -148,3 +165,173 @@ def test_search_click_and_upload(site: tuple[str, Path], browser: Any, tmp_path:
     assert browser.find_elements(By.CSS_SELECTOR, "#groups .group")
     logs = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
     assert not logs, logs
+
+
+def _json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def _save(driver: Any, name: str) -> None:
+    """A screenshot for the docs, when DOCS_SCREENSHOTS names a folder (256 colours)."""
+    if not SCREENSHOTS:
+        return
+    path = Path(SCREENSHOTS) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(path))
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+
+
+def _heights(driver: Any, selector: str) -> set[int]:
+    return set(driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(e => Math.round(e.getBoundingClientRect().height))", selector))
+
+
+def test_landing_history_reload_strengths_and_errors(site: tuple[str, Path],
+                                                     browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, _ = site
+    browser.get(base + "/")
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#landing-grid img")) >= 4)
+    assert "The corpus holds" in browser.find_element(By.ID, "landing-note").text
+    start = browser.find_elements(By.CSS_SELECTOR, "#landing-grid img")[0]
+    first = start.get_attribute("data-video-id")
+    start.click()
+    _wait(browser, lambda d: d.current_url.endswith(f"/?v={first}") and len(_result_ids(d)) >= 5)
+    assert browser.find_element(By.ID, "landing").get_attribute("hidden") is not None
+    before = _result_ids(browser)
+
+    clicked = before[0]
+    browser.find_element(By.CSS_SELECTOR, f'#results img[data-video-id="{clicked}"]').click()
+    _wait(browser, lambda d: d.current_url.endswith(f"/?v={clicked}")
+          and len(_result_ids(d)) >= 5 and _result_ids(d) != before)
+    after = _result_ids(browser)
+
+    browser.back()
+    _wait(browser, lambda d: d.current_url.endswith(f"/?v={first}") and _result_ids(d) == before)
+    assert browser.find_element(By.ID, "ref").get_attribute("value") == first
+    browser.forward()
+    _wait(browser, lambda d: d.current_url.endswith(f"/?v={clicked}") and _result_ids(d) == after)
+    browser.refresh()
+    _wait(browser, lambda d: _result_ids(d) == after)
+    assert browser.find_element(By.ID, "ref").get_attribute("value") == clicked
+
+    # Every score carries the strength the API gives it; cells are one size.
+    answer = _json(f"{base}/api/similar/{clicked}?k=12")
+    classes = browser.execute_script(
+        "return [...document.querySelectorAll('#results .score')].map(e => e.className)")
+    assert [set(c.split()) & STRENGTHS for c in classes] == [
+        {r["strength"]} for r in answer["results"]]
+    _wait(browser, lambda d: d.execute_script(
+        "return [...document.images].every(i => i.complete && i.naturalWidth > 0)"))
+    assert len(_heights(browser, "#results .card")) == 1
+    assert len(_heights(browser, "#results .card img")) == 1
+    _save(browser, "web-page.png")
+
+    box = browser.find_element(By.ID, "ref")
+    box.clear()
+    box.send_keys("not a video id")
+    browser.find_element(By.ID, "search-button").click()
+    _wait(browser, lambda d: "error" in (d.find_element(By.ID, "status").get_attribute("class")
+                                         or ""))
+    assert not _result_ids(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#query *")
+    logs = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"
+            and "/api/similar/" not in e.get("message", "")]  # the 400 the error came from
+    assert not logs, logs
+
+
+def test_paging_stops_at_the_last_page(site: tuple[str, Path], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, _ = site
+    pages = _json(f"{base}/api/videos")["pages"]
+    assert pages == 2
+
+    def info(d: Any) -> str:
+        return str(d.find_element(By.ID, "page-info").text)
+
+    def shown(d: Any) -> int:
+        return len(d.find_elements(By.CSS_SELECTOR, "#browse .card"))
+
+    browser.get(base + "/")
+    browser.find_element(By.CSS_SELECTOR, 'nav button[data-tab="browse"]').click()
+    _wait(browser, lambda d: info(d).startswith("page 1 of 2") and shown(d) > 0)
+    assert browser.current_url.endswith("/?page=1")
+    assert not browser.find_element(By.ID, "next").get_attribute("disabled")
+    assert browser.find_element(By.ID, "prev").get_attribute("disabled")
+    browser.find_element(By.ID, "next").click()
+    _wait(browser, lambda d: info(d).startswith("page 2 of 2") and shown(d) > 0)
+    assert browser.current_url.endswith("/?page=2")
+    assert browser.find_element(By.ID, "next").get_attribute("disabled")
+    browser.back()
+    _wait(browser, lambda d: info(d).startswith("page 1 of 2"))
+
+    browser.get(base + "/?page=7")  # past the end: the last page, and the address says so
+    _wait(browser, lambda d: info(d).startswith("page 2 of 2") and shown(d) > 0)
+    assert browser.current_url.endswith("/?page=2")
+    assert browser.find_element(By.ID, "next").get_attribute("disabled")
+
+
+def test_the_page_fits_400_pixels(site: tuple[str, Path], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, _ = site
+    browser.set_window_size(400, 900)
+    assert browser.execute_script("return window.innerWidth") <= 400
+    first = _json(f"{base}/api/videos?per_page=1")["videos"][0]["video_id"]
+
+    def fits(d: Any) -> bool:
+        return bool(d.execute_script(
+            "return document.documentElement.scrollWidth <= 400"))
+
+    browser.get(base + "/")
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#landing-grid img")) >= 4)
+    assert fits(browser)
+    browser.get(f"{base}/?v={first}")
+    _wait(browser, lambda d: len(_result_ids(d)) >= 5)
+    _wait(browser, lambda d: d.execute_script(  # lazy images below the fold never load
+        "return [...document.images].filter(i => i.getBoundingClientRect().top < innerHeight)"
+        ".every(i => i.complete && i.naturalWidth > 0)"))
+    assert fits(browser)
+    header = browser.find_element(By.TAG_NAME, "header").rect
+    assert header["x"] + header["width"] <= 400
+    _save(browser, "web-page-400.png")
+    browser.get(f"{base}/?page=1")
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#browse .card")) > 0)
+    assert fits(browser)
+    browser.find_element(By.CSS_SELECTOR, 'nav button[data-tab="duplicates"]').click()
+    browser.find_element(By.ID, "dup-button").click()
+    _wait(browser, lambda d: "groups above" in d.find_element(By.ID, "dup-status").text)
+    assert fits(browser)
+
+
+def test_the_duplicates_gallery_in_chromium(site: tuple[str, Path], browser: Any,
+                                            tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _, photo = site
+    page = tmp_path / "duplicates.html"
+    subprocess.run([str(BIN / "thumbsearch"), "duplicates", "--threshold", "0.9",
+                    "--html", str(page)], env=_env(photo.parents[1]), check=True,
+                   capture_output=True, timeout=300)
+    browser.get(page.as_uri())
+    groups = browser.find_elements(By.CSS_SELECTOR, ".gallery .heading")
+    assert groups and not browser.find_elements(By.CSS_SELECTOR, ".noimg")
+    assert all("first published" in g.text and "T" not in g.text.split("published")[1]
+               for g in groups)
+    assert len(_heights(browser, ".gallery img")) == 1
+    classes = browser.execute_script(
+        "return [...document.querySelectorAll('.gallery .score')].map(e => e.className)")
+    assert classes and all(set(c.split()) & STRENGTHS for c in classes)
+    # A date never breaks inside: each is one line.
+    dates = browser.find_elements(By.CSS_SELECTOR, ".gallery .date")
+    line = browser.execute_script("return parseFloat(getComputedStyle(arguments[0]).lineHeight)"
+                                  " || 16", dates[0])
+    assert all(d.rect["height"] <= line * 1.5 for d in dates)
+    browser.set_window_size(1280, 900)
+    _save(browser, "duplicates.png")
+    browser.set_window_size(400, 900)
+    assert browser.execute_script("return document.documentElement.scrollWidth <= 400")
