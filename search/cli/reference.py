@@ -72,12 +72,12 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _split_extra(help_text: str) -> tuple[str, str]:
-    """Split click's trailing ``[default: ...; range]`` from an option's help."""
-    text = " ".join(help_text.split())
-    if text.endswith("]") and "[" in text:
-        cut = text.rfind("[")
-        return text[:cut].rstrip(), text[cut + 1:-1]
-    return text, ""
+    """Split click's trailing ``  [default: ...; range]`` (after two spaces) from a help."""
+    text = help_text.rstrip()
+    cut = text.rfind("  [")
+    if text.endswith("]") and cut >= 0:
+        return " ".join(text[:cut].split()), " ".join(text[cut + 3:-1].split())
+    return " ".join(text.split()), ""
 
 
 def _params(command: Any, ctx: Any) -> tuple[list[str], list[str]]:
