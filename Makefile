@@ -25,6 +25,9 @@ demo: install
 		THUMBSEARCH_HOME=$(DEMO_HOME) $(VENV)/bin/thumbsearch similar -k 4 -- $$id || exit 1; \
 	done
 	@echo; THUMBSEARCH_HOME=$(DEMO_HOME) $(VENV)/bin/thumbsearch stats
+	@id=$$(head -n 1 $(DEMO_HOME)/thumbnails/originals.txt); echo; \
+		echo "Query the demo corpus (it lives in $(DEMO_HOME)/, not the default data directory):"; \
+		echo "  THUMBSEARCH_HOME=$(DEMO_HOME) $(VENV)/bin/thumbsearch similar -k 4 -- $$id"
 
 test: install
 	$(PY) -m pytest -q
@@ -75,6 +78,11 @@ eval: install
 			$(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes > $(EVAL_DIR)/eval-$$n.json; \
 	done
 	@echo; $(PY) -m bench.eval_table $$(ls $(EVAL_DIR)/eval-*.json | sort -V)
+
+# docs/cli.md, written from the command tree itself (tests/test_docs.py fails when stale).
+.PHONY: docs
+docs: install
+	$(PY) -m search.cli.reference > docs/cli.md.next && mv docs/cli.md.next docs/cli.md
 
 clean:
 	rm -rf $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
