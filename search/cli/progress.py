@@ -121,15 +121,17 @@ class LogProgress:
     loading, at most one line of counts a ``interval`` seconds, and the totals."""
 
     def __init__(self, interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 write: Callable[[str], None] | None = None) -> None:
         self._interval = LINE_INTERVAL if interval is None else interval
         self._clock = clock
+        self._write = write or (lambda line: typer.echo(line, err=True))
         self._counts: _Counts | None = None
         self._last = clock()
 
     def _line(self, text: str) -> None:
         self._last = self._clock()
-        typer.echo(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {text}", err=True)
+        self._write(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {text}")
 
     def _throttled(self, label: str, detail: str) -> None:
         if self._counts is None or self._clock() - self._last < self._interval:

@@ -42,7 +42,8 @@ class RecordingProgress:
     @property
     def plan(self) -> Plan:
         """The plan the run started with."""
-        return next(e[1] for e in self.events if e[0] == "started")
+        plan: Plan = next(e[1] for e in self.events if e[0] == "started")
+        return plan
 
     def items(self, label: str) -> int:
         """Items reported through task ``label``."""
