@@ -263,7 +263,7 @@ def _connected(options: RayOptions) -> Iterator[int]:
 
 
 class RayStage:
-    """A ThumbnailStage on Ray: one step per written batch (see the class docstring).
+    """A ThumbnailStage on Ray: each written batch counts its videos (see the class docstring).
 
     The stages are those of the single-process run (``indexer.ingest.idlist``), as a Ray
     Data pipeline::

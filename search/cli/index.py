@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,10 +34,7 @@ def _run(ctx: typer.Context, wait: float, kind: str | None, as_json: bool, verb:
     from search.cli.progress import progress_reporter
 
     with progress_reporter(as_json) as progress, build_service(ctx.obj) as service:
-        started = time.perf_counter()
-        progress.begin(f"building the index of {service.spec.model_id}")
-        report = rebuild_index(service, wait=wait, kind=kind)
-        progress.done(f"index {verb} in {time.perf_counter() - started:.1f} s")
+        report = rebuild_index(service, wait=wait, kind=kind, progress=progress)
     if as_json:
         echo_json({"model": service.spec.model_id, "vectors": report.trained_size,
                    **report.to_json()})

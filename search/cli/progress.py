@@ -205,7 +205,7 @@ class BarProgress:
         bars = self._live()
         self._counts = _Counts(plan)
         several = len(plan.tasks) > 1
-        if several or not plan.tasks:
+        if several:
             self._overall = bars.add_task(self._overall_text(), total=plan.total or None,
                                           unit=plan.unit)
         for task in plan.tasks:
