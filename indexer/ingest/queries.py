@@ -318,9 +318,9 @@ def _plan(queries: list[_Query], resume: bool, now: datetime) -> Plan:
         q.spec.pages - q.cursor.pass_pages if q.cursor.open else q.spec.pages), "videos")
         for q in due)
     text = (f"{plural(len(due), 'query', 'queries')}, up to "
-            f"{plural(sum(t.total for t in tasks), 'video')}")
+            f"{plural(sum(t.total for t in tasks), 'video')}" if due else "no query is due")
     if len(due) < len(queries):
-        text += f" ({len(queries) - len(due)} more done for today)"
+        text += f" ({len(queries) - len(due)} {'more ' if due else ''}done for today)"
     return Plan("ingest", text, tasks, "videos", of="queries")
 
 

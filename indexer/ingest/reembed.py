@@ -135,11 +135,11 @@ def _reembed(service: Service, progress: Progress) -> ReembedSummary:
     summary = ReembedSummary(model=model)
     todo = store.videos_without_vector(model)
     summary.already = store.counts(model)["vectors"]
-    progress.started(Plan("reembed", f"{plural(len(todo), 'video')} without a {model} vector",
+    progress.started(Plan("reembed", f"{plural(len(todo), 'video')} to embed with {model}",
                           (Task(LABEL, len(todo), "videos"),), "videos"))
     if not todo:
         summary.nothing_to_do = (f"all {plural(summary.already, 'stored video')} already have "
-                                 f"a {model} vector")
+                                 f"{model} vectors")
         return summary
 
     def write(metas: list[VideoMeta], vectors: np.ndarray, model_id: str) -> np.ndarray:

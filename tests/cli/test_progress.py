@@ -175,6 +175,7 @@ def test_ingest_plan_counts_queries_and_videos_and_a_done_file_says_why(
                      r"\d{4}-\d{2}-\d{2} 00:00 Pacific\)")
     assert why.fullmatch(again.stdout.splitlines()[-1].removeprefix("nothing to do: "))
     assert again.stdout.splitlines()[0] == "new videos 0, already known 0, failed 0"
+    assert _lines(again.stderr)[0] == "ingest: no query is due (2 done for today)"
     summary = json.loads(runner.invoke(app, ["ingest", "--queries-file", str(queries),
                                              "--json"]).stdout)
     assert why.fullmatch(summary["nothing_to_do"]) and summary["new"] == 0
@@ -216,10 +217,10 @@ def test_refresh_and_reembed_with_nothing_to_do_say_why(youtube_env: FakeYouTube
     model = model_spec(Settings.from_env().model).model_id
     reembed = runner.invoke(app, ["reembed", "--model", model])
     assert reembed.exit_code == 0, reembed.output
-    assert f"nothing to do: all 5 stored videos already have a {model} vector" in reembed.stdout
+    assert f"nothing to do: all 5 stored videos already have {model} vectors" in reembed.stdout
     assert "loading model" not in reembed.stderr
     summary = json.loads(runner.invoke(app, ["reembed", "--model", model, "--json"]).stdout)
-    assert summary["nothing_to_do"] == f"all 5 stored videos already have a {model} vector"
+    assert summary["nothing_to_do"] == f"all 5 stored videos already have {model} vectors"
     assert summary["already"] == 5
 
 
