@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from indexer.errors import VectorIndexError
+from indexer.progress import NullProgress, Progress
 from indexer.service import Service
 from indexer.store.writer import writer_lock
 from indexer.vectors.index import VectorIndex, l2_normalise, read_tail
@@ -159,14 +161,16 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
     return report
 
 
-def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None) -> BuildReport:
+def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None, *,
+                  progress: Progress | None = None) -> BuildReport:
     """Build the snapshot again from the database (under the writer lock) and swap it in.
 
     ``kind`` is an index type of ``indexer.vectors.types.INDEX_TYPES`` (auto: by corpus
     size), refused when the corpus is too small for it; None keeps the type the snapshot
     was asked for (exact while the corpus is too small for it). The current files stay
     as they are until the new snapshot is complete and verified (``VectorIndex.rebuild``),
-    so a failure leaves the working index. Returns how it was built.
+    so a failure leaves the working index. Returns how it was built. ``progress`` hears
+    the build as one step, once the writer lock is held.
     """
     strict = kind is not None
     if kind is not None:
@@ -182,7 +186,12 @@ def rebuild_index(service: Service, wait: float = 0.0, kind: str | None = None) 
                 kind = "auto"
         if not service.store.exists():
             return BuildReport(type="flat", factory="IDMap2,Flat")
+        progress = progress or NullProgress()
+        started = time.perf_counter()
+        progress.begin(f"building the {spec.model_id} index")
         index = VectorIndex(service.settings.index_dir, spec.model_id, spec.dim, service.store)
         report = index.rebuild(service.store, kind, strict=strict)
         service._index = index
+        progress.done(f"index of {report.trained_size} vectors built in "
+                      f"{time.perf_counter() - started:.1f} s")
         return report

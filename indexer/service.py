@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from indexer.errors import EmptyCorpusError
+from indexer.progress import NullProgress, Progress
 from indexer.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class Service:
     _embedder_factory: Callable[[], Embedder]
     _youtube_factory: Callable[[Service], YouTubeApi]  # given the service (its ledger)
     _lean_reads: SqliteReads | None = None
+    progress: Progress = field(default_factory=NullProgress)  # hears the model load
     _store: Store | None = field(default=None, init=False)
     _embedder: Embedder | None = field(default=None, init=False)
     _youtube: YouTubeApi | None = field(default=None, init=False)
@@ -136,8 +138,16 @@ class Service:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedding model, loaded on first use."""
-        embedder: Embedder = self._once("embedder", self._embedder_factory)
+        """The embedding model, loaded on first use (a step ``progress`` hears, with its
+        duration)."""
+        embedder: Embedder = self._once("embedder", self._load_embedder)
+        return embedder
+
+    def _load_embedder(self) -> Embedder:
+        self.progress.begin(f"loading model {self.spec.model_id}")
+        started = time.perf_counter()
+        embedder = self._embedder_factory()
+        self.progress.done(f"model ready in {time.perf_counter() - started:.1f} s")
         return embedder
 
     @property
@@ -222,7 +232,7 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
                   weights: Path | None = None,
                   clock: Callable[[], datetime] | None = None,
                   sleep: Callable[[float], None] = time.sleep,
-                  lookups_only: bool = False) -> Service:
+                  lookups_only: bool = False, progress: Progress | None = None) -> Service:
     """Build the service; any collaborator passed in is used instead of the real one.
 
     ``clock`` (UTC now) and ``sleep`` (retry backoff) are injectable for tests;
@@ -233,7 +243,8 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     Shared by the CLI, the web app, the benchmarks and tests, each using it as a context
     manager (``with build_service(settings) as service:`` closes its connections).
     Collaborators can be passed in; the model loads lazily (TensorFlow is imported only
-    when something must be embedded) and so does the YouTube client.
+    when something must be embedded) and so does the YouTube client; ``progress`` hears
+    the model load (nothing by default).
     """
     # Imported here so that importing this module stays cheap for the command line.
     from indexer.images.thumbcache import ThumbnailCache
@@ -272,4 +283,5 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
                    cache=ThumbnailCache(settings.thumbnail_cache_dir), spec=spec,
                    _store_factory=make_store, _embedder_factory=make_embedder,
                    _youtube_factory=make_youtube,
-                   _lean_reads=SqliteReads(lean_file) if lean_file is not None else None)
+                   _lean_reads=SqliteReads(lean_file) if lean_file is not None else None,
+                   progress=progress or NullProgress())

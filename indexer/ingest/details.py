@@ -65,7 +65,8 @@ class Details:
             return
         if self.label is not None:
             gone = len(self.summary.gone) - gone_before
-            self.progress.advanced(self.label, f"{len(batch) - gone} enriched, {gone} gone")
+            self.progress.advanced(self.label, len(batch),
+                                   f"{len(batch) - gone} enriched, {gone} gone")
 
     def finish(self) -> None:
         """Ask about everything still waiting (and, with ``sweep``, what earlier runs left)."""

@@ -12,7 +12,7 @@ from sqlalchemy import delete, exists, select, update
 from indexer.errors import VectorIndexError
 from indexer.ingest.run import IngestRun, ingest_run
 from indexer.ingest.summary import IngestSummary
-from indexer.progress import NullProgress, Progress
+from indexer.progress import NullProgress, Plan, Progress, Task, plural
 from indexer.service import Service
 from indexer.store.metadata import Store, in_chunks
 from indexer.store.schema import embeddings, gone_videos, query_videos, videos
@@ -233,6 +233,15 @@ def _refresh_batch(run: IngestRun, asked: list[str], batch: set[str], *, prune: 
     return f"{len(present)} refreshed, {len(missing)} missing, {len(due) if prune else 0} pruned"
 
 
+def _duration(age: timedelta) -> str:
+    """``30d``, ``12h``, ``90m``: an age as the --older-than option writes it."""
+    seconds = int(age.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def refresh_videos(service: Service, older_than: timedelta = timedelta(days=30), *,
                    prune: bool = False, dry_run: bool = False, wait: float = 0.0,
                    progress: Progress | None = None) -> IngestSummary:
@@ -263,19 +272,28 @@ def refresh_videos(service: Service, older_than: timedelta = timedelta(days=30),
     with ingest_run(service, "refresh", wait=wait, exclusive=True) as run:
         summary = run.summary
         start = dict(youtube.calls)
-        label = f"refresh (older than {older_than})"
+        label = f"refresh (older than {_duration(older_than)})"
         try:
             cutoff = service.store.now() - older_than
             stale = stale_video_ids(service.store, older_than)
             control = _control_video(service.store, cutoff) if stale else None
             size = MAX_IDS_PER_CALL - (control is not None)
             batches = [stale[i:i + size] for i in range(0, len(stale), size)]
-            progress.started([(label, len(batches))])
+            progress.started(Plan("refresh", f"{plural(len(stale), 'video')} with data older "
+                                  f"than {_duration(older_than)}",
+                                  (Task(label, len(stale), "videos"),), "videos"))
             for batch in batches:
                 asked = batch + ([control] if control is not None else [])
                 note = _refresh_batch(run, asked, set(batch), prune=prune, dry_run=dry_run)
-                progress.advanced(label, note)
+                progress.advanced(label, len(batch), note)
             progress.finished(label, "done")
+            if not stale:
+                summary.nothing_to_do = (f"no stored video's data is older than "
+                                         f"{_duration(older_than)}")
         finally:
             summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)
+    progress.ended(f"nothing to do: {summary.nothing_to_do}" if summary.nothing_to_do else
+                   f"{summary.refreshed} refreshed, {len(summary.gone)} gone, "
+                   f"{summary.pruned} pruned" + ("; stopped by the quota" if summary.stopped
+                                                 else ""))
     return summary

@@ -14,7 +14,7 @@ from indexer.ingest.pipeline import PipelineResult, WorkItem
 from indexer.ingest.run import IngestRun, ingest_run
 from indexer.ingest.source import Group, Stages
 from indexer.ingest.summary import IngestSummary
-from indexer.progress import NullProgress, Progress
+from indexer.progress import NullProgress, Plan, Progress, Task, plural
 from indexer.records import Failure, StoredVideo, VideoMeta
 from indexer.service import Service
 from indexer.youtube.client import MAX_IDS_PER_CALL
@@ -41,6 +41,7 @@ class IdListSummary:
     already_gone: int = 0  # ids recorded as gone by an earlier run: skipped
     gone: list[Failure] = field(default_factory=list)  # found gone by this run, with why
     unenriched: int = 0  # stored YouTube videos still waiting for their details
+    nothing_to_do: str | None = None  # why the run had nothing to do, when it had not
 
     @property
     def stopped(self) -> str | None:
@@ -61,7 +62,15 @@ class IdListSummary:
             "unenriched": self.unenriched,
             "api_calls": {"search": run.search_calls, "videos": run.videos_calls},
             "skipped": dict(run.skipped),
+            **({"nothing_to_do": self.nothing_to_do} if self.nothing_to_do else {}),
         }
+
+    def totals(self) -> str:
+        """What the run did, in one line: ``40 new, 80 already known, 0 gone, 0 failed``."""
+        run = self.run
+        line = (f"{run.new} new, {run.known} already known, {len(self.gone)} gone, "
+                f"{len(run.failed)} failed, details {run.enriched}")
+        return line + ("; details stopped by the quota" if self.stopped else "")
 
 
 def _meta(video_id: str, url: str, stored: StoredVideo | None) -> VideoMeta:
@@ -77,30 +86,25 @@ def _meta(video_id: str, url: str, stored: StoredVideo | None) -> VideoMeta:
 class ThumbnailStage(Protocol):
     """Downloads, embeds and stores an id list's thumbnails: in this process, or elsewhere."""
 
-    def steps(self, items: int) -> int:
-        """How many progress steps the stages report for this many items."""
-        ...
-
-    def stages(self, run: IngestRun) -> Stages[Group[None]]:
-        """The stages for ``run``: each finished group (or batch) is one progress step,
-        and a thumbnail that answered 404 is in its result's ``missing``."""
+    def stages(self, run: IngestRun) -> Stages[Group[int]]:
+        """The stages for ``run``: each finished group (or batch) notes how many ids it
+        held, and a thumbnail that answered 404 is in its result's ``missing``."""
         ...
 
 
 class PipelineStage:
     """The thumbnails in this process: groups of 50 ids through the run's pipeline."""
 
-    def steps(self, items: int) -> int:
-        """One step a group."""
-        return -(-items // GROUP)
-
-    def stages(self, run: IngestRun) -> Stages[Group[None]]:
+    def stages(self, run: IngestRun) -> Stages[Group[int]]:
         """The run's pipeline."""
         return run
 
 
 class _IdListSource:
-    """An id list as a source: groups of 50 ids, what is gone recorded as each is stored."""
+    """An id list as a source: groups of 50 ids, what is gone recorded as each is stored.
+
+    Each group's note is how many ids it held when it was read: its progress, once stored.
+    """
 
     claims = True
 
@@ -119,7 +123,7 @@ class _IdListSource:
         self.todo = [v for v in ids if v not in done]
         return len(self.todo)
 
-    def groups(self) -> Iterator[Group[None]]:
+    def groups(self) -> Iterator[Group[int]]:
         """The ids still to do, 50 a group, as work items."""
         service = self.service
         for start in range(0, len(self.todo), GROUP):
@@ -129,9 +133,9 @@ class _IdListSource:
             for video_id in group:
                 url = service.settings.thumbnail_url(video_id)
                 items.append(WorkItem(meta=_meta(video_id, url, rows.get(video_id)), url=url))
-            yield Group(items, None)
+            yield Group(items, len(items))
 
-    def settle(self, group: Group[None], ids: list[str]) -> set[str]:
+    def settle(self, group: Group[int], ids: list[str]) -> set[str]:
         """Ids embedded for the model or recorded as gone (by now, perhaps by another
         worker): counted as known or gone before."""
         return self.settle_ids(ids)
@@ -145,11 +149,13 @@ class _IdListSource:
         self.result.already_gone += len(gone)
         return known | set(gone)
 
-    def stored(self, group: Group[None], result: PipelineResult) -> list[str]:
-        """One step of the stages is through: note what is gone; the stored want details."""
+    def stored(self, group: Group[int], result: PipelineResult) -> list[str]:
+        """A group is through: note what is gone; the stored want details. Ids taken over
+        from another worker were counted with the group they were read in."""
+        through = 0 if group.handover else group.note
         if not group.items:  # nothing of the group went to the stages
-            self.progress.advanced(self.label, f"{group.held} held by another worker"
-                                   if group.held else "done")
+            self.progress.advanced(self.label, through, f"{group.held} held by another worker"
+                                   if group.held else "already done")
             return []
         stored, missing = result.stored, result.missing
         if missing:
@@ -157,8 +163,8 @@ class _IdListSource:
             self.result.gone.extend(Failure(v, why) for v, why in missing.items())
             self.run.summary.gone.extend(missing)
         failed = len(group.items) - len(set(stored)) - len(missing)
-        self.progress.advanced(self.label, f"{len(stored)} new, {len(missing)} gone, "
-                                           f"{failed} failed")
+        self.progress.advanced(self.label, through, f"{len(stored)} new, {len(missing)} gone, "
+                                                    f"{failed} failed")
         return stored
 
 
@@ -212,9 +218,7 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
         # What earlier runs left is enriched first, as the stages store the new ones.
         details_of = (Details(service, run.summary, waiting, ends_run=False, progress=progress,
                               label=DETAILS_LABEL, sweep=True) if details else None)
-        progress.started([(label, stage.steps(todo))] + (
-            [(DETAILS_LABEL, -(-(len(waiting) + todo) // MAX_IDS_PER_CALL))] if details
-            else []))
+        progress.started(_plan(len(ids), todo, len(waiting) if details else None, label))
         loop = Loop(source, stage.stages(run), summary=run.summary, claims=run.claims,
                     model=service.spec.model_id, details=details_of)
         try:
@@ -230,6 +234,23 @@ def add_video_ids(service: Service, video_ids: Sequence[str], *, details: bool =
                 run.summary.videos_calls = youtube.calls["videos"] - start.get("videos", 0)
                 run.summary.count_skipped(skipped_before, youtube.skipped)
         result.unenriched = len(unenriched_video_ids(service.store, None, linked_only=False))
+        if stop is None and not (todo or run.summary.enriched or run.summary.videos_calls):
+            result.nothing_to_do = (f"all {plural(len(ids), 'id')} are already in the corpus"
+                                    + (f" ({result.already_gone} recorded as gone)"
+                                       if result.already_gone else ""))
         if stop is not None:
             raise stop
+    progress.ended(f"nothing to do: {result.nothing_to_do}" if result.nothing_to_do
+                   else result.totals())
     return result
+
+
+def _plan(ids: int, todo: int, waiting: int | None, label: str) -> Plan:
+    """``add-ids: 120 ids, 80 to download (40 stored or gone already); details for up to 80
+    videos``; ``waiting`` is None without details."""
+    text = f"{plural(ids, 'id')}, {todo} to download ({ids - todo} stored or gone already)"
+    tasks = [Task(label, todo, "videos")]
+    if waiting is not None:
+        text += f"; details for up to {plural(waiting + todo, 'video')}"
+        tasks.append(Task(DETAILS_LABEL, waiting + todo, "videos", overall=False))
+    return Plan("add-ids", text, tuple(tasks), "videos")

@@ -19,6 +19,7 @@ from indexer.ingest.pipeline import PipelineResult, WorkItem
 from indexer.ingest.run import ingest_run
 from indexer.ingest.source import Group
 from indexer.ingest.summary import IngestSummary
+from indexer.progress import NullProgress, Plan, Progress, Task, plural
 from indexer.records import Failure, VideoMeta
 from indexer.service import Service
 from indexer.settings import DEFAULT_MAX_IMAGE_BYTES
@@ -210,13 +211,15 @@ def _check_named_files(paths: Sequence[Path], max_bytes: int) -> None:
                                          "THUMBSEARCH_MAX_IMAGE_BYTES to read it")
 
 
-def add_paths(service: Service, paths: Sequence[Path]) -> IngestSummary:
+def add_paths(service: Service, paths: Sequence[Path], *,
+              progress: Progress | None = None) -> IngestSummary:
     """Ingest image files and folders through the same stages as a search ingest.
 
     A file named in ``paths`` that cannot be read (not a regular file, over the image
     size limit) stops the call before anything is written; one found under a folder is
     skipped and counted as failed with its reason. Bad .info.json fields are counted in
-    the summary's ``ignored_fields``.
+    the summary's ``ignored_fields``. ``progress`` counts the images as they are stored,
+    found stored already, or fail.
     """
     if not paths:
         raise InputError("give at least one image file or folder")
@@ -225,46 +228,77 @@ def add_paths(service: Service, paths: Sequence[Path]) -> IngestSummary:
     if not files:
         raise ImagePathError("no image files found in " + ", ".join(str(p) for p in paths))
     _check_named_files(paths, max_bytes)
+    progress = progress or NullProgress()
     with ingest_run(service, "files") as run:
-        source = _FileSource(service, files, run.summary)
+        progress.started(Plan("add", plural(len(files), "image"),
+                              (Task(IMAGES, len(files), "images"),), "images"))
+        source = _FileSource(service, files, run.summary, progress)
         Loop(source, run, summary=run.summary).run()
-    return run.summary
+        progress.finished(IMAGES, "done")
+        summary = run.summary
+        if not summary.new and not summary.failed:
+            summary.nothing_to_do = (f"all {plural(len(files), 'image')} are already in the "
+                                     "corpus")
+    progress.ended(f"nothing to do: {summary.nothing_to_do}" if summary.nothing_to_do
+                   else summary.totals())
+    return summary
+
+
+IMAGES = "images"  # the label of add's one task
 
 
 class _FileSource:
-    """Local image files as a source: one group, the files whose image is not stored yet."""
+    """Local image files as a source: groups of a batch of files whose image is not stored
+    yet, each file read (and hashed) as its group is read."""
 
     claims = False
 
-    def __init__(self, service: Service, files: list[Path], summary: IngestSummary) -> None:
+    def __init__(self, service: Service, files: list[Path], summary: IngestSummary,
+                 progress: Progress) -> None:
         self.service = service
         self.files = files
         self.summary = summary
+        self.progress = progress
+        self.seen: set[str] = set()  # image ids read so far
 
-    def groups(self) -> Iterator[Group[None]]:
-        """The files' items, each image once; unreadable files counted as failed."""
+    def groups(self) -> Iterator[Group[int]]:
+        """The files' items, each image once, a batch of files a group (its note: how
+        many files it stands for); unreadable files counted as failed."""
+        size = max(1, self.service.settings.batch_size)
+        for start in range(0, len(self.files), size):
+            chunk = self.files[start:start + size]
+            items = self._items(chunk)
+            known = self.service.store.embedded_ids(items, self.service.spec.model_id)
+            self.summary.known += len(known)
+            todo = [item for vid, item in items.items() if vid not in known]
+            if todo:
+                yield Group(todo, len(chunk))
+            else:
+                self.progress.advanced(IMAGES, len(chunk), "already stored")
+
+    def _items(self, files: list[Path]) -> dict[str, WorkItem]:
         summary, max_bytes = self.summary, self.service.settings.max_image_bytes
         items: dict[str, WorkItem] = {}
-        for path in self.files:
+        for path in files:
             try:
                 meta = meta_for_file(path, max_bytes, summary.ignored_fields)
             except ImagePathError as exc:
                 summary.failed.append(Failure(str(path), str(exc)))
                 continue
-            if meta.video_id in items:
+            if meta.video_id in self.seen:
                 summary.known += 1  # the same image twice in this call
                 continue
+            self.seen.add(meta.video_id)
             items[meta.video_id] = WorkItem(meta=meta, path=path)
-        known = self.service.store.embedded_ids(items, self.service.spec.model_id)
-        summary.known += len(known)
-        todo = [item for vid, item in items.items() if vid not in known]
-        if todo:
-            yield Group(todo, None)
+        return items
 
-    def settle(self, group: Group[None], ids: list[str]) -> set[str]:
+    def settle(self, group: Group[int], ids: list[str]) -> set[str]:
         """Nothing is claimed, so nothing is settled elsewhere."""
         return set()
 
-    def stored(self, group: Group[None], result: PipelineResult) -> list[str]:
-        """Local files want no details (the loop counted what was stored)."""
+    def stored(self, group: Group[int], result: PipelineResult) -> list[str]:
+        """Count the group's files; local files want no details (the loop counted what was
+        stored)."""
+        self.progress.advanced(IMAGES, group.note, f"{len(result.stored)} new, "
+                                                   f"{len(result.failed)} failed")
         return []

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from indexer.errors import InputError
@@ -18,11 +18,12 @@ from indexer.ingest.pipeline import PipelineResult, WorkItem
 from indexer.ingest.run import IngestRun, ingest_run
 from indexer.ingest.source import WAIT, Group, Wait
 from indexer.ingest.summary import IngestSummary
-from indexer.progress import NullProgress, Progress
+from indexer.progress import NullProgress, Plan, Progress, Task, plural
 from indexer.service import Service
 from indexer.youtube.client import SearchOptions, parse_rfc3339
 from indexer.youtube.cursors import Cursor, load_cursors, save_cursor
 from indexer.youtube.queryfile import MAX_PAGES, QuerySpec
+from indexer.youtube.quota import pacific_day
 
 __all__ = ["MAX_PAGES", "ingest_queries", "run_queries"]
 
@@ -154,8 +155,8 @@ class _QuerySource:
         for query in self.queries:
             if query.cursor.due(now) or not self.resume:
                 active.append(query)
-            else:
-                self._done_today(query, "pass already done today")
+            else:  # not in the plan: no progress
+                query.stats["state"] = "done today"
         waiting: list[_Query] = []
         while active or waiting:
             if not active:
@@ -251,8 +252,8 @@ class _QuerySource:
         stats["pages"] += 1
         stats["new"] += len(stored)
         stats["known"] += known_count
-        self.progress.advanced(spec.label, f"page {saved.pass_pages}: {len(stored)} new, "
-                                           f"{known_count} known")
+        self.progress.advanced(spec.label, len(page.ids),
+                               f"page {saved.pass_pages}: {len(stored)} new, {known_count} known")
         if not page.more:
             stats["state"] = "pass done"
             self.progress.finished(spec.label, "pass done")
@@ -310,6 +311,24 @@ class _QuerySource:
                 self.progress.finished(query.spec.label, "stopped by quota")
 
 
+def _plan(queries: list[_Query], resume: bool, now: datetime) -> Plan:
+    """``ingest: 2 queries, up to 100 videos``: the queries due, each up to its pages left."""
+    due = [q for q in queries if q.cursor.due(now) or not resume]
+    tasks = tuple(Task(q.spec.label, q.spec.per_page * (
+        q.spec.pages - q.cursor.pass_pages if q.cursor.open else q.spec.pages), "videos")
+        for q in due)
+    text = (f"{plural(len(due), 'query', 'queries')}, up to "
+            f"{plural(sum(t.total for t in tasks), 'video')}" if due else "no query is due")
+    if len(due) < len(queries):
+        text += f" ({len(queries) - len(due)} {'more ' if due else ''}done for today)"
+    return Plan("ingest", text, tasks, "videos", of="queries")
+
+
+def _next_pass(now: datetime) -> str:
+    """When a pass done today can run again: the next midnight, Pacific time."""
+    return f"{pacific_day(now) + timedelta(days=1):%Y-%m-%d} 00:00 Pacific"
+
+
 def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = True,
                 wait: float = 0.0, progress: Progress | None = None) -> IngestSummary:
     """Ingest the queries within the day's quota, sharing it fairly (see ``_QuerySource``).
@@ -331,8 +350,7 @@ def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = 
         source = _QuerySource(run, queries, resume, progress)
         details = Details(service, summary, unenriched_video_ids(service.store),  # left by a
                           ends_run=True, progress=progress)  # quota stop
-        progress.started([(q.spec.label, q.spec.pages - q.cursor.pass_pages if q.cursor.open
-                           else q.spec.pages) for q in queries])
+        progress.started(_plan(queries, resume, service.store.now()))
         try:
             stop = Loop(source, run, summary=summary, claims=run.claims,
                         model=service.spec.model_id, details=details).run()
@@ -347,4 +365,9 @@ def run_queries(service: Service, specs: Sequence[QuerySpec], *, resume: bool = 
                 query.stats["next_page_token"] = query.cursor.page_token
                 query.stats["pass_page"] = query.cursor.pass_pages if query.cursor.open else 0
                 summary.per_query[query.spec.label] = query.stats
+        if resume and not (summary.pages or summary.videos_calls or summary.stopped):
+            summary.nothing_to_do = ("every query's pass is done for today (next pass after "
+                                     f"{_next_pass(service.store.now())})")
+    progress.ended(f"nothing to do: {summary.nothing_to_do}" if summary.nothing_to_do
+                   else summary.totals())
     return summary

@@ -263,7 +263,7 @@ def _connected(options: RayOptions) -> Iterator[int]:
 
 
 class RayStage:
-    """A ThumbnailStage on Ray: one step per written batch (see the class docstring).
+    """A ThumbnailStage on Ray: each written batch counts its videos (see the class docstring).
 
     The stages are those of the single-process run (``indexer.ingest.idlist``), as a Ray
     Data pipeline::
@@ -296,16 +296,12 @@ class RayStage:
         # start to its last batch written ("pipeline"), leaving Ray ("stop").
         self.seconds: dict[str, float] = {}
 
-    def steps(self, items: int) -> int:
-        """One step a batch of the settings' batch size."""
-        return -(-items // max(1, self.settings.batch_size))
-
-    def stages(self, run: IngestRun) -> Stages[Group[None]]:
+    def stages(self, run: IngestRun) -> Stages[Group[int]]:
         """The stages of one run: the groups are all taken before the Ray pipeline starts."""
         return _RayRun(self, run)
 
     def batches(self, run: IngestRun, items: list[WorkItem]
-                ) -> Iterator[Finished[Group[None]]]:
+                ) -> Iterator[Finished[Group[int]]]:
         """Run the Ray pipeline over ``items``; write each batch it yields, then hand it back
         (as a group of its items)."""
         metas = {item.meta.video_id: item for item in items}
@@ -347,7 +343,7 @@ class RayStage:
 
     @staticmethod
     def _write(run: IngestRun, items: dict[str, WorkItem],
-               batch: dict[str, np.ndarray]) -> Finished[Group[None]]:
+               batch: dict[str, np.ndarray]) -> Finished[Group[int]]:
         cache = run.service.cache
         result = PipelineResult()
         stored, vectors, done = [], [], []
@@ -372,7 +368,7 @@ class RayStage:
         times.write += time.perf_counter() - start
         times.load += float(np.sum(batch["load_s"]))
         times.embed += float(np.sum(batch["embed_s"]))
-        return Finished(Group(done, None), result)
+        return Finished(Group(done, len(done)), result)
 
 
 class _RayRun:
@@ -384,12 +380,12 @@ class _RayRun:
         self.items: list[WorkItem] = []
 
     def submit(self, items: Sequence[WorkItem],
-               tag: Group[None]) -> list[Finished[Group[None]]]:
+               tag: Group[int]) -> list[Finished[Group[int]]]:
         """Keep ``items`` for the next Ray run; an empty group is through at once."""
         self.items.extend(items)
         return [] if items else [Finished(tag, PipelineResult())]
 
-    def drain(self) -> Iterator[Finished[Group[None]]]:
+    def drain(self) -> Iterator[Finished[Group[int]]]:
         """One Ray run over the items kept; each batch, once written, is a finished group."""
         items, self.items = self.items, []
         if items:

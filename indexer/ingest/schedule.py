@@ -59,7 +59,12 @@ def run_schedule(service: Service, load: Callable[[], Sequence[QuerySpec]], ever
             specs = load()
             reporter = progress() if progress else nullcontext(NullProgress())
             with reporter as shown:  # fresh bars for each batch
-                summary = run_queries(service, specs, resume=True, wait=wait, progress=shown)
+                service.progress = shown  # the model loads in the first batch that embeds
+                try:
+                    summary = run_queries(service, specs, resume=True, wait=wait,
+                                          progress=shown)
+                finally:
+                    service.progress = NullProgress()
             if on_batch is not None:
                 on_batch(summary)
         except _FATAL:

@@ -42,11 +42,18 @@ class IngestSummary:
             if total > before.get(reason, 0):
                 self.skipped[reason] = self.skipped.get(reason, 0) + total - before.get(reason, 0)
     ignored_fields: list[str] = field(default_factory=list)  # bad .info.json fields left out
+    nothing_to_do: str | None = None  # why the run had nothing to do, when it had not
+
+    def totals(self) -> str:
+        """What the run stored, in one line: ``12 new, 88 already known, 0 failed``."""
+        line = f"{self.new} new, {self.known} already known, {len(self.failed)} failed"
+        return line + ("; stopped by the quota" if self.stopped else "")
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape of ``ingest --json`` and ``add --json``.
 
-        ``ignored_fields`` is there only when ``add`` left out bad .info.json fields.
+        ``ignored_fields`` is there only when ``add`` left out bad .info.json fields, and
+        ``nothing_to_do`` only when the run had nothing to do (it says why).
         """
         out: dict[str, Any] = {
             "queries": self.queries,
@@ -59,6 +66,8 @@ class IngestSummary:
         }
         if self.ignored_fields:
             out["ignored_fields"] = list(self.ignored_fields)
+        if self.nothing_to_do:
+            out["nothing_to_do"] = self.nothing_to_do
         return out
 
     def record(self) -> dict[str, Any]:

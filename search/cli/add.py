@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from search.cli.output import finish_ingest
+from search.cli.progress import progress_reporter
 
 __all__ = ["add", "register"]
 
@@ -27,8 +28,9 @@ def add(
     from indexer.ingest.local import add_paths
     from indexer.service import build_service
 
-    with build_service(ctx.obj) as service:
-        summary = add_paths(service, paths)
+    with progress_reporter(as_json) as progress, \
+            build_service(ctx.obj, progress=progress) as service:
+        summary = add_paths(service, paths, progress=progress)
     finish_ingest(summary, as_json)
 
 

@@ -83,6 +83,8 @@ def _print(summary: IdListSummary, invalid: int) -> None:
                f"(and {summary.already_gone} gone before), failed {len(run.failed)}, "
                f"details {run.enriched} ({summary.unenriched} waiting), "
                f"API calls: videos.list {run.videos_calls}")
+    if summary.nothing_to_do:
+        typer.echo(f"nothing to do: {summary.nothing_to_do}")
     for gone in summary.gone:
         typer.echo(f"  gone {gone.video_id}: {gone.reason}")
     for failure in run.failed:
@@ -145,7 +147,8 @@ def add_ids(
         _warn_invalid(file, bad, len(listed))
     from indexer.service import build_service
 
-    with build_service(ctx.obj) as service, progress_reporter(enabled=not as_json) as progress:
+    with progress_reporter(as_json) as progress, \
+            build_service(ctx.obj, progress=progress) as service:
         if ray is None:
             from indexer.ingest.idlist import add_video_ids
 

@@ -59,11 +59,18 @@ def duplicates(
     Each group lists its videos (earliest publish first, the likely original), their
     channels and the first publish time. Computed through the index in batches.
     """
+    import time
+
     from indexer.service import build_service
+    from search.cli.progress import progress_reporter
     from search.duplicates import find_duplicates
 
-    with build_service(ctx.obj) as service:
+    with progress_reporter(as_json) as progress, build_service(ctx.obj) as service:
+        corpus = service.require_corpus()  # an empty corpus is one error line, no step
+        started = time.perf_counter()
+        progress.begin(f"comparing {corpus.index.size} stored thumbnails with their neighbours")
         groups = find_duplicates(service, threshold, across_channels=across_channels)
+        progress.done(f"{len(groups)} group(s) found in {time.perf_counter() - started:.1f} s")
         if html is not None:
             from search.gallery import cached_thumbnail, data_uri_of
 

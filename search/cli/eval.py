@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,31 +11,12 @@ import typer
 from indexer.bounds import quote
 from indexer.errors import UsageError
 from search.cli.output import echo_json
+from search.cli.progress import progress_reporter
 
 if TYPE_CHECKING:
-    from search.eval.evaluate import EvalRun, Progress
+    from search.eval.evaluate import EvalRun
 
 __all__ = ["evaluate", "register"]
-
-
-@contextmanager
-def _progress_bar() -> Iterator[Progress | None]:
-    # A bar only for a person watching: silent when stderr is a file or a pipe.
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress as RichProgress
-
-    with RichProgress(console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = int(bar.add_task(f"embedding {name}", total=total))
-            bar.update(tasks[name], completed=done)  # type: ignore[arg-type]
-
-        yield update
 
 
 def _print_table(run: EvalRun) -> None:
@@ -112,13 +90,13 @@ def evaluate(
         raise UsageError(f"--label-by must be one of {', '.join(LABEL_BY)}, "
                          f"got {quote(label_by)}")
     settings = ctx.obj if model is None else dataclasses.replace(ctx.obj, model=model)
-    with build_service(settings) as service:
+    with progress_reporter(as_json) as progress, \
+            build_service(settings, progress=progress) as service:
         if corpus:
             run = evaluate_corpus(service, labels_file=labels, label_by=label_by, ks=ks,
-                                  index_type=index)
+                                  index_type=index, progress=progress)
         else:
-            with _progress_bar() as progress:
-                run = evaluate_sets(service, datasets or [], ks, index, progress)
+            run = evaluate_sets(service, datasets or [], ks, index, progress)
         if report is not None:
             from search.eval.report import write_report
 

@@ -31,9 +31,10 @@ def _run(ctx: typer.Context, wait: float, kind: str | None, as_json: bool, verb:
     from indexer.doctor import rebuild_index
     from indexer.service import build_service
     from search.cli.output import echo_json
+    from search.cli.progress import progress_reporter
 
-    with build_service(ctx.obj) as service:
-        report = rebuild_index(service, wait=wait, kind=kind)
+    with progress_reporter(as_json) as progress, build_service(ctx.obj) as service:
+        report = rebuild_index(service, wait=wait, kind=kind, progress=progress)
     if as_json:
         echo_json({"model": service.spec.model_id, "vectors": report.trained_size,
                    **report.to_json()})

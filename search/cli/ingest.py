@@ -52,7 +52,8 @@ def ingest(
     if queries_file is not None:  # a bad file is refused before the home is opened
         specs = load_queries_file(queries_file, pages=pages, per_page=per_page,
                                   max_bytes=ctx.obj.max_queries_file_bytes)
-    with build_service(ctx.obj) as service, progress_reporter(enabled=not as_json) as progress:
+    with progress_reporter(as_json) as progress, \
+            build_service(ctx.obj, progress=progress) as service:
         if specs is not None:
             summary = run_queries(service, specs, resume=True, wait=wait,
                                   progress=progress)

@@ -19,7 +19,8 @@ def echo_json(data: Any) -> None:
 
 
 def finish_ingest(summary: IngestSummary, as_json: bool) -> None:
-    """Print an ingest summary; exit 3 after it when the quota stopped the run."""
+    """Print an ingest summary (and why there was nothing to do, when there was not); exit 3
+    after it when the quota stopped the run."""
     if as_json:
         echo_json(summary.to_json())
     else:
@@ -31,6 +32,8 @@ def finish_ingest(summary: IngestSummary, as_json: bool) -> None:
                        f"videos.list {summary.videos_calls}")
         else:
             typer.echo(counts)
+        if summary.nothing_to_do:
+            typer.echo(f"nothing to do: {summary.nothing_to_do}")
         for failure in summary.failed:
             typer.echo(f"  failed {failure.video_id}: {failure.reason}")
         if summary.skipped:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from search.cli.output import echo_json
+from search.cli.progress import progress_reporter
 
 __all__ = ["reembed", "register"]
 
@@ -33,13 +34,16 @@ def reembed(
     from indexer.service import build_service
 
     settings = dataclasses.replace(ctx.obj, model=model_spec(model).model_id)
-    with build_service(settings, weights=weights) as service:
-        summary = reembed_corpus(service)
+    with progress_reporter(as_json) as progress, \
+            build_service(settings, weights=weights, progress=progress) as service:
+        summary = reembed_corpus(service, progress=progress)
     if as_json:
         echo_json(summary.to_json())
         return
     typer.echo(f"model {summary.model}: embedded {summary.embedded}, already embedded "
                f"{summary.already}, failed {len(summary.failed)}")
+    if summary.nothing_to_do:
+        typer.echo(f"nothing to do: {summary.nothing_to_do}")
     for failure in summary.failed:
         typer.echo(f"  failed {failure.video_id}: {failure.reason}")
 

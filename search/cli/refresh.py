@@ -57,7 +57,7 @@ def refresh(
     if dry_run and not prune:
         raise UsageError("--dry-run lists what --prune would delete: use it with --prune")
     age = parse_duration(older_than, "--older-than")
-    with build_service(ctx.obj) as service, progress_reporter(enabled=not as_json) as progress:
+    with progress_reporter(as_json) as progress, build_service(ctx.obj) as service:
         summary = refresh_videos(service, age, prune=prune, dry_run=dry_run, wait=wait,
                                  progress=progress)
     confirmed = [{"video_id": v, "title": t} for v, t in summary.confirmed.items()]
@@ -66,12 +66,16 @@ def refresh(
                    "marked": summary.marked, "unmarked": summary.unmarked,
                    "suspect_batches": summary.suspect_batches, "confirmed": confirmed,
                    "pruned": summary.pruned, "dry_run": dry_run,
-                   "api_calls": {"videos": summary.videos_calls}})
+                   "api_calls": {"videos": summary.videos_calls},
+                   **({"nothing_to_do": summary.nothing_to_do} if summary.nothing_to_do
+                      else {})})
     else:
         typer.echo(f"refreshed {summary.refreshed}, gone {len(summary.gone)} (newly marked "
                    f"{summary.marked}, unmarked {summary.unmarked}), pruned {summary.pruned}, "
                    f"suspect answers {summary.suspect_batches}, API calls: videos.list "
                    f"{summary.videos_calls}")
+        if summary.nothing_to_do:
+            typer.echo(f"nothing to do: {summary.nothing_to_do}")
         if summary.suspect_batches:
             typer.echo(f"  {summary.suspect_batches} videos.list answer(s) left out every id "
                        "asked for: suspect, nothing was marked or deleted from them (those "

@@ -133,11 +133,14 @@ def similar(
         else:
             _print_listed(answers)
         return
+    from search.cli.progress import progress_reporter
     from search.ids import parse_video_ref
     from search.neighbours import similar_to_image, similar_to_video
 
-    with build_service(settings, weights=weights, fetcher=_FetcherOnFirstUse(settings),
-                       lookups_only=True) as service:
+    # The model loads (and says so) only when an image or an unstored video is embedded.
+    with progress_reporter(as_json) as progress, build_service(
+            settings, weights=weights, fetcher=_FetcherOnFirstUse(settings), lookups_only=True,
+            progress=progress) as service:
         if image is not None:
             result = similar_to_image(service, image, k)
         else:

@@ -14,6 +14,7 @@ import numpy as np
 from indexer.bounds import quote
 from indexer.errors import FetchError, ImageDecodeError, ImagePathError, InputError, UsageError
 from indexer.images.decode import decode_image, read_image_bytes
+from indexer.progress import NullProgress, Plan, Progress, Task, plural
 from indexer.service import Service
 from indexer.vectors.index import l2_normalise
 from search.eval.cache import EmbeddingCache
@@ -23,7 +24,6 @@ from search.eval.metrics import INDEX_TYPES, RetrievalScores, approximate_recall
 __all__ = [
     "LABEL_BY",
     "EvalRun",
-    "Progress",
     "SetEvaluation",
     "evaluate_corpus",
     "evaluate_sets",
@@ -35,8 +35,6 @@ MAX_K = 1000
 _MAX_KS_TEXT = 200  # characters of --k: room for dozens of cut-offs
 ITEM_ERRORS = (FetchError, ImageDecodeError, ImagePathError)
 
-#: Called as progress(set name, items done, items in the set).
-Progress = Callable[[str, int, int], None]
 ImageReader = Callable[[int], bytes | None]
 
 
@@ -129,7 +127,7 @@ def _item_bytes(service: Service, item: EvalItem) -> bytes:
 
 
 def _embed_set(service: Service, labelled: LabelledSet, cache: EmbeddingCache,
-               progress: Progress | None) -> tuple[list[int], np.ndarray, list[tuple[str, str]],
+               progress: Progress) -> tuple[list[int], np.ndarray, list[tuple[str, str]],
                                                    int]:
     """Vectors of the items that could be read: (item positions, (n, dim), failures, embedded)."""
     batch_size = max(1, service.settings.batch_size)
@@ -173,8 +171,7 @@ def _embed_set(service: Service, labelled: LabelledSet, cache: EmbeddingCache,
             if digest in known:
                 kept.append(position)
                 vectors.append(known[digest])
-        if progress is not None:
-            progress(labelled.name, min(start + batch_size, len(items)), len(items))
+        progress.advanced(labelled.name, len(chunk), f"{embedded} embedded")
     dim = service.spec.dim
     matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
     return kept, matrix, failed, embedded
@@ -182,11 +179,17 @@ def _embed_set(service: Service, labelled: LabelledSet, cache: EmbeddingCache,
 
 def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (1, 5, 10),
                   index_type: str = "exact", progress: Progress | None = None) -> EvalRun:
-    """Embed every labelled set with the service's model (cached) and score it."""
+    """Embed every labelled set with the service's model (cached) and score it;
+    ``progress`` counts each set's images as they are embedded (or found in the cache)."""
     _check_index_type(index_type)
+    progress = progress or NullProgress()
     labelled_sets = [load_labelled_set(Path(p), service.settings.max_ids_file_bytes)
                      for p in paths]
     model_id = service.spec.model_id
+    tasks = tuple(Task(s.name, len(s.items), "images") for s in labelled_sets)
+    progress.started(Plan("eval", f"{plural(len(tasks), 'set')}, "
+                                  f"{plural(sum(t.total for t in tasks), 'image')}",
+                          tasks, "images", of="sets" if len(tasks) > 1 else ""))
     cache = EmbeddingCache(service.settings.home / "cache" / "eval", model_id)
     results = []
     try:
@@ -196,6 +199,7 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
             result = _finish(labelled.name, matrix, [i.label for i in items],
                              [i.name for i in items], ks, index_type)
             result.failed, result.embedded = failed, embedded
+            progress.finished(labelled.name, f"scored, mAP {result.scores.mAP:.3f}")
 
             def read(i: int, items: list[EvalItem] = items) -> bytes | None:
                 try:
@@ -207,6 +211,10 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
             results.append(result)
     finally:
         cache.close()
+    images = sum(len(r.labels) for r in results)
+    embedded_count = sum(r.embedded for r in results)
+    progress.ended(f"{plural(images, 'image')} scored ({embedded_count} embedded, "
+                   f"{images - embedded_count} from the cache)")
     return EvalRun(model=model_id, ks=sorted(set(ks)), index_type=index_type, sets=results)
 
 
@@ -228,8 +236,9 @@ def _labels_from_file(path: Path, max_bytes: int) -> dict[str, str]:
 
 def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
                     label_by: str | None = None, ks: Sequence[int] = (1, 5, 10),
-                    index_type: str = "exact") -> EvalRun:
-    """Score the corpus' stored vectors (no embedding) against labels from a file or metadata."""
+                    index_type: str = "exact", progress: Progress | None = None) -> EvalRun:
+    """Score the corpus' stored vectors (no embedding) against labels from a file or metadata;
+    ``progress`` counts the stored vectors as they are read."""
     _check_index_type(index_type)
     if (labels_file is None) == (label_by is None):
         raise InputError("give either --labels FILE or --label-by query|channel")
@@ -244,8 +253,13 @@ def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
         wanted, name = store.channel_of_videos(), "corpus by channel"
     else:
         wanted, name = store.first_query_of_videos(), "corpus by query"
+    progress = progress or NullProgress()
+    stored = store.counts(model_id)["vectors"]
+    progress.started(Plan("eval", f"{plural(stored, 'stored video')} ({name})",
+                          (Task(name, stored, "videos"),), "videos"))
     ids, vectors = [], []
     for row_ids, chunk in store.iter_vectors(model_id):
+        progress.advanced(name, len(row_ids), "read")
         by_row = store.video_ids_for_rows(row_ids.tolist())
         for row, vector in zip(row_ids.tolist(), chunk, strict=True):
             video_id = by_row.get(row)
@@ -259,6 +273,8 @@ def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
                                                                       np.float32)
     result = _finish(name, matrix, [wanted[v] for v in ids], ids, ks, index_type)
     result.failed = failed
+    progress.finished(name, f"scored, mAP {result.scores.mAP:.3f}")
+    progress.ended(f"{plural(len(ids), 'labelled video')} scored")
     videos = store.get_videos(ids)
 
     def read(i: int) -> bytes | None:

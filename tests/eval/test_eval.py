@@ -20,6 +20,7 @@ from search.eval.evaluate import evaluate_corpus, evaluate_sets, parse_ks
 from search.eval.neardup import make_neardup
 from search.eval.report import write_report
 from tests.fakes.embedder import TinyEmbedder
+from tests.fakes.progress import RecordingProgress
 
 runner = CliRunner()
 
@@ -84,9 +85,8 @@ def test_evaluate_sets_caches_embeddings(neardup_set: Path, settings: Settings,
     (broken / "x" / "bad.jpg").write_bytes(b"not an image")
     Image.new("RGB", (64, 48), (200, 30, 90)).save(broken / "x" / "a.jpg")
     (broken / "x" / "b.jpg").write_bytes((broken / "x" / "a.jpg").read_bytes())
-    calls: list[tuple[str, int, int]] = []
-    run = evaluate_sets(service, [neardup_set, broken], [1, 5],
-                        progress=lambda *a: calls.append(a))
+    heard = RecordingProgress()
+    run = evaluate_sets(service, [neardup_set, broken], [1, 5], progress=heard)
     first, second = run.sets
     assert run.model == "tiny-test"
     assert (first.scores.queries, first.scores.labels, first.embedded) == (12, 3, 12)
@@ -94,7 +94,9 @@ def test_evaluate_sets_caches_embeddings(neardup_set: Path, settings: Settings,
     assert second.failed and "bad.jpg" in second.failed[0][0]
     assert second.embedded == 1  # two files with the same bytes are embedded once
     assert second.scores.recall[1] == 1.0
-    assert calls[-1] == (second.name, 3, 3)
+    assert heard.plan.text == "2 sets, 15 images" and heard.plan.unit == "images"
+    assert (heard.items(first.name), heard.items(second.name)) == (12, 3)
+    assert heard.events[-1] == ("ended", "14 images scored (13 embedded, 1 from the cache)")
     batches = list(tiny.batches)
     again = evaluate_sets(service, [neardup_set], [1, 5])
     assert tiny.batches == batches and again.sets[0].embedded == 0
