@@ -23,7 +23,7 @@ from indexer.store.reads import (
     vector_from_blob,
 )
 from indexer.store.schema import embeddings, ingest_runs, queries, query_videos, videos
-from indexer.store.serialise import serialise_embedding_inserts
+from indexer.store.serialise import insert_new, serialise_embedding_inserts
 
 __all__ = ["IN_CHUNK", "Store", "in_chunks"]
 
@@ -351,11 +351,13 @@ class Store:
         """Id of a search query, recorded on first use."""
 
         def write(conn: Any) -> int:
-            found = conn.execute(select(queries.c.id).where(queries.c.text == text)).scalar()
-            if found is not None:
-                return int(found)
-            return int(conn.execute(insert(queries).values(
-                text=text, created_at=self._clock())).inserted_primary_key[0])
+            find = select(queries.c.id).where(queries.c.text == text)
+            found = conn.execute(find).scalar()
+            if found is None:  # another worker may record the same text at the same moment
+                conn.execute(insert_new(conn, queries, ["text"]).values(
+                    text=text, created_at=self._clock()))
+                found = conn.execute(find).scalar_one()
+            return int(found)
 
         result: int = self._run("recording a query", write)
         return result
@@ -375,8 +377,8 @@ class Store:
             now = self._clock()
             rows = [{"query_id": query_id, "video_id": v, "first_seen_at": now, "rank": rank}
                     for v, rank in dict(video_ranks).items() if v in stored and v not in present]
-            if rows:
-                conn.execute(insert(query_videos), rows)
+            if rows:  # another worker may link the same pair at the same moment
+                conn.execute(insert_new(conn, query_videos, ["query_id", "video_id"]), rows)
 
         self._run("linking a query to videos", write)
 

@@ -1,12 +1,12 @@
 """Transaction locks: embedding rows commit in row-id order (the index's replay relies on
-it), and schema upgrades run one at a time."""
+it), schema upgrades run one at a time; inserts that two workers may make at once."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
-__all__ = ["INSERT_KEY", "SCHEMA_KEY", "advisory_key", "serialise_embedding_inserts",
+__all__ = ["INSERT_KEY", "SCHEMA_KEY", "advisory_key", "insert_new", "serialise_embedding_inserts",
            "serialise_schema_upgrade"]
 
 
@@ -51,3 +51,15 @@ def _serialise(conn: Any, key: int) -> None:
         raw = conn.connection.dbapi_connection
         if raw is not None and not raw.in_transaction:
             raw.execute("BEGIN IMMEDIATE")  # a constant: the write lock, taken now
+
+
+def insert_new(conn: Any, table: Any, key: list[str]) -> Any:
+    """An INSERT into ``table`` that skips rows whose ``key`` columns are stored already
+    (``ON CONFLICT DO NOTHING``), so two workers adding the same row both succeed."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
