@@ -42,7 +42,7 @@ class _FetcherOnFirstUse:
 
 
 _COLUMNS = (Column("#", "number"), Column("score", "score"), Column("video id", "id"),
-            Column("title", "title"), Column("channel", "title"),
+            Column("title", "title", share=3), Column("channel", "title"),
             Column("thumbnail", "text", piped_only=True))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import typer
@@ -26,13 +26,14 @@ class Column:
 
     ``kind``: ``id`` (never cut nor wrapped), ``number`` (right-aligned), ``score`` (4
     decimals, coloured by strength on a terminal), ``title`` (cut with an ellipsis to the
-    terminal's width) or ``text`` (wraps). ``piped_only`` columns are left out on a
+    terminal's width, by ``share``) or ``text`` (wraps). ``piped_only`` columns are left out on a
     terminal (long values, such as URLs, that a person reads elsewhere).
     """
 
     header: str
     kind: Kind = "text"
     piped_only: bool = False
+    share: int = 1  # a title column's share of the width left over by the others
 
 
 def on_terminal() -> bool:
@@ -41,9 +42,11 @@ def on_terminal() -> bool:
 
 
 def human_time(moment: datetime | None) -> str:
-    """A time as ``2024-02-26 06:10`` in the local zone (``-`` when unknown)."""
+    """A time as ``2024-02-26 06:10`` in the local zone (``-`` when unknown; naive is UTC)."""
     if moment is None:
         return "-"
+    if moment.tzinfo is None:  # the store's naive times are UTC
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
@@ -68,8 +71,13 @@ def _text(column: Column, value: Cell) -> str:
     return "".join(c if c.isprintable() else " " for c in str(value))
 
 
-def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> None:
-    """Print ``rows`` under a header row: rich on a terminal, else tab-separated lines."""
+def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]],
+               group_by: int | None = None) -> None:
+    """Print ``rows`` under a header row: rich on a terminal, else tab-separated lines.
+
+    ``group_by``: the index of a column whose runs of equal values form groups; on a
+    terminal a rule separates them and the value shows on each group's first row only.
+    """
     if not on_terminal():
         typer.echo("\t".join(c.header for c in columns))
         for row in rows:
@@ -81,7 +89,10 @@ def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> Non
     from rich.text import Text
 
     shown = [i for i, c in enumerate(columns) if not c.piped_only]
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    titles = [i for i in shown if columns[i].kind == "title"]
+    # With title columns the table takes the terminal's width, shared out by their shares.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True,
+                  expand=bool(titles))
     for i in shown:
         column = columns[i]
         widest = max((len(_text(column, row[i])) for row in rows), default=0)
@@ -89,17 +100,22 @@ def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> Non
             table.add_column(column.header, no_wrap=True, min_width=widest)
         elif column.kind in ("number", "score"):
             table.add_column(column.header, justify="right", no_wrap=True)
+        elif column.kind == "title":
+            table.add_column(column.header, ratio=column.share, min_width=8)
         else:  # shrinks first when the table is wider than the terminal
             table.add_column(column.header, overflow="fold")
-    for row in rows:
+    for number, row in enumerate(rows):
         cells = []
+        follows = group_by is not None and number and rows[number - 1][group_by] == row[group_by]
+        last = group_by is not None and (number + 1 == len(rows)
+                                         or rows[number + 1][group_by] != row[group_by])
         for i in shown:
-            text = _text(columns[i], row[i])
+            text = "" if follows and i == group_by else _text(columns[i], row[i])
             value = row[i]
             style = (_SCORE_STYLES[strength(value)]
                      if columns[i].kind == "score" and isinstance(value, float) else "")
             cut = columns[i].kind == "title"  # one line, cut with an ellipsis to fit
             cells.append(Text(text, style=style, no_wrap=cut, overflow="ellipsis" if cut
                               else "fold"))
-        table.add_row(*cells)
+        table.add_row(*cells, end_section=bool(last))
     Console(highlight=False, soft_wrap=False).print(table)
