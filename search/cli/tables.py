@@ -95,8 +95,8 @@ def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]],
                   expand=bool(titles))
     for i in shown:
         column = columns[i]
-        widest = max((len(_text(column, row[i])) for row in rows), default=0)
-        if column.kind == "id":
+        if column.kind == "id":  # as wide as its longest value: never cut
+            widest = max((len(_text(column, row[i])) for row in rows), default=0)
             table.add_column(column.header, no_wrap=True, min_width=widest)
         elif column.kind in ("number", "score"):
             table.add_column(column.header, justify="right", no_wrap=True)
