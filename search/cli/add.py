@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from search.cli.helptext import examples
 from search.cli.output import finish_ingest
 from search.cli.progress import progress_reporter
 
@@ -36,4 +37,7 @@ def add(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(add)
+    app.command(epilog=examples(
+        "thumbsearch add ~/Downloads/thumbnails",
+        "thumbsearch add 'Some title [dQw4w9WgXcQ].jpg' --json",
+    ))(add)

@@ -10,6 +10,7 @@ from typer.core import TyperCommand
 
 from indexer.bounds import quote
 from indexer.ingest.cluster import LOCAL, is_ray_address
+from search.cli.helptext import examples
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_RAY_WORKERS, MAX_WAIT, finite
 from search.cli.output import echo_json, exit_if_stopped, skipped_line
@@ -169,4 +170,9 @@ def add_ids(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command("add-ids", cls=AddIdsCommand)(add_ids)
+    app.command("add-ids", cls=AddIdsCommand, epilog=examples(
+        "thumbsearch add-ids ids.txt",
+        "thumbsearch add-ids videos.csv --column video_id --no-details",
+        "thumbsearch duplicates --format ids | thumbsearch add-ids -",
+        "thumbsearch add-ids ids.txt --ray head-node:6379 --ray-workers 8",
+    ))(add_ids)

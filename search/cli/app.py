@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from indexer.bounds import QUOTE_LIMIT
 from indexer.errors import ThumbsearchError
 from indexer.redact import scrub, url_secrets
 from indexer.settings import ENV_HELP, Settings
+from search.cli.helptext import SummaryGroup
 
 __all__ = ["app", "main"]
 
@@ -38,7 +38,7 @@ def _click_line(exc: Exception) -> str:
     return message + (f" (see '{ctx.command_path} -h')" if ctx is not None else "")
 
 
-class _Root(TyperGroup):
+class _Root(SummaryGroup):
     """Turns every error into one line on stderr and its exit code (the rule above).
 
     The rule, for every command: 0 done; 1 an error stopped it (ThumbsearchError);
@@ -100,8 +100,27 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    """Print ``thumbsearch <version>`` (the installed distribution's) and exit 0."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("thumbsearch")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = "unknown"
+    typer.echo(f"thumbsearch {number}")
+    raise typer.Exit(0)
+
+
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    _show_version: Annotated[bool, typer.Option(
+        "--version", "-V", is_eager=True, callback=_version,
+        help="Print the version and exit.")] = False,
+) -> None:
     ctx.obj = Settings.from_env()
 
 

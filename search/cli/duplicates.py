@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from indexer.errors import StoreError
-from search.cli.numbers import finite
+from search.cli.formats import Format, FormatOption, JsonOption, chosen_format, wrote
+from search.cli.helptext import examples
+from search.cli.numbers import MAX_ROWS, finite
 from search.cli.output import echo_json
+from search.cli.tables import Column, echo_table, human_time
 from search.duplicates import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
@@ -18,19 +21,24 @@ if TYPE_CHECKING:
 __all__ = ["duplicates", "register", "render_groups_html"]
 
 
-def _print_groups(groups: list[DuplicateGroup]) -> None:
+_COLUMNS = (Column("group", "number"), Column("score", "score"), Column("video id", "id"),
+            Column("published", "id"), Column("channel", "title"),
+            Column("title", "title", share=2))
+
+
+def _print_groups(groups: list[DuplicateGroup], fmt: Format) -> None:
+    if fmt == "ids":
+        if groups:
+            typer.echo("\n\n".join("\n".join(v.video_id for v in g.videos)
+                                     for g in groups))
+        return
     if not groups:
         typer.echo("no groups")
         return
-    for number, group in enumerate(groups, start=1):
-        first = group.first_published
-        typer.echo(f"group {number}: {len(group.videos)} videos, {len(group.channels)} "
-                   f"channels, first published {first.isoformat() if first else 'unknown'}")
-        for v in group.videos:
-            when = v.published_at.isoformat() if v.published_at else "unknown"
-            title = v.title if len(v.title) <= 40 else v.title[:39] + "…"
-            typer.echo(f"  {v.best_score:6.4f}  {v.video_id:<22}  {when:<25}  "
-                       f"{v.channel_title or v.channel_id:<20}  {title}")
+    echo_table(_COLUMNS, [(number, v.best_score, v.video_id, human_time(v.published_at),
+                           v.channel_title or v.channel_id, v.title)
+                          for number, group in enumerate(groups, start=1)
+                          for v in group.videos], group_by=0)
 
 
 def render_groups_html(groups: list[DuplicateGroup], threshold: float,
@@ -49,28 +57,37 @@ def duplicates(
     ] = DEFAULT_THRESHOLD,
     across_channels: Annotated[bool, typer.Option(
         "--across-channels", help="Keep only groups that span several channels.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the groups as JSON.")] = False,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", "-n", min=1, max=MAX_ROWS, show_default=False,
+        help="List only the N largest groups (default: all).")] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
     html: Annotated[Path | None, typer.Option(
         "--html", metavar="FILE", help="Also write a self-contained HTML page of the groups.")
     ] = None,
 ) -> None:
     """List groups of videos whose thumbnails are near-identical, largest first.
 
-    Each group lists its videos (earliest publish first, the likely original), their
-    channels and the first publish time. Computed through the index in batches.
+    Each group lists its videos, earliest publish first (the likely original), with
+    each one's best score within the group, its publish time and channel. Computed
+    through the index in batches. With --format ids every video of every group is
+    one id a line, groups apart by a blank line (which `similar --ids-file` skips).
     """
     import time
 
+    chosen = chosen_format(fmt, as_json)
     from indexer.service import build_service
     from search.cli.progress import progress_reporter
     from search.duplicates import find_duplicates
 
-    with progress_reporter(as_json) as progress, build_service(ctx.obj) as service:
+    with progress_reporter(chosen != "table") as progress, \
+            build_service(ctx.obj) as service:
         corpus = service.require_corpus()  # an empty corpus is one error line, no step
         started = time.perf_counter()
         progress.begin(f"comparing {corpus.index.size} stored thumbnails with their neighbours")
         groups = find_duplicates(service, threshold, across_channels=across_channels)
         progress.done(f"{len(groups)} group(s) found in {time.perf_counter() - started:.1f} s")
+        groups = groups[:limit] if limit is not None else groups
         if html is not None:
             from search.gallery import cached_thumbnail, data_uri_of
 
@@ -82,13 +99,18 @@ def duplicates(
                 html.write_text(render_groups_html(groups, threshold, images), "utf-8")
             except OSError as exc:
                 raise StoreError(f"cannot write {html}: {exc.strerror or exc}") from exc
-    if as_json:
+            wrote(html)
+    if chosen == "json":
         echo_json({"threshold": threshold, "across_channels": across_channels,
                    "groups": [g.to_json() for g in groups]})
     else:
-        _print_groups(groups)
+        _print_groups(groups, chosen)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(duplicates)
+    app.command(epilog=examples(
+        "thumbsearch duplicates --across-channels -n 20",
+        "thumbsearch duplicates --threshold 0.95 --html build/duplicates.html",
+        "thumbsearch duplicates --format ids | thumbsearch similar --ids-file - -k 3",
+    ))(duplicates)

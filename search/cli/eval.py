@@ -10,8 +10,11 @@ import typer
 
 from indexer.bounds import quote
 from indexer.errors import UsageError
+from search.cli.formats import wrote
+from search.cli.helptext import examples
 from search.cli.output import echo_json
 from search.cli.progress import progress_reporter
+from search.cli.tables import Column, echo_table
 
 if TYPE_CHECKING:
     from search.eval.evaluate import EvalRun
@@ -21,17 +24,15 @@ __all__ = ["evaluate", "register"]
 
 def _print_table(run: EvalRun) -> None:
     ks = run.ks
-    header = (f"{'dataset':<24} {'queries':>7} {'labels':>6} {'distr.':>6} "
-              + " ".join(f"{'R@' + str(k):>6}" for k in ks) + " "
-              + " ".join(f"{'P@' + str(k):>6}" for k in ks) + f" {'mAP':>6}")
     typer.echo(f"model {run.model}")
-    typer.echo(header)
-    for s in run.sets:
-        sc = s.scores
-        name = s.name if len(s.name) <= 24 else s.name[:23] + "…"
-        typer.echo(f"{name:<24} {sc.queries:>7} {sc.labels:>6} {sc.distractors:>6} "
-                   + " ".join(f"{sc.recall[k]:6.3f}" for k in ks) + " "
-                   + " ".join(f"{sc.precision[k]:6.3f}" for k in ks) + f" {sc.mAP:6.3f}")
+    columns = (Column("dataset", "title"), Column("queries", "number"),
+               Column("labels", "number"), Column("distr.", "number"),
+               *(Column(f"R@{k}", "number") for k in ks),
+               *(Column(f"P@{k}", "number") for k in ks), Column("mAP", "number"))
+    echo_table(columns, [(s.name, s.scores.queries, s.scores.labels, s.scores.distractors,
+                          *(f"{s.scores.recall[k]:.3f}" for k in ks),
+                          *(f"{s.scores.precision[k]:.3f}" for k in ks), f"{s.scores.mAP:.3f}")
+                         for s in run.sets])
     for s in run.sets:
         if s.approximate is not None:
             typer.echo(f"{s.name}: {run.index_type} recall vs exact "
@@ -48,8 +49,10 @@ def evaluate(
         show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
         "--model", help="Model to evaluate (default: THUMBSEARCH_MODEL).")] = None,
-    k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs for recall@k and "
-                                               "precision@k.")] = "1,5,10",
+    k: Annotated[str, typer.Option("-k", "--top-k", metavar="K,K,...",
+                                   help="Comma-separated cut-offs for recall@k and "
+                                        "precision@k.")] = "1,5,10",
+    old_k: Annotated[str | None, typer.Option("--k", hidden=True)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     report: Annotated[Path | None, typer.Option(
         "--report", metavar="DIR", help="Write an HTML report (tables, plots, galleries) "
@@ -76,7 +79,7 @@ def evaluate(
     from search.eval.evaluate import LABEL_BY, evaluate_corpus, evaluate_sets, parse_ks
     from search.eval.metrics import INDEX_TYPES
 
-    ks = parse_ks(k)
+    ks = parse_ks(old_k if old_k is not None else k)
     if index not in INDEX_TYPES:
         raise UsageError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {quote(index)}")
     if corpus == bool(datasets):
@@ -106,9 +109,13 @@ def evaluate(
     else:
         _print_table(run)
     if report is not None:
-        typer.echo(f"report: {page}", err=as_json)
+        wrote(page)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command("eval")(evaluate)
+    app.command("eval", epilog=examples(
+        "thumbsearch make-neardup --sample-photos build/neardup",
+        "thumbsearch eval build/neardup -k 1,5,10 --report build/eval",
+        "thumbsearch eval --corpus --label-by channel --index hnsw",
+    ))(evaluate)

@@ -8,6 +8,7 @@ import typer
 
 from indexer.bounds import quote
 from indexer.errors import UsageError
+from search.cli.helptext import SummaryGroup, examples
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_WAIT, finite
 
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["build", "index_app", "rebuild", "register"]
 
 index_app = typer.Typer(help="Maintain the vector index (derived from the database).",
-                        no_args_is_help=True, rich_markup_mode=None)
+                        cls=SummaryGroup, no_args_is_help=True, rich_markup_mode=None,
+                        epilog=examples("thumbsearch index build --type hnsw",
+                                        "thumbsearch index rebuild"))
 
 TYPE_HELP = ("Index type: auto (exact below 50,000 vectors, IVF above), flat (exact), "
              "ivf (PCA + IVF + 4-bit fast-scan codes, memory-mapped) or hnsw (PCA + HNSW "
@@ -53,7 +56,8 @@ def _describe(report: BuildReport) -> None:
                f"built in {report.seconds:.1f} s")
 
 
-@index_app.command()
+@index_app.command(epilog=examples("thumbsearch index build",
+                                   "thumbsearch index build --type ivf --wait 600"))
 def build(
     ctx: typer.Context,
     kind: Annotated[str, typer.Option("--type", metavar="auto|flat|ivf|hnsw",
@@ -78,7 +82,7 @@ def build(
     _run(ctx, wait, kind, as_json, "built")
 
 
-@index_app.command()
+@index_app.command(epilog=examples("thumbsearch doctor || thumbsearch index rebuild"))
 def rebuild(
     ctx: typer.Context,
     wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,

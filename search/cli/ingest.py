@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from indexer.youtube.queryfile import MAX_PAGES
+from search.cli.helptext import examples
 from search.cli.numbers import MAX_WAIT, finite
 from search.cli.output import finish_ingest
 from search.cli.progress import progress_reporter
@@ -34,13 +35,13 @@ def ingest(
                                       help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Search YouTube (search.list, type=video) and embed the thumbnails of new videos.
+    """Search YouTube and embed the thumbnails of the new videos found.
 
-    Needs YOUTUBE_API_KEY. Each page costs one search.list call and each 50 new
-    videos one videos.list call (for their details), charged to the day's quota
-    before it is sent; videos already stored are linked to the query but not
-    downloaded again. Exit 3 when the day's quota is spent (what was fetched is
-    kept; with --queries-file the next run resumes each query where it stopped).
+    Uses search.list (type=video) and needs YOUTUBE_API_KEY. Each page costs one search.list
+    call and each 50 new videos one videos.list call (for their details), charged to the
+    day's quota before it is sent; videos already stored are linked to the query but not
+    downloaded again. Exit 3 when the day's quota is spent (what was fetched is kept;
+    with --queries-file the next run resumes each query where it stopped).
     """
     if (queries_file is None) == (not queries):
         raise typer.BadParameter("give search queries or --queries-file FILE (not both)")
@@ -65,4 +66,7 @@ def ingest(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(ingest)
+    app.command(epilog=examples(
+        "thumbsearch ingest 'cat videos' 'dog videos' --pages 2",
+        "thumbsearch ingest --queries-file queries.toml",
+    ))(ingest)

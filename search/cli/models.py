@@ -7,7 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from indexer.settings import Settings
+from search.cli.helptext import examples
 from search.cli.output import echo_json
+from search.cli.tables import Column, echo_table
 
 __all__ = ["list_models", "models", "register"]
 
@@ -32,8 +34,10 @@ def models(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
-    """List the embedding models: dimension, input size, where the weights come from and
-    whether they are available here (checked without downloading).
+    """List the embedding models and whether their weights are available here.
+
+    For each: its dimension, input size, where the weights come from and whether
+    they are here (checked without downloading).
 
     Any model takes preprocessing options in its id, e.g. efficientnet-lite0+unbar+crop+gem:
     +unbar removes letterbox bars; +squash (default), +crop or +pad fits the input size;
@@ -43,16 +47,19 @@ def models(
     if as_json:
         echo_json(rows)
         return
-    typer.echo(f"{'model':<20} {'dim':>5}  {'input':<8} {'weights':<32} available here")
-    for row in rows:
-        size = "x".join(str(n) for n in row["input_size"])
-        mark = "*" if row["default"] else " "
-        answer = "yes" if row["available"] else "no"
-        typer.echo(f"{row['id'] + mark:<20} {row['dim']:>5}  {size:<8} {row['weights']:<32} "
-                   f"{answer} ({row['why']})")
+    columns = (Column("model", "id"), Column("dim", "number"), Column("input", "id"),
+               Column("weights"), Column("available here"))
+    echo_table(columns, [(row["id"] + ("*" if row["default"] else ""), row["dim"],
+                          "x".join(str(n) for n in row["input_size"]), row["weights"],
+                          f"{'yes' if row['available'] else 'no'} ({row['why']})")
+                         for row in rows])
     typer.echo(f"* the configured model's network (THUMBSEARCH_MODEL={ctx.obj.model})")
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(models)
+    app.command(epilog=examples(
+        "thumbsearch models",
+        "THUMBSEARCH_MODEL=vgg16 thumbsearch stats",
+        "thumbsearch reembed --model efficientnet-lite0+unbar+gem",
+    ))(models)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from indexer.errors import UsageError
+from search.cli.helptext import examples
 from search.cli.numbers import MAX_SEED
 
 __all__ = ["make_neardup_command", "register"]
@@ -48,9 +49,12 @@ def make_neardup_command(
     summary = make_neardup(source, target, variants=variants, seed=seed,
                            max_bytes=ctx.obj.max_image_bytes)
     typer.echo(f"wrote {summary.images} images in {summary.labels} label folders to "
-               f"{summary.out}")
+               f"{summary.out}", err=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command("make-neardup")(make_neardup_command)
+    app.command("make-neardup", epilog=examples(
+        "thumbsearch make-neardup ~/Pictures build/neardup --variants 8",
+        "thumbsearch make-neardup --sample-photos build/neardup",
+    ))(make_neardup_command)

@@ -6,11 +6,12 @@ import math
 
 import typer
 
-__all__ = ["MAX_RAY_WORKERS", "MAX_RUNS", "MAX_SEED", "MAX_WAIT", "finite"]
+__all__ = ["MAX_RAY_WORKERS", "MAX_ROWS", "MAX_RUNS", "MAX_SEED", "MAX_WAIT", "finite"]
 
 MAX_WAIT = 86_400  # seconds --wait may wait for the writer lock: a day
 MAX_RAY_WORKERS = 1024  # embedding actors of one add-ids --ray run
 MAX_RUNS = 100_000  # runs listed by `runs -n`
+MAX_ROWS = 100_000  # rows (groups) listed by another command's `-n`
 MAX_SEED = 2**32 - 1  # the seed range numpy and most tools accept
 
 

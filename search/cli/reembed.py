@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from search.cli.helptext import examples
 from search.cli.output import echo_json
 from search.cli.progress import progress_reporter
 
@@ -23,11 +24,11 @@ def reembed(
         "--weights", metavar="FILE", help="A local weights file for the model.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Embed every stored video that has no vector for --model yet, from the thumbnail
-    cache (no network), into that model's own index.
+    """Embed the stored videos with another model, from the thumbnail cache.
 
-    Resumable: a second run does nothing. Videos whose thumbnail is not cached are
-    listed as failed.
+    Every stored video that has no vector for --model yet is embedded from the cached
+    thumbnail (no network) into that model's own index. Resumable: a second run does
+    nothing. Videos whose thumbnail is not cached are listed as failed.
     """
     from indexer.ingest.reembed import reembed as reembed_corpus
     from indexer.models import model_spec
@@ -50,4 +51,8 @@ def reembed(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(reembed)
+    app.command(epilog=examples(
+        "thumbsearch reembed --model vgg16",
+        "thumbsearch reembed --model efficientnet-lite0+unbar+gem && "
+        "thumbsearch similar dQw4w9WgXcQ --model efficientnet-lite0+unbar+gem",
+    ))(reembed)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from search.cli.helptext import examples
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_WAIT, finite
 from search.cli.output import echo_json
@@ -39,15 +40,15 @@ def refresh(
                                       help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Re-fetch the metadata of old videos (videos.list, 50 ids a call) to honour YouTube's terms.
+    """Re-fetch old videos' details, as YouTube's terms require, and prune gone videos.
 
-    Stored API data must be refreshed or deleted within 30 days: run this daily
-    (e.g. with --prune from cron). A video videos.list leaves out is first marked;
-    --prune deletes it only when a refresh at least a day later finds it missing
-    again, and a video that comes back is unmarked. An answer leaving out every id
-    of a batch (2 or more) is suspect: nothing is marked or deleted from it, and the
-    run says so. Exit 3 when the day's quota is spent; the next run continues with
-    the rows still old.
+    Details come from videos.list, 50 ids a call. Stored API data must be refreshed or
+    deleted within 30 days: run this daily (e.g. with --prune from cron). A video
+    videos.list leaves out is first marked; --prune deletes it only when a refresh at
+    least a day later finds it missing again, and a video that comes back is unmarked.
+    An answer leaving out every id of a batch (2 or more) is suspect: nothing is marked
+    or deleted from it, and the run says so. Exit 3 when the day's quota is spent; the
+    next run continues with the rows still old.
     """
     from indexer.errors import UsageError
     from indexer.ingest.enrich import refresh_videos
@@ -95,4 +96,8 @@ def refresh(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(refresh)
+    app.command(epilog=examples(
+        "thumbsearch refresh",
+        "thumbsearch refresh --prune --dry-run",
+        "thumbsearch refresh --older-than 7d --prune",
+    ))(refresh)

@@ -6,35 +6,41 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from search.cli.helptext import examples
 from search.cli.numbers import MAX_RUNS
 from search.cli.output import echo_json
+from search.cli.tables import Cell, Column, echo_table, human_time
 
 if TYPE_CHECKING:
     from indexer.store.history import RunRecord
 
-__all__ = ["format_runs", "register", "runs"]
+__all__ = ["register", "runs", "runs_rows"]
 
 
-def format_runs(records: list[RunRecord]) -> str:
-    """The human table of ``thumbsearch runs``."""
-    if not records:
-        return "no runs yet"
-    lines = [f"{'id':>4}  {'kind':<8}  {'started (UTC)':<16}  {'secs':>6}  {'status':<11}  "
-             f"{'queries':>7}  {'pages':>5}  {'new':>5}  {'known':>5}  {'failed':>6}  "
-             f"{'search':>6}  {'units':>5}  per query (pages)"]
+# On a terminal the queries, pages and per-query columns are left out, to fit 80 columns.
+_COLUMNS = (Column("id", "number"), Column("kind", "id"), Column("started", "id"),
+            Column("secs", "number"), Column("status", "id"),
+            Column("queries", "number", piped_only=True),
+            Column("pages", "number", piped_only=True), Column("new", "number"),
+            Column("known", "number"), Column("failed", "number"), Column("search", "number"),
+            Column("units", "number"), Column("per query (pages)", piped_only=True))
+
+
+def runs_rows(records: list[RunRecord]) -> list[tuple[Cell, ...]]:
+    """The rows of the ``thumbsearch runs`` table, one a run."""
+    rows: list[tuple[Cell, ...]] = []
     for record in records:
         data = record.to_json()
         seconds = ((record.finished_at - record.started_at).total_seconds()
                    if record.finished_at else None)
         per_query = ", ".join(f"{label}:{q.get('pages', 0)}"
                               for label, q in data["per_query"].items() if q.get("pages"))
-        lines.append(
-            f"{record.id:>4}  {record.kind:<8}  {record.started_at:%Y-%m-%d %H:%M}  "
-            f"{(f'{seconds:.1f}' if seconds is not None else '-'):>6}  {record.status:<11}  "
-            f"{data['queries']:>7}  {data['pages']:>5}  {data['new']:>5}  {data['known']:>5}  "
-            f"{data['failed']:>6}  {data['quota']['search']:>6}  {data['quota']['units']:>5}  "
-            f"{per_query or '-'}")
-    return "\n".join(lines)
+        rows.append((record.id, record.kind, human_time(record.started_at),
+                     f"{seconds:.1f}" if seconds is not None else None, record.status,
+                     data["queries"], data["pages"], data["new"], data["known"],
+                     data["failed"], data["quota"]["search"], data["quota"]["units"],
+                     per_query or None))
+    return rows
 
 
 def runs(
@@ -43,12 +49,12 @@ def runs(
                                        help="How many of the latest runs to list.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
-    """List recent runs: start, status, pages, new/known/failed videos and quota spent.
+    """List recent runs: when, how they ended, what they found and the quota they spent.
 
     Status is done, quota (stopped at the day's quota; the next run resumes),
     failed, running, or interrupted (its process was killed or its host went down:
     the next run goes on where it stopped). 'search' and 'units' are the quota each
-    run spent.
+    run spent. Times are local; secs is how long a run took.
     """
     from indexer.service import build_service
     from indexer.store.history import list_runs
@@ -60,9 +66,12 @@ def runs(
     if as_json:
         echo_json([r.to_json() for r in records])
     else:
-        typer.echo(format_runs(records))
+        if records:
+            echo_table(_COLUMNS, runs_rows(records))
+        else:
+            typer.echo("no runs yet")
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(runs)
+    app.command(epilog=examples("thumbsearch runs -n 5", "thumbsearch runs --json"))(runs)

@@ -14,6 +14,7 @@ import typer
 
 from indexer.errors import ThumbsearchError
 from indexer.youtube.queryfile import MAX_PAGES
+from search.cli.helptext import examples
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_WAIT, finite
 from search.cli.progress import progress_reporter
@@ -102,4 +103,7 @@ def schedule(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(schedule)
+    app.command(epilog=examples(
+        "thumbsearch schedule queries.toml --every 6h",
+        "nohup thumbsearch schedule queries.toml --every 1d >> schedule.log &",
+    ))(schedule)

@@ -11,6 +11,7 @@ import typer
 
 from indexer.bounds import quote
 from indexer.errors import InputError, ThumbsearchError
+from search.cli.helptext import examples
 
 __all__ = ["bind", "is_loopback", "register", "serve"]
 
@@ -108,4 +109,8 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(serve)
+    app.command(epilog=examples(
+        "thumbsearch serve",
+        "thumbsearch serve --port 0",
+        "thumbsearch serve --host 0.0.0.0 --allow-remote",
+    ))(serve)

@@ -8,58 +8,48 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from search.cli.formats import Format, FormatOption, JsonOption, chosen_format, wrote
+from search.cli.helptext import examples
 from search.cli.output import echo_json
+from search.cli.tables import Column, echo_table
 from search.neighbours import MAX_K
 
 if TYPE_CHECKING:
-    from indexer.images.fetch import ImageFetcher
-    from indexer.settings import Settings
     from search.idlist import ListedAnswer
     from search.neighbours import SimilarResult
 
 __all__ = ["register", "similar"]
 
 
-class _FetcherOnFirstUse:
-    """The HTTP image fetcher, built on the first download: a stored video needs none."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._fetcher: ImageFetcher | None = None
-
-    def fetch(self, url: str) -> bytes:
-        if self._fetcher is None:
-            from indexer.images.fetch import HttpImageFetcher
-
-            s = self._settings
-            self._fetcher = HttpImageFetcher(s.image_hosts, timeout=s.http_timeout,
-                                             max_bytes=s.max_image_bytes,
-                                             pool_size=s.download_workers * 2)
-        return self._fetcher.fetch(url)
+_COLUMNS = (Column("#", "number"), Column("score", "score"), Column("video id", "id"),
+            Column("title", "title", share=3), Column("channel", "title"),
+            Column("thumbnail", "text", piped_only=True))
 
 
 def _print_table(result: SimilarResult) -> None:
     if not result.results:
         typer.echo("no neighbours")
         return
-    typer.echo(f"{'#':>3}  {'score':>6}  {'video id':<22}  {'title':<40}  {'channel':<20}  "
-               "thumbnail")
-    for r in result.results:
-        title = r.title if len(r.title) <= 40 else r.title[:39] + "…"
-        channel = r.channel_title if len(r.channel_title) <= 20 else r.channel_title[:19] + "…"
-        typer.echo(f"{r.rank:>3}  {r.score:6.4f}  {r.video_id:<22}  {title:<40}  "
-                   f"{channel:<20}  {r.thumbnail_url}")
+    echo_table(_COLUMNS, [(r.rank, r.score, r.video_id, r.title, r.channel_title,
+                           r.thumbnail_url) for r in result.results])
 
 
-def _print_listed(answers: list[ListedAnswer]) -> None:
-    for number, answer in enumerate(answers):
-        if number:
+def _print_listed(answers: list[ListedAnswer], fmt: Format) -> None:
+    printed = 0
+    for answer in answers:
+        if fmt == "ids" and answer.result is None:  # stdout holds ids only
+            typer.echo(f"line {answer.line}: {answer.error}: {answer.message}", err=True)
+            continue
+        if printed:
             typer.echo("")
-        if answer.result is not None:
+        printed += 1
+        if answer.result is None:
+            typer.echo(f"line {answer.line}: {answer.error}: {answer.message}")
+        elif fmt == "ids":
+            typer.echo("\n".join(r.video_id for r in answer.result.results))
+        else:
             typer.echo(f"line {answer.line}: {answer.video_id}")
             _print_table(answer.result)
-        else:
-            typer.echo(f"line {answer.line}: {answer.error}: {answer.message}")
     found = sum(a.result is not None for a in answers)
     missing = sum(a.error == "not_found" for a in answers)
     typer.echo(f"answered {found}, not in the corpus {missing}, "
@@ -82,7 +72,8 @@ def similar(
              "Videos not in the corpus are reported as not found, not embedded.")] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=MAX_K,
                                    help="Neighbours to return.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
     model: Annotated[str | None, typer.Option(
         "--model", help="Search this model's index (default THUMBSEARCH_MODEL); the corpus "
                         "must hold its vectors (`thumbsearch reembed --model M`).")] = None,
@@ -107,8 +98,11 @@ def similar(
     objects, each with its line number, or an "error" of "bad_id" or
     "not_found" and a message). A batch never embeds: a video that is not
     stored is reported, and so is a line that holds no video id; the exit
-    status is 0 once the file has been read.
+    status is 0 once the file has been read. With --format ids each answer's
+    neighbours are one id a line, answers apart by a blank line (lines that
+    could not be answered are named on stderr).
     """
+    chosen = chosen_format(fmt, as_json)
     if ids_file is not None:
         if video is not None or image is not None:
             raise typer.BadParameter("--ids-file goes without VIDEO_ID_OR_URL and --image")
@@ -117,7 +111,7 @@ def similar(
     elif (video is None) == (image is None):
         raise typer.BadParameter("give either VIDEO_ID_OR_URL or --image PATH_OR_URL")
     from indexer.models import model_spec
-    from indexer.service import build_service
+    from indexer.service import FetcherOnFirstUse, build_service
 
     settings = ctx.obj if model is None else dataclasses.replace(
         ctx.obj, model=model_spec(model).model_id)
@@ -125,21 +119,21 @@ def similar(
         from search.idlist import read_id_list, similar_to_listed
 
         listed = read_id_list(ids_file, max_bytes=settings.max_ids_file_bytes)
-        with build_service(settings, fetcher=_FetcherOnFirstUse(settings),
+        with build_service(settings, fetcher=FetcherOnFirstUse(settings),
                            lookups_only=True) as service:
             answers = similar_to_listed(service, listed, k)
-        if as_json:
+        if chosen == "json":
             echo_json([a.to_json() for a in answers])
         else:
-            _print_listed(answers)
+            _print_listed(answers, chosen)
         return
     from search.cli.progress import progress_reporter
     from search.ids import parse_video_ref
     from search.neighbours import similar_to_image, similar_to_video
 
     # The model loads (and says so) only when an image or an unstored video is embedded.
-    with progress_reporter(as_json) as progress, build_service(
-            settings, weights=weights, fetcher=_FetcherOnFirstUse(settings), lookups_only=True,
+    with progress_reporter(chosen != "table") as progress, build_service(
+            settings, weights=weights, fetcher=FetcherOnFirstUse(settings), lookups_only=True,
             progress=progress) as service:
         if image is not None:
             result = similar_to_image(service, image, k)
@@ -149,15 +143,22 @@ def similar(
             from search.gallery import write_html, write_sheet
 
             if html is not None:
-                write_html(service, result, html)
+                wrote(write_html(service, result, html))
             if sheet is not None:
-                write_sheet(service, result, sheet)
-    if as_json:
+                wrote(write_sheet(service, result, sheet))
+    if chosen == "json":
         echo_json(result.to_json())
+    elif chosen == "ids":
+        for neighbour in result.results:
+            typer.echo(neighbour.video_id)
     else:
         _print_table(result)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to the root app."""
-    app.command()(similar)
+    app.command(epilog=examples(
+        "thumbsearch similar dQw4w9WgXcQ -k 5",
+        "thumbsearch similar --image cat.jpg --html build/cat.html",
+        "thumbsearch similar dQw4w9WgXcQ --format ids | thumbsearch similar --ids-file -",
+    ))(similar)

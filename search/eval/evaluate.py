@@ -89,12 +89,12 @@ def parse_ks(text: str) -> list[int]:
     """``"1,5,10"`` -> [1, 5, 10], each within 1..MAX_K; UsageError (exit 2) otherwise."""
     parts = [part.strip() for part in text.split(",")] if len(text) <= _MAX_KS_TEXT else ["?"]
     if not all(part.isascii() and part.isdigit() for part in parts if part):
-        raise UsageError(f"--k must be comma-separated whole numbers such as 1,5,10, "
+        raise UsageError(f"-k/--top-k must be comma-separated whole numbers such as 1,5,10, "
                          f"got {quote(text)}")
     # A part of more than 4 digits is out of range: int() never builds a huge number.
     ks = sorted({int(part) if len(part) <= 4 else MAX_K + 1 for part in parts if part})
     if not ks or ks[0] < 1 or ks[-1] > MAX_K:
-        raise UsageError(f"--k values must be within 1..{MAX_K}, got {quote(text)}")
+        raise UsageError(f"-k/--top-k values must be within 1..{MAX_K}, got {quote(text)}")
     return ks
 
 

@@ -31,6 +31,58 @@ def test_every_command_has_help_text() -> None:
         assert len(result.output.strip().splitlines()) > 3
 
 
+def _all_commands() -> list[tuple[list[str], object]]:
+    import typer.main
+
+    found: list[tuple[list[str], object]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            found.append(([*path, name], sub))
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_command_help_ends_with_examples() -> None:
+    commands = _all_commands()
+    assert len(commands) >= 18
+    for path, _command in commands:
+        result = runner.invoke(app, [*path, "-h"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        tail = result.output.rstrip().split("Examples:")
+        assert len(tail) == 2, f"{path}: no example block"
+        examples = [line.strip() for line in tail[1].splitlines() if line.strip()]
+        assert examples and all(line.startswith(("thumbsearch ", "nohup thumbsearch ",
+                                                 "THUMBSEARCH_")) for line in examples), path
+
+
+def test_root_help_lists_whole_one_sentence_summaries_at_80_columns() -> None:
+    result = runner.invoke(app, ["-h"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    listing = result.output.split("Commands:")[1]
+    assert "..." not in listing
+    assert all(len(line) <= 80 for line in listing.splitlines()), listing
+    words = " ".join(listing.split())
+    for path, command in _all_commands():
+        if len(path) > 1:
+            continue
+        summary = command.get_short_help_str(limit=10_000)  # type: ignore[attr-defined]
+        assert f"{path[0]} {summary}" in words, path
+        assert summary.endswith(".") and summary.count(". ") == 0 and len(summary) <= 90, \
+            summary
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    for flag in ("--version", "-V"):
+        result = runner.invoke(app, [flag])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == f"thumbsearch {version('thumbsearch')}\n"
+
+
 def test_root_help_documents_environment_and_exit_codes() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0

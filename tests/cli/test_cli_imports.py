@@ -83,6 +83,15 @@ def test_help_of_every_command_imports_no_heavy_library(isolated_env: Path) -> N
     assert not loaded & set(HELP_NEVER), f"--help imported {sorted(loaded & set(HELP_NEVER))}"
 
 
+def test_version_imports_no_heavy_library(isolated_env: Path) -> None:
+    from importlib.metadata import version
+
+    codes, loaded, output = _imports(["--version"], ["-V"])
+    assert codes == [0, 0]
+    assert output == f"thumbsearch {version('thumbsearch')}\n" * 2
+    assert not loaded & set(HELP_NEVER), f"--version imported {sorted(loaded & set(HELP_NEVER))}"
+
+
 def test_stored_lookup_loads_no_model_and_no_network_client(stored: list[str],
                                                              tmp_path: Path) -> None:
     ids_file = tmp_path / "ids.txt"

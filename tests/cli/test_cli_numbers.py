@@ -60,6 +60,8 @@ INT_OPTIONS: list[tuple[list[str], str, int, int]] = [
     (["make-neardup", "src", "out"], "--seed", 0, 2**32 - 1),
     (["runs"], "-n", 1, 100_000),
     (["runs"], "--limit", 1, 100_000),
+    (["duplicates"], "-n", 1, 100_000),
+    (["duplicates"], "--limit", 1, 100_000),
     (["doctor"], "--sample", 0, 100_000),
     (["serve"], "--port", 0, 65535),
 ]
@@ -79,8 +81,8 @@ TEXT_OPTIONS: list[tuple[list[str], str, list[str]]] = [
                                    "inf", "1e9d", "30x", "٣d", f"{LONG}d", "1d" * 100, ""]),
     (["schedule", "q.toml"], "--every", [f"{HUGE}d", "5300w", "0h", "-6h", "soon", f"{LONG}s",
                                          "1.5h"]),
-    (["eval", "set"], "--k", [HUGE, "0", "1001", "-1", "1,a", "nan", "", ",", LONG,
-                              ",".join(["1"] * 200)]),
+    *((["eval", "set"], option, [HUGE, "0", "1001", "-1", "1,a", "nan", "", ",", LONG,
+                                 ",".join(["1"] * 200)]) for option in ("-k", "--top-k", "--k")),
 ]
 
 

@@ -152,7 +152,9 @@ def test_corpus_evaluation_uses_stored_vectors(tmp_path: Path, settings: Setting
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["eval", "/no/such/set"], 1, "no such dataset"),
     (["eval"], 2, "--corpus"),
-    (["eval", "x", "--k", "a,b"], 2, "--k must be"),
+    (["eval", "x", "--k", "a,b"], 2, "-k/--top-k must be"),
+    (["eval", "x", "-k", "a,b"], 2, "-k/--top-k must be"),
+    (["eval", "x", "--top-k", "1,2000"], 2, "-k/--top-k values must be within"),
     (["eval", "x", "--index", "lsh"], 2, "--index must be"),
     (["eval", "--corpus", "--label-by", "channel"], 1, "corpus"),
     (["eval", "--corpus", "--label-by", "colour"], 2, "--label-by must be"),
@@ -180,7 +182,7 @@ def test_default_model_on_packaged_neardup_set(tmp_path: Path) -> None:
     out = tmp_path / "neardup"
     result = runner.invoke(app, ["make-neardup", "--sample-photos", str(out), "--variants", "3"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["eval", str(out), "--json", "--k", "1,10",
+    result = runner.invoke(app, ["eval", str(out), "--json", "-k", "1,10",
                                  "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -189,3 +191,4 @@ def test_default_model_on_packaged_neardup_set(tmp_path: Path) -> None:
     assert (scores["queries"], scores["labels"], scores["distractors"]) == (40, 10, 0)
     assert scores["recall"]["1"] >= NEARDUP_RECALL_AT_1, scores
     assert (tmp_path / "report" / "index.html").exists()
+    assert result.stderr.splitlines()[-1] == f"wrote {tmp_path / 'report' / 'index.html'}"

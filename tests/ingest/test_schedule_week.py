@@ -103,7 +103,7 @@ def test_a_week_of_scheduled_runs_within_30_searches_a_day(
     runs = runner.invoke(app, ["runs", "--limit", "14"])
     assert runs.exit_code == 0
     rows = runs.output.strip().splitlines()[1:]
-    assert len(rows) == 14 and sum(" quota " in r for r in rows) == 12
+    assert len(rows) == 14 and sum(r.split("\t")[4] == "quota" for r in rows) == 12
     as_json = json.loads(runner.invoke(app, ["runs", "--json", "-n", "50"]).output)
     assert sum(r["quota"]["search"] for r in as_json) == QUERIES * 10
     assert sum(r["new"] for r in as_json) == len(found)

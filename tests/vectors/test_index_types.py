@@ -257,7 +257,9 @@ def test_cli_builds_reports_and_keeps_the_type(tmp_path: Path,
     assert stats["type"] == "ivf" and stats["recall_at_10"] == report["recall_at_10"]
     assert 0 < stats["bytes_per_vector"] < 1280 * 4 and stats["mmap"]  # PCA matrix dominates here
     text = runner.invoke(app, ["stats"]).output
-    assert "recall@10 vs exact" in text and "bytes a vector" in text
+    assert "recall@10 vs exact" in text and "bytes a vector" not in text
+    verbose = runner.invoke(app, ["stats", "-v"]).output
+    assert "bytes a vector" in verbose and "IVF" in verbose
     rebuilt = runner.invoke(app, ["index", "rebuild"])
     assert rebuilt.exit_code == 0 and "type ivf" in rebuilt.output, rebuilt.output
     doctor = runner.invoke(app, ["doctor"])
