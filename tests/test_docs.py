@@ -19,12 +19,10 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS]
 README_MAX_LINES = 260
 
-# Option names another change introduces; the docs may name them before it lands.
-# Empty this once `thumbsearch eval -k`, `--format` and `--version` exist.
-PENDING_OPTIONS: dict[str, set[str]] = {
-    "": {"--version"}, "eval": {"-k"}, "similar": {"--format"}, "duplicates": {"--format"}}
-# Pictures another change writes; the links may point at them before they exist.
-PENDING_FILES = {"docs/web-page-400.png", "docs/duplicates.png"}
+# Option names a change introduces; the docs may name them before it lands.
+PENDING_OPTIONS: dict[str, set[str]] = {}
+# Pictures a change writes; the links may point at them before they exist.
+PENDING_FILES: set[str] = set()
 # Not settings: read by the test harness only (documented in docs/reliability.md).
 HARNESS_VARIABLES = {FIGURES_ENV}
 

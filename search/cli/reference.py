@@ -13,31 +13,7 @@ import typer
 
 from search.cli.app import app
 
-__all__ = ["EXAMPLES", "command_tree", "commands", "main", "render"]
-
-#: One example a command, by its path below ``thumbsearch``.
-EXAMPLES: dict[str, str] = {
-    "": "thumbsearch similar -k 4 -- rAuzzsARkjE",
-    "ingest": "thumbsearch ingest 'cat videos' 'kitten compilation' --pages 2",
-    "add": "thumbsearch add ~/Videos/thumbnails",
-    "add-ids": "thumbsearch add-ids research-ids.csv --column video_id --json",
-    "similar": "thumbsearch similar -k 5 https://www.youtube.com/watch?v=dQw4w9WgXcQ",
-    "stats": "thumbsearch stats --json",
-    "eval": "thumbsearch eval build/eval/neardup-samples --report build/eval/report",
-    "make-neardup": "thumbsearch make-neardup --sample-photos build/neardup --variants 10",
-    "models": "thumbsearch models",
-    "reembed": "thumbsearch reembed --model efficientnet-lite0+unbar+crop+gem",
-    "schedule": "thumbsearch schedule queries.toml --every 6h",
-    "refresh": "thumbsearch refresh --prune --wait 3600",
-    "runs": "thumbsearch runs -n 5",
-    "doctor": "thumbsearch doctor --sample 500",
-    "duplicates": "thumbsearch duplicates --threshold 0.95 --across-channels --html dups.html",
-    "serve": "thumbsearch serve --port 8000",
-    "index": "thumbsearch index build --type ivf",
-    "index build": "thumbsearch index build --type hnsw --json",
-    "index rebuild": "thumbsearch index rebuild --wait 600",
-}
-
+__all__ = ["command_tree", "commands", "main", "render"]
 
 def command_tree() -> Any:
     """The click command behind ``search.cli.app``."""
@@ -126,8 +102,6 @@ def _section(path: str, command: Any, ctx: Any) -> str:
             f"{sub.get_short_help_str(limit=200)}" for name, sub in subcommands))
     if command.epilog:
         parts += _paragraphs(command.epilog)
-    if path in EXAMPLES:
-        parts.append("Example:\n\n```sh\n" + EXAMPLES[path] + "\n```")
     return "\n\n".join(parts)
 
 
