@@ -25,9 +25,9 @@ class Column:
     """One column: its header and how its cells are shown.
 
     ``kind``: ``id`` (never cut nor wrapped), ``number`` (right-aligned), ``score`` (4
-    decimals, coloured by strength on a terminal), ``title`` (cut with an ellipsis to the
-    terminal's width, by ``share``) or ``text`` (wraps). ``piped_only`` columns are left out on a
-    terminal (long values, such as URLs, that a person reads elsewhere).
+    decimals, coloured by strength on a terminal), ``title`` (wrapped at words within its
+    ``share`` of the terminal's width) or ``text`` (wraps). ``piped_only`` columns are left
+    out on a terminal (long values, such as URLs, that a person reads elsewhere).
     """
 
     header: str
@@ -114,8 +114,7 @@ def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]],
             value = row[i]
             style = (_SCORE_STYLES[strength(value)]
                      if columns[i].kind == "score" and isinstance(value, float) else "")
-            cut = columns[i].kind == "title"  # one line, cut with an ellipsis to fit
-            cells.append(Text(text, style=style, no_wrap=cut, overflow="ellipsis" if cut
-                              else "fold"))
+            # titles wrap at words, so their ends ("(reupload 1)") stay in sight
+            cells.append(Text(text, style=style, overflow="fold"))
         table.add_row(*cells, end_section=bool(last))
     Console(highlight=False, soft_wrap=False).print(table)
