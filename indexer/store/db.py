@@ -33,7 +33,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets queries read while an ingest writes; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA busy_timeout=30000")  # _BUSY_SECONDS
     if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -41,7 +41,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-_BUSY_TIMEOUT_MS = 30_000
+_BUSY_SECONDS = 30.0  # the busy_timeout PRAGMA above
 
 
 def _locked(exc: BaseException) -> bool:
@@ -58,7 +58,7 @@ def _switch_to_wal(cursor: Any) -> None:
     from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
     for attempt in Retrying(retry=retry_if_exception(_locked),
-                            stop=stop_after_delay(_BUSY_TIMEOUT_MS / 1000),
+                            stop=stop_after_delay(_BUSY_SECONDS),
                             wait=wait_random(0.005, 0.05), reraise=True):
         with attempt:
             cursor.execute("PRAGMA journal_mode=WAL")

@@ -335,3 +335,36 @@ def test_the_duplicates_gallery_in_chromium(site: tuple[str, Path], browser: Any
     _save(browser, "duplicates.png")
     browser.set_window_size(400, 900)
     assert browser.execute_script("return document.documentElement.scrollWidth <= 400")
+
+
+def test_the_similar_page_and_the_eval_report_fit_400_pixels(
+        site: tuple[str, Path], browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, photo = site
+    env = _env(photo.parents[1])
+    first = _json(f"{base}/api/videos?per_page=1")["videos"][0]["video_id"]
+    page = tmp_path / "similar.html"
+    subprocess.run([str(BIN / "thumbsearch"), "similar", "-k", "8", "--html", str(page),
+                    "--", first], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([str(BIN / "thumbsearch"), "make-neardup", "--sample-photos",
+                    str(tmp_path / "set"), "--variants", "2"], env=env, check=True,
+                   capture_output=True, timeout=300)
+    subprocess.run([str(BIN / "thumbsearch"), "eval", str(tmp_path / "set"), "-k", "1,5,10",
+                    "--report", str(tmp_path / "report")], env=env, check=True,
+                   capture_output=True, timeout=600)
+    report = next((tmp_path / "report").glob("*.html"))
+    for target in (page, report):
+        browser.set_window_size(1280, 900)
+        browser.get(target.as_uri())
+        cells = ".gallery img" if target == page else "img"
+        assert browser.find_elements(By.CSS_SELECTOR, cells), target
+        if target == page:
+            assert len(_heights(browser, ".gallery img")) == 1  # uniform 16:9 cells
+            classes = browser.execute_script(
+                "return [...document.querySelectorAll('.score')].map(e => e.className)")
+            assert classes and all(set(c.split()) & STRENGTHS for c in classes)
+        browser.set_window_size(400, 900)
+        assert browser.execute_script("return window.innerWidth") <= 400
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"), target
