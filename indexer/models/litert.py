@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,7 +83,10 @@ def convert_to_tflite(embedder: GraphEmbedder, calibration: FloatArray | None = 
         # Frozen first: converting the live function keeps the weights as resource
         # variables, which the interpreter runs uninitialised (NaN features).
         frozen = convert_variables_to_constants_v2(embedder.concrete_function())
-        with _mute_stderr():  # the converter logs through absl and C++ on stderr
+        with _mute_stderr(), warnings.catch_warnings():  # absl and C++ logs on stderr
+            # With float input and output there are no quantised inputs to have statistics
+            # for; the converter warns about it all the same.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
             if calibration is not None:
                 images = np.asarray(calibration, dtype=np.float32)
