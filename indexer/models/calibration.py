@@ -12,7 +12,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from indexer.errors import ModelError
 
-__all__ = ["CALIBRATION_VERSION", "THUMBNAIL_SIZES", "calibration_images"]
+__all__ = ["CALIBRATION_VERSION", "THUMBNAIL_SIZES", "calibration_batch", "calibration_images"]
 
 #: Bumped when the calibration images change: the cached int8 files are converted again.
 CALIBRATION_VERSION = 1
@@ -80,3 +80,9 @@ def calibration_images() -> list[Image.Image]:
             float(rng.uniform(0.8, 1.2)))).enhance(float(rng.uniform(0.7, 1.4)))
         out.append(_reencoded(_thumbnail(shifted, (320, 180)), int(rng.integers(25, 90))))
     return out
+
+
+def calibration_batch(preprocess: Callable[[Image.Image], np.ndarray[Any, Any]]
+                      ) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """The calibration images through ``preprocess`` (the model's own), as one batch."""
+    return np.stack([preprocess(image) for image in calibration_images()]).astype(np.float32)

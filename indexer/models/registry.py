@@ -135,18 +135,9 @@ def _build_graph(spec: ModelSpec, config: ModelConfig, path: Path | None,
                                preprocessing=config.preprocessing, runtime=runtime)
 
 
-def _calibration_batch(graph: GraphEmbedder) -> FloatArray:
-    """The calibration photos preprocessed exactly as ``graph`` preprocesses its input."""
-    import numpy as np
-
-    from indexer.models.calibration import calibration_images
-
-    return np.stack([graph.preprocess(image) for image in calibration_images()])
-
-
 def _build_litert(spec: ModelSpec, config: ModelConfig, path: Path | None,
                   cache_dir: Path | None) -> Embedder:
-    from indexer.models.calibration import CALIBRATION_VERSION
+    from indexer.models.calibration import CALIBRATION_VERSION, calibration_batch
     from indexer.models.litert import load_litert_embedder
 
     return load_litert_embedder(
@@ -154,7 +145,7 @@ def _build_litert(spec: ModelSpec, config: ModelConfig, path: Path | None,
         preprocessing=config.preprocessing,
         build_graph=lambda: _build_graph(spec, config, path, "function"),
         weights_file=lambda: _weights_file(config.base, path), cache_dir=cache_dir,
-        calibration=_calibration_batch if config.int8 else None,
+        calibration=(lambda graph: calibration_batch(graph.preprocess)) if config.int8 else None,
         calibration_key=f"int8-calibration-{CALIBRATION_VERSION}" if config.int8 else "")
 
 
