@@ -74,6 +74,12 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
                                        lambda v: v <= 1024),
         "similar_cli_vs_help": _target(cli.get("similar_cli_vs_help"), "<= 1.5",
                                        lambda v: v <= 1.5),
+        "int8_speedup": _target(models.get("int8_speedup"), ">= 1.7 against fp32 LiteRT",
+                                lambda v: v >= 1.7),
+        "int8_recall1_drop": _target(
+            None if "int8_recall1_drop" not in models
+            else max(models["int8_recall1_drop"], models.get("int8_map_drop", 1.0)),
+            "<= 0.005 on every set (recall@1 and mAP)", lambda v: v <= 0.005),
     }
 
 
