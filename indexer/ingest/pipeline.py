@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -27,6 +28,7 @@ from indexer.store.metadata import Store
 from indexer.vectors.index import VectorIndex, l2_normalise
 
 __all__ = [
+    "CPU_STEPS",
     "Finished",
     "Pipeline",
     "PipelineResult",
@@ -51,14 +53,20 @@ class WorkItem:
     path: Path | None = None
 
 
+#: The steps whose CPU time (of their own thread) ``StageTimes.cpu`` adds up.
+CPU_STEPS = ("fetch", "decode", "preprocess", "cache", "batch", "embed", "write")
+
+
 @dataclass
 class StageTimes:
-    """Seconds spent per stage (load is summed over worker threads)."""
+    """Seconds spent per stage (load is summed over worker threads), and the CPU seconds
+    of each step in ``CPU_STEPS`` on its own thread (the model's helper threads excluded)."""
 
     load: float = 0.0
     embed: float = 0.0
     write: float = 0.0
     wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CPU_STEPS, 0.0))
 
     def add(self, other: StageTimes) -> None:
         """Accumulate another run's times into this one."""
@@ -66,6 +74,8 @@ class StageTimes:
         self.embed += other.embed
         self.write += other.write
         self.wall += other.wall
+        for step, seconds in other.cpu.items():
+            self.cpu[step] = self.cpu.get(step, 0.0) + seconds
 
 
 @dataclass
@@ -112,22 +122,37 @@ class _Loaded:
     failure: Failure | None
     seconds: float
     missing: bool = False  # the failure is a 404: the image is gone
+    # CPU seconds of this thread: fetch, decode, preprocess, cache
+    cpu: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def _load_one(item: WorkItem, loader: Loader, embedder: Embedder,
               cache: ThumbnailCache | None) -> _Loaded:
     start = time.perf_counter()
+    marks = [time.thread_time()]
     try:
         data = loader(item)
+        marks.append(time.thread_time())
         image = decode_image(data, str(item.path or item.url), reduce_to=embedder.input_size)
+        marks.append(time.thread_time())
         array = embedder.preprocess(image)
+        marks.append(time.thread_time())
         meta = item.meta
         if cache is not None:  # only bytes that decoded are kept
             meta = dataclasses.replace(meta, thumbnail_sha256=cache.put(data))
-        return _Loaded(meta, array, None, time.perf_counter() - start)
+        marks.append(time.thread_time())
+        return _Loaded(meta, array, None, time.perf_counter() - start, cpu=_steps(marks))
     except ITEM_ERRORS as exc:
+        marks.append(time.thread_time())
         return _Loaded(item.meta, None, Failure(item.meta.video_id, str(exc)),
-                       time.perf_counter() - start, isinstance(exc, ThumbnailMissingError))
+                       time.perf_counter() - start, isinstance(exc, ThumbnailMissingError),
+                       _steps(marks))
+
+
+def _steps(marks: list[float]) -> tuple[float, float, float, float]:
+    """The four load steps' CPU from the thread-time marks taken so far (the rest 0)."""
+    spans = [b - a for a, b in pairwise(marks)] + [0.0, 0.0, 0.0]
+    return spans[0], spans[1], spans[2], spans[3]
 
 
 @dataclass
@@ -381,6 +406,8 @@ class Pipeline(Generic[T]):
             if loaded is None:
                 return
             self.times.load += loaded.seconds
+            for step, seconds in zip(CPU_STEPS, loaded.cpu, strict=False):
+                self.times.cpu[step] += seconds
             if loaded.failure is not None:
                 self._put(_Failed(group, loaded.failure, loaded.missing))
                 continue
@@ -393,9 +420,13 @@ class Pipeline(Generic[T]):
 
     def _embed(self, entries: list[tuple[_Group[T], VideoMeta]],
                arrays: list[np.ndarray]) -> None:
-        start = time.perf_counter()
-        vectors = l2_normalise(self.embedder.embed(np.stack(arrays)))
+        start, cpu = time.perf_counter(), time.thread_time()
+        batch = np.stack(arrays)
+        assembled = time.thread_time()
+        vectors = l2_normalise(self.embedder.embed(batch))
         self.times.embed += time.perf_counter() - start
+        self.times.cpu["batch"] += assembled - cpu
+        self.times.cpu["embed"] += time.thread_time() - assembled
         self._put(_Batch(entries, vectors))
 
     def _write_loop(self) -> None:
@@ -420,11 +451,12 @@ class Pipeline(Generic[T]):
                 message.group.left -= 1
                 self._complete_ready()
             return
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         metas = [meta for _, meta in message.entries]
         ids = self.write(metas, message.vectors, self.embedder.model_id)
         self.index.add_stored(ids, message.vectors)  # replays rows other workers stored
         self.times.write += time.perf_counter() - start
+        self.times.cpu["write"] += time.thread_time() - cpu
         with self._cv:
             for group, meta in message.entries:
                 group.result.stored.append(meta.video_id)
