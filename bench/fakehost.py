@@ -86,8 +86,10 @@ def main() -> None:
     parser.add_argument("--prefix", default="bench")
     args = parser.parse_args()
     fakes, searches = catalogue(args.videos, args.prefix)
-    # Many searches per run: the quotas must never be what stops the benchmark.
-    with FakeYouTube(fakes, searches, search_quota=10**9, units_quota=10**9) as fake:
+    # Many searches per run: the quotas must never be what stops the benchmark. Connections
+    # stay open, as i.ytimg.com keeps them.
+    with FakeYouTube(fakes, searches, search_quota=10**9, units_quota=10**9,
+                     keep_alive=True) as fake:
         print(json.dumps({"api_key": fake.api_key, "api_endpoint": fake.api_endpoint,
                           "thumbnail_base": fake.thumbnail_base,
                           "thumbnail_host": fake.thumbnail_host,

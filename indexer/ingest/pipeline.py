@@ -155,6 +155,34 @@ def _steps(marks: list[float]) -> tuple[float, float, float, float]:
     return spans[0], spans[1], spans[2], spans[3]
 
 
+class _BatchBuffer:
+    """Model inputs gathered into one preallocated array, reused from batch to batch: no
+    new (batch, h, w, 3) array (and its page faults) for every batch. What ``take`` returns
+    is valid until the next ``append`` (the model reads it before that)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.count = 0
+        self._array: np.ndarray | None = None
+
+    def append(self, item: np.ndarray) -> None:
+        """Copy one model input in (the buffer is made, or remade, to its shape and type)."""
+        array = self._array
+        if array is None or array.shape[1:] != item.shape or array.dtype != item.dtype:
+            if self.count:  # inputs of another shape: never mixed into one batch by callers
+                raise ValueError(f"model input {item.shape} {item.dtype} does not match the "
+                                 f"batch's {array.shape[1:] if array is not None else ()}")
+            array = self._array = np.empty((self.size, *item.shape), dtype=item.dtype)
+        array[self.count] = item
+        self.count += 1
+
+    def take(self) -> np.ndarray:
+        """The inputs appended since the last ``take``, as one (n, ...) array."""
+        assert self._array is not None and self.count
+        count, self.count = self.count, 0
+        return self._array[:count]
+
+
 @dataclass
 class _Group(Generic[T]):
     left: int
@@ -386,7 +414,7 @@ class Pipeline(Generic[T]):
     def _embed_items(self) -> None:
         in_flight: deque[tuple[_Group[T], Future[_Loaded]]] = deque()
         entries: list[tuple[_Group[T], VideoMeta]] = []
-        arrays: list[np.ndarray] = []
+        arrays = _BatchBuffer(self.batch_size)
         while True:
             with self._cv:
                 self._top_up(in_flight)
@@ -399,7 +427,7 @@ class Pipeline(Generic[T]):
                     continue
             if not in_flight:  # nothing more is coming for now: embed what there is
                 self._embed(entries, arrays)
-                entries, arrays = [], []
+                entries = []
                 continue
             group, future = in_flight.popleft()
             loaded = self._result(future, in_flight)
@@ -412,21 +440,20 @@ class Pipeline(Generic[T]):
                 self._put(_Failed(group, loaded.failure, loaded.missing))
                 continue
             assert loaded.array is not None
+            cpu = time.thread_time()
             entries.append((group, loaded.meta))
             arrays.append(loaded.array)
+            self.times.cpu["batch"] += time.thread_time() - cpu
             if len(entries) >= self.batch_size:
                 self._embed(entries, arrays)
-                entries, arrays = [], []
+                entries = []
 
     def _embed(self, entries: list[tuple[_Group[T], VideoMeta]],
-               arrays: list[np.ndarray]) -> None:
+               arrays: _BatchBuffer) -> None:
         start, cpu = time.perf_counter(), time.thread_time()
-        batch = np.stack(arrays)
-        assembled = time.thread_time()
-        vectors = l2_normalise(self.embedder.embed(batch))
+        vectors = l2_normalise(self.embedder.embed(arrays.take()))
         self.times.embed += time.perf_counter() - start
-        self.times.cpu["batch"] += assembled - cpu
-        self.times.cpu["embed"] += time.thread_time() - assembled
+        self.times.cpu["embed"] += time.thread_time() - cpu
         self._put(_Batch(entries, vectors))
 
     def _write_loop(self) -> None:
