@@ -55,7 +55,8 @@ def decode_image(data: bytes, name: str = "image",
                 side = int(max(reduce_to) * DRAFT_MARGIN)
                 opened.draft(None, (side, side))
             opened.load()
-            return (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+            ImageOps.exif_transpose(opened, in_place=True)  # no copy when nothing turns
+            return opened if opened.mode == "RGB" else opened.convert("RGB")
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as exc:
