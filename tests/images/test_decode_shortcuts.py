@@ -71,6 +71,7 @@ def test_reduced_decode_gives_nearly_the_same_model_input(preprocessing: Preproc
     for name, data in _maxres().items():
         full = prepare_rgb(decode_image(data), SIZE, preprocessing)
         reduced = prepare_rgb(decode_image(data, reduce_to=SIZE), SIZE, preprocessing)
+        assert reduced.shape == full.shape == (*SIZE, 3), name
         difference = np.abs(full - reduced)
         # 0..255 scale: JPEG's own re-encoding at quality 90 moves pixels by more than this.
         assert difference.mean() < 2.5, name
