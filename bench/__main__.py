@@ -53,6 +53,8 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
     return {
         "ingest_vs_model": _target(ingest.get("ingest_vs_model"), ">= 0.9",
                                    lambda v: v >= 0.9),
+        "nonmodel_cpu_vs_model": _target(ingest.get("nonmodel_cpu_vs_model"), "<= 0.15",
+                                         lambda v: v <= 0.15),
         "default_vs_keras_predict": _target(models.get("chosen_vs_keras_predict"), ">= 2.0",
                                             lambda v: v >= 2.0),
         "vgg16_sgemm_fraction": _target(models.get("vgg16_fastest_sgemm_fraction"), ">= 0.85",

@@ -63,6 +63,9 @@ def _rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
     if ingest:
         rows.append(("ingest end to end, loopback fakes (img/s)", ingest.get("ingest_img_s")))
         rows.append(("the model alone, same run (img/s)", ingest.get("model_img_s")))
+        rows.append(("ingest CPU a thumbnail besides the model / the model's (µs)",
+                     f"{_fmt(ingest.get('nonmodel_cpu_us'))} / "
+                     f"{_fmt(ingest.get('model_cpu_us'))}"))
     if notebook:
         rows.append(("notebook-style pipeline, VGG16 (videos/s)",
                      notebook.get("notebook_vgg16_img_s")))
