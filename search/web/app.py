@@ -82,8 +82,10 @@ def _upload_name(filename: str | None) -> str:
 
 def web_service(settings: Settings, *, embedder: Embedder | None = None) -> Service:
     """The service a server builds: an unknown video's thumbnail download ends within
-    ``settings.web_fetch_timeout`` (THUMBSEARCH_WEB_FETCH_TIMEOUT), retries included."""
-    return build_service(settings, embedder=embedder,
+    ``settings.web_fetch_timeout`` (THUMBSEARCH_WEB_FETCH_TIMEOUT), retries included, and
+    lookups read a SQLite database through ``sqlite3``, as ``thumbsearch similar`` does
+    (SQLAlchemy's per-call connection and row handling took most of a lookup's time)."""
+    return build_service(settings, embedder=embedder, lookups_only=True,
                          fetcher=image_fetcher(settings, settings.web_fetch_timeout))
 
 
@@ -210,8 +212,8 @@ def create_app(service_factory: Callable[[], Service], *,
             item["thumbnail"] = f"/thumbs/{item['video_id']}"
             item["youtube_url"] = youtube_url(item["video_id"])
         query_id = result.query.get("video_id")
-        if query_id is not None:
-            video = service().store.get_video(query_id)
+        if query_id is not None:  # read as the lookup read its neighbours' titles
+            video = service().require_corpus().reads.get_videos([query_id]).get(query_id)
             data["query"].update({
                 "title": video.title if video else "",
                 "channel_title": video.channel_title if video else "",
