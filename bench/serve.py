@@ -146,28 +146,30 @@ def serving(home: Path, timeout: float = 60.0) -> Iterator[tuple[str, int]]:
     Stopped with SIGINT (as Ctrl-C) when the block ends, SIGKILL if it lingers.
     """
     exe = str(Path(sys.executable).with_name("thumbsearch"))
-    child = subprocess.Popen([exe, "serve", "--port", "0"], env=_env(home),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    with subprocess.Popen([exe, "serve", "--port", "0"], env=_env(home),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
         assert child.stderr is not None
-        found: list[str] = []
-        reader = threading.Thread(target=lambda: found.append(child.stderr.readline()
-                                                              if child.stderr else ""),
-                                  daemon=True)
-        reader.start()
-        reader.join(timeout)
-        match = _SERVING.search(found[0]) if found else None
-        if match is None:
-            raise RuntimeError(f"thumbsearch serve did not start: {found[:1]}")
-        threading.Thread(target=child.stderr.read, daemon=True).start()  # keep the pipe open
-        yield match.group(1), child.pid
-    finally:
-        child.send_signal(signal.SIGINT)
+        stderr = child.stderr
+        lines: list[str] = []
+        # The first line names the address; the rest is read (and kept) so the pipe never fills.
+        drain = threading.Thread(target=lambda: lines.extend(stderr), daemon=True)
+        drain.start()
         try:
-            child.wait(15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            deadline = time.monotonic() + timeout
+            while not lines and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            match = _SERVING.search(lines[0]) if lines else None
+            if match is None:
+                raise RuntimeError(f"thumbsearch serve did not start: {lines[:3]}")
+            yield match.group(1), child.pid
+        finally:
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            drain.join(5)
 
 
 def parse_wrk(stdout: str) -> dict[str, Any]:
