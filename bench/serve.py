@@ -14,10 +14,12 @@ Debian's ``wrk`` loads it through a small Lua script (``LUA`` below):
 In the same run, with the server idle, the library's own rates: ``similar_to_video`` in a
 loop on one thread and on two (reading the database as the server does), and for uploads
 ``similar_to_bytes`` on one thread and the model's ``embed`` alone at batch 1 and at the
-ingest batch size. ``serve_vs_library_16`` is the server's rate at 16 connections over
-the library's best rate (one thread or two). Every request must answer 200.
+ingest batch size. The library and the server take turns (three rounds), so a change in
+the machine's load falls on both. ``serve_vs_library_16`` is the server's mean rate at 16
+connections over the library's better mean rate (one thread or two); percentiles are the
+median of the rounds'. Every request must answer 200.
 
-Run: ``.venv/bin/python -m bench.serve [--size N] [--seconds S]`` (``python -m bench
+Run: ``.venv/bin/python -m bench.serve [--size N] [--seconds S] [--rounds R]`` (``python -m bench
 --only serve`` runs it at 1,000,000 vectors).
 """
 
@@ -42,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LUA", "build_corpus", "library_rate", "main", "measure", "parse_wrk", "run_wrk",
-           "serving", "upload_bodies"]
+__all__ = ["LUA", "build_corpus", "library_rate", "main", "measure", "measure_home", "parse_wrk",
+           "run_wrk", "serving", "upload_bodies"]
 
 FULL_SIZE = 1_000_000
 QUICK_SIZE = 20_000
@@ -289,9 +291,24 @@ def _upload_library(service: Any, jpegs: list[bytes], seconds: float) -> dict[st
             f"model_batch_{DEFAULT_BATCH_SIZE}_img_s": round(batched, 2)}
 
 
-def measure(quick: bool = False, *, size: int | None = None,
-            seconds: float | None = None) -> dict[str, Any]:
+def measure(quick: bool = False, *, size: int | None = None, seconds: float | None = None,
+            rounds: int | None = None) -> dict[str, Any]:
     """Build the corpus, load the server, measure the library; see the module docstring."""
+    size = size or (QUICK_SIZE if quick else FULL_SIZE)
+    with tempfile.TemporaryDirectory(prefix="thumbsearch-bench-serve-") as tmp:
+        home = Path(tmp) / "home"
+        started = time.perf_counter()
+        videos, index = build_corpus(home, size)
+        build_s = round(time.perf_counter() - started, 1)
+        out = measure_home(home, videos, seconds or (3.0 if quick else 10.0),
+                           rounds=rounds or (1 if quick else 3))
+    return {"vectors": size, "index": index, "build_corpus_s": build_s, **out}
+
+
+def measure_home(home: Path, videos: Sequence[str], seconds: float,
+                 rounds: int = 3) -> dict[str, Any]:
+    """The figures against the corpus stored in ``home`` (default model, index built), whose
+    stored video ids are ``videos``: the library's rates, then the server under wrk."""
     import dataclasses
 
     from bench.index import MODEL
@@ -299,20 +316,13 @@ def measure(quick: bool = False, *, size: int | None = None,
     from indexer.settings import Settings
     from search.neighbours import similar_to_video
 
-    size = size or (QUICK_SIZE if quick else FULL_SIZE)
-    seconds = seconds or (3.0 if quick else 10.0)
-    out: dict[str, Any] = {"vectors": size, "seconds_a_run": seconds,
+    out: dict[str, Any] = {"seconds_a_run": seconds,
                            "generator": "wrk (Debian), Lua script: a random stored id a request"}
-    with tempfile.TemporaryDirectory(prefix="thumbsearch-bench-serve-") as tmp:
+    rng = np.random.default_rng(1)
+    ids = [videos[int(i)] for i in rng.choice(len(videos), min(QUERY_IDS, len(videos)),
+                                              replace=False)]
+    with tempfile.TemporaryDirectory(prefix="thumbsearch-bench-load-") as tmp:
         root = Path(tmp)
-        home = root / "home"
-        started = time.perf_counter()
-        videos, out["index"] = build_corpus(home, size)
-        out["build_corpus_s"] = round(time.perf_counter() - started, 1)
-        rng = np.random.default_rng(1)
-        ids = [videos[int(i)] for i in rng.choice(len(videos), min(QUERY_IDS, len(videos)),
-                                                  replace=False)]
-        del videos
         ids_file = root / "ids.txt"
         ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
         bodies = upload_bodies(root / "bodies")
@@ -321,27 +331,49 @@ def measure(quick: bool = False, *, size: int | None = None,
         settings = dataclasses.replace(Settings.from_env({"THUMBSEARCH_HOME": str(home)}),
                                        model=MODEL)
         # Lookups read SQLite through sqlite3, as the server and `thumbsearch similar` do.
-        with build_service(settings, lookups_only=True) as service:
+        # The library and the server take turns, ROUNDS times, so that a change in the
+        # machine's load falls on both sides of the ratio.
+        library: dict[int, list[float]] = {1: [], 2: []}
+        runs: dict[int, list[dict[str, Any]]] = {c: [] for c in CONNECTIONS}
+        with build_service(settings, lookups_only=True) as service, \
+                serving(home) as (url, pid):
+            out["server_rss_mib_start"] = _rss_mib(pid)
             for video in ids[:200]:  # warm: the index opened, its pages read once
                 similar_to_video(service, video, 10)
-            out["library_1_thread_s"] = round(library_rate(service, ids, seconds, 1), 1)
-            out["library_2_threads_s"] = round(library_rate(service, ids, seconds, 2), 1)
-            out.update(_upload_library(service, _jpegs(bodies), seconds))
-        with serving(home) as (url, pid):
-            out["server_pid_rss_mib_start"] = _rss_mib(pid)
             run_wrk(url, "ids", ids_file, 4, min(2.0, seconds), script, seed=99)  # warm-up
-            out["ids"] = {str(c): run_wrk(url, "ids", ids_file, c, seconds, script, seed=c)
-                          for c in CONNECTIONS}
+            for turn in range(rounds):
+                for threads in library:
+                    library[threads].append(library_rate(service, ids, seconds, threads))
+                for c in CONNECTIONS:
+                    runs[c].append(run_wrk(url, "ids", ids_file, c, seconds, script,
+                                           seed=100 * turn + c))
+            out.update(_upload_library(service, _jpegs(bodies), seconds))
             run_wrk(url, "upload", bodies, 1, 1.0, script, seed=98)  # warm-up: loads the model
             out["upload"] = {str(c): run_wrk(url, "upload", bodies, c, seconds, script,
                                              seed=c) for c in UPLOAD_CONNECTIONS}
             out["server_rss_mib_end"] = _rss_mib(pid)
-    library = max(out["library_1_thread_s"], out["library_2_threads_s"])
+    out["rounds"] = rounds
+    out["library_1_thread_s"] = round(float(np.mean(library[1])), 1)
+    out["library_2_threads_s"] = round(float(np.mean(library[2])), 1)
+    out["ids"] = {str(c): _combined(runs[c]) for c in CONNECTIONS}
+    best = max(out["library_1_thread_s"], out["library_2_threads_s"])
     top = out["ids"][str(CONNECTIONS[-1])]
-    out["serve_vs_library_16"] = round(top["requests_s"] / library, 3)
+    out["serve_vs_library_16"] = round(top["requests_s"] / best, 3)
     out["serve_p99_ms_16"] = top["p99_ms"]
     best_upload = max(v["requests_s"] for v in out["upload"].values())
     out["upload_vs_model_batch_1"] = round(best_upload / out["model_batch_1_img_s"], 3)
+    return out
+
+
+def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one load as one figure: mean rate, median of each percentile."""
+    first = runs[0]
+    out = {k: first[k] for k in ("connections", "threads")}
+    out["requests"] = sum(r["requests"] for r in runs)
+    out["requests_s"] = round(float(np.mean([r["requests_s"] for r in runs])), 1)
+    for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms"):
+        out[key] = round(float(np.median([r[key] for r in runs])), 3)
+    out["rounds"] = [{k: r[k] for k in ("requests_s", "p50_ms", "p99_ms")} for r in runs]
     return out
 
 
@@ -359,8 +391,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=FULL_SIZE, help="vectors in the corpus")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="turns of the library and the server at each load")
     args = parser.parse_args()
-    print(json.dumps(measure(size=args.size, seconds=args.seconds), indent=1))
+    print(json.dumps(measure(size=args.size, seconds=args.seconds, rounds=args.rounds),
+                     indent=1))
 
 
 if __name__ == "__main__":
