@@ -115,8 +115,10 @@ def _serving(corpus: Corpus, host: Host, fetch_timeout: float) -> Iterator[str]:
         "THUMBSEARCH_WEB_FETCH_TIMEOUT": str(fetch_timeout)})
     sock = bind("127.0.0.1", 0)
     port: int = sock.getsockname()[1]
+    # One stored-id lookup at a time, the tightest queue: a download that took a place in
+    # it would hold every lookup behind it.
     app = create_app(lambda: web_service(settings, embedder=TinyEmbedder()),
-                     allowed_hosts=host_names("127.0.0.1", port))
+                     allowed_hosts=host_names("127.0.0.1", port), lookup_threads=1)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
