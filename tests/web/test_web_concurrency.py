@@ -112,9 +112,11 @@ def _serving(corpus: Corpus, host: Host, fetch_timeout: float) -> Iterator[str]:
         "THUMBSEARCH_THUMBNAIL_BASE": f"http://127.0.0.1:{host.port}/vi",
         "THUMBSEARCH_ALLOWED_HOSTS": f"127.0.0.1:{host.port}",
         "THUMBSEARCH_WEB_FETCH_TIMEOUT": str(fetch_timeout)})
+    # One stored-id lookup at a time, the tightest queue: a download that took a place in
+    # it would hold every lookup behind it.
     with live_app(lambda port: create_app(
             lambda: web_service(settings, embedder=TinyEmbedder()),
-            allowed_hosts=host_names("127.0.0.1", port))) as port:
+            allowed_hosts=host_names("127.0.0.1", port), lookup_threads=1)) as port:
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
