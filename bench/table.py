@@ -52,7 +52,18 @@ def _rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
             batch = models.get("default_model_best_batch", {}).get(runtime)
             rows.append((f"{models.get('default_model')} on {runtime} (img/s, batch {batch})",
                          rate))
-        rows.append(("runtime `auto` picks", models.get("chosen_runtime")))
+        rows.append(("runtime `auto` picks for bulk embedding / one-off queries",
+                     f"{_fmt(models.get('chosen_runtime'))} / "
+                     f"{_fmt(models.get('query_runtime'))}"))
+        if "bf16_img_s" in models:
+            rows.append((f"{models.get('default_model')} in bf16 (img/s, batch "
+                         f"{models.get('bf16_best_batch')}; vs fp32 LiteRT)",
+                         f"{_fmt(models.get('bf16_img_s'))} "
+                         f"({_fmt(models.get('bf16_speedup_vs_litert'))}x)"))
+            rows.append(("bf16: worst cosine to fp32; largest recall@1 / mAP drop",
+                         f"{_fmt(models.get('bf16_cosine_min'))}; "
+                         f"{_fmt(models.get('bf16_recall1_drop'))} / "
+                         f"{_fmt(models.get('bf16_map_drop'))}"))
         for runtime, cosine in models.get("default_model_cosine_min", {}).items():
             rows.append((f"worst cosine to Keras fp32, {runtime}", cosine))
         for runtime, rate in models.get("vgg16_img_s", {}).items():

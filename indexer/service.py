@@ -36,20 +36,23 @@ _PARTS = ("store", "embedder", "youtube", "index")  # the lazily built parts of 
 @functools.lru_cache(maxsize=4)
 def _shared_embedder(model_id: str, weights: Path | None = None,
                      weights_dir: Path | None = None, runtime: str = "auto",
-                     cache_dir: Path | None = None) -> Embedder:
+                     cache_dir: Path | None = None, bulk: bool = False) -> Embedder:
     # One process builds a model once, however many services it wires (tests, benchmarks).
     from indexer.models import load_embedder
 
-    return load_embedder(model_id, weights, weights_dir, runtime=runtime, cache_dir=cache_dir)
+    return load_embedder(model_id, weights, weights_dir, runtime=runtime, cache_dir=cache_dir,
+                         bulk=bulk)
 
 
-def settings_embedder(settings: Settings, weights: Path | None = None) -> Embedder:
+def settings_embedder(settings: Settings, weights: Path | None = None, *,
+                      bulk: bool = False) -> Embedder:
     """The model ``settings`` name on their runtime, built once per process (loads TensorFlow
-    or LiteRT); ``weights`` is a local weights file (``--weights``)."""
+    or LiteRT); ``weights`` is a local weights file (``--weights``); ``bulk`` for jobs that
+    embed batches (the runtime ``auto`` picks may differ: models.runtime.resolve_runtime)."""
     from indexer.models import model_spec
 
     return _shared_embedder(model_spec(settings.model).model_id, weights, settings.weights_dir,
-                            settings.runtime, settings.model_cache_dir)
+                            settings.runtime, settings.model_cache_dir, bulk)
 
 
 def image_fetcher(settings: Settings, max_seconds: float | None = None) -> ImageFetcher:
@@ -267,7 +270,8 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     def make_embedder() -> Embedder:
         if embedder is not None:
             return embedder
-        return settings_embedder(settings, weights)
+        # Lookups embed one image at a time; every other job embeds batches.
+        return settings_embedder(settings, weights, bulk=not lookups_only)
 
     def make_youtube(service: Service) -> YouTubeApi:
         if youtube is not None:

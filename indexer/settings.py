@@ -55,7 +55,7 @@ DEFAULT_UNITS_QUOTA = 10_000  # units a Pacific day for every other method
 # how long work a killed worker held waits before another worker takes it over.
 DEFAULT_CLAIM_LEASE = 120.0
 #: Engines that can run the embedding model (indexer.models.runtime explains each one).
-RUNTIMES = ("auto", "keras", "function", "xla", "litert")
+RUNTIMES = ("auto", "keras", "function", "xla", "litert", "bf16")
 DEFAULT_RUNTIME = "auto"
 
 ENV_HELP = """\
@@ -71,9 +71,10 @@ Environment (read once at start):
   THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0+unbar)
   THUMBSEARCH_WEIGHTS_DIR       directory of model weight files (<model>.weights.h5,
                                 <model>.pth); see `thumbsearch models`
-  THUMBSEARCH_RUNTIME           engine running the model: auto (default: litert when
+  THUMBSEARCH_RUNTIME           engine running the model: auto (default: bf16 for
+                                batch jobs on a CPU with native bf16, else litert when
                                 ai-edge-litert is installed, else function), keras,
-                                function, xla or litert
+                                function, xla, litert or bf16
   THUMBSEARCH_SEARCH_QUOTA      search.list calls a Pacific day (default 100)
   THUMBSEARCH_UNITS_QUOTA       units a Pacific day for other methods (default 10000)
   THUMBSEARCH_CLAIM_LEASE       seconds a worker's claim on a query or video lasts

@@ -76,7 +76,7 @@ class SettingsModel:
 
     def __call__(self) -> Embedder:
         """The embedder (TensorFlow or LiteRT loads here, in the actor's process)."""
-        return settings_embedder(self.settings)
+        return settings_embedder(self.settings, bulk=True)
 
 
 def import_ray() -> Any:

@@ -151,7 +151,7 @@ def _build_litert(spec: ModelSpec, config: ModelConfig, path: Path | None,
 
 def load_embedder(model_id: str, weights: str | Path | None = None,
                   weights_dir: Path | None = None, *, runtime: str = "function",
-                  cache_dir: Path | None = None) -> Embedder:
+                  cache_dir: Path | None = None, bulk: bool = False) -> Embedder:
     """Build the embedder for ``model_id`` (base or ``base+options``) on ``runtime``.
 
     ``weights`` is a local weights file; otherwise ``weights_dir`` is searched, then the
@@ -159,7 +159,8 @@ def load_embedder(model_id: str, weights: str | Path | None = None,
     one of settings.RUNTIMES; "auto" takes LiteRT when it is installed and converts,
     else the ``tf.function``. A ``+int8`` model runs only on LiteRT ("auto" or "litert").
     ``cache_dir`` keeps converted ``.tflite`` files (None: the model is converted in
-    memory each time).
+    memory each time). ``bulk`` says the model will embed batches (runtime.resolve_runtime:
+    "auto" may then take bf16).
     """
     spec = model_spec(model_id)
     config = parse_model_id(model_id)
@@ -170,7 +171,7 @@ def load_embedder(model_id: str, weights: str | Path | None = None,
             raise ModelError(f"{spec.model_id} runs only on LiteRT: set THUMBSEARCH_RUNTIME="
                              f"auto or litert (it is {requested})")
         requested = "litert"
-    chosen = resolve_runtime(requested)
+    chosen = resolve_runtime(requested, bulk=bulk)
     embedder: Embedder
     if chosen == "litert":
         if not litert_available():

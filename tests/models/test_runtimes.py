@@ -81,6 +81,20 @@ def test_auto_resolves_to_litert_when_installed_else_function() -> None:
         resolve_runtime("fast")
 
 
+def test_auto_takes_bf16_only_for_bulk_work_on_a_cpu_with_native_bf16() -> None:
+    assert resolve_runtime("auto", litert=True, bulk=True, native_bf16=True) == "bf16"
+    assert resolve_runtime("auto", litert=False, bulk=True, native_bf16=True) == "bf16"
+    # One-off queries keep LiteRT (batch 1, loads from its cached file without TensorFlow).
+    assert resolve_runtime("auto", litert=True, bulk=False, native_bf16=True) == "litert"
+    # Emulated bf16 is slower than fp32: never chosen where the CPU lacks it.
+    assert resolve_runtime("auto", litert=True, bulk=True, native_bf16=False) == "litert"
+    assert resolve_runtime("auto", litert=False, bulk=True, native_bf16=False) == "function"
+    # Asked for by name, it is what runs, native or not.
+    assert resolve_runtime("bf16", bulk=False, native_bf16=False) == "bf16"
+    assert resolve_runtime("auto", bulk=True) == (
+        "bf16" if cpu_has_bf16() else "litert" if litert_available() else "function")
+
+
 def test_bf16_is_detected_from_cpu_flags(tmp_path: Path) -> None:
     assert cpu_has_bf16(frozenset({"avx2", "avx512_bf16"}))
     assert cpu_has_bf16(frozenset({"amx_bf16"}))
@@ -125,6 +139,41 @@ def test_litert_and_function_match_keras_fp32_on_real_photos(
     one_by_one = np.concatenate([litert.embed(batch[i:i + 1]) for i in range(5)])
     assert _cosines(one_by_one, reference[:5]).min() >= 0.999
     assert litert.embed(batch[:0]).shape == (0, 1280)
+
+
+@pytest.mark.slow
+def test_bf16_keeps_embeddings_and_retrieval_on_real_photos(
+        real_batch: tuple[list[str], np.ndarray]) -> None:
+    """bf16 (native or emulated: the same numbers) stays close to fp32 on real thumbnails,
+    and every photo's nearest other image is the same photo, as in fp32."""
+    from indexer.models.base import GraphEmbedder
+
+    names, batch = real_batch
+    fp32 = load_embedder(DEFAULT, runtime="function")
+    bf16 = load_embedder(DEFAULT, runtime="bf16")
+    assert isinstance(bf16, GraphEmbedder) and bf16.runtime == "bf16" and bf16.dim == 1280
+    assert bf16.model.layers[-1].dtype_policy.name == "mixed_bfloat16"
+    reference, vectors = fp32.embed(batch), bf16.embed(batch)
+    assert vectors.dtype == np.float32
+    cosines = _cosines(reference, vectors)
+    worst = int(np.argmin(cosines))
+    assert cosines.min() >= 0.99, f"{names[worst]} at cosine {cosines[worst]}"
+    assert cosines.mean() >= 0.998
+    assert not np.allclose(reference, vectors)  # it did run in another precision
+
+    def nearest_photo(queries: np.ndarray, stored: np.ndarray) -> list[str]:
+        q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        s = stored / np.linalg.norm(stored, axis=1, keepdims=True)
+        scores = q @ s.T
+        np.fill_diagonal(scores, -np.inf)
+        return [names[int(j)].split("/")[0] for j in scores.argmax(axis=1)]
+
+    photos = [name.split("/")[0] for name in names]
+    fp32_nearest = nearest_photo(reference, reference)
+    fp32_hits = sum(a == b for a, b in zip(fp32_nearest, photos, strict=True))
+    for queries, stored in ((vectors, vectors), (reference, vectors)):  # bf16; fp32 in bf16
+        hits = sum(a == b for a, b in zip(nearest_photo(queries, stored), photos, strict=True))
+        assert hits >= fp32_hits
 
 
 def _cached(cache_dir: Path) -> list[Path]:
