@@ -16,9 +16,11 @@ from search.eval.evaluate import EvalRun, SetEvaluation
 from search.eval.metrics import average_precisions
 from search.html import render
 
-__all__ = ["GALLERY_NEIGHBOURS", "GALLERY_QUERIES", "gallery_entries", "write_report"]
+__all__ = ["GALLERY_NEIGHBOURS", "GALLERY_PER_KIND", "GALLERY_QUERIES", "gallery_entries",
+           "write_report"]
 
 GALLERY_QUERIES = 6
+GALLERY_PER_KIND = 3  # worst queries shown for each variant kind
 GALLERY_NEIGHBOURS = 5
 THUMB_SIZE = (240, 180)
 MAX_PAIRS = 2_000_000  # score pairs drawn in a histogram; larger sets are subsampled
@@ -146,12 +148,19 @@ def write_report(run: EvalRun, folder: Path) -> Path:
             sample = queries[::step][:GALLERY_QUERIES]
             worst = sorted(queries, key=lambda q: (ap[q], q))[:GALLERY_QUERIES]
             image_url = _Thumbs(thumbs, str(number), result)
+            by_kind = []
+            for kind, kind_scores in result.by_kind.items():
+                rows = sorted((q for q in queries if result.kinds[q] == kind),
+                              key=lambda q: (ap[q], q))[:GALLERY_PER_KIND]
+                by_kind.append({"kind": kind, "scores": kind_scores,
+                                "worst": gallery_entries(result, rows, image_url, ap)})
             sets.append({
                 "name": result.name, "scores": result.scores, "images": len(result.labels),
                 "approximate": result.approximate, "failed": result.failed,
                 "histogram": histogram,
                 "sample": gallery_entries(result, sample, image_url, ap),
                 "worst": gallery_entries(result, worst, image_url, ap),
+                "by_kind": by_kind,
             })
         page = folder / "index.html"
         page.write_text(render("report.html.j2", run=run, sets=sets, recall_plot="recall.png"),
