@@ -189,18 +189,17 @@ def _tile(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def _distractors(count: int, others: dict[str, Image.Image], stamps: list[Path],
                  seed: int) -> Iterator[tuple[str, Image.Image]]:
-    """(source, image) of ``count`` distractors: half stamps on a backdrop (when there are
-    stamps), the rest tiles of the photos that are not queries, taken in turn."""
+    """(source, image) of ``count`` distractors: half of them stamps on a backdrop (when
+    there are stamps), the rest tiles of the photos that are not queries, taken in turn."""
     rng = np.random.default_rng(photo_seed(seed, "distractors"))
-    from_stamps = min(len(stamps), count // 2) if others else min(len(stamps), count)
-    if from_stamps < count and not others:
-        raise InputError(f"{count} distractors need photos that are not queries or more "
-                         f"stamps; there are {len(stamps)} stamps and no other photos "
-                         "(lower --photos or add --sources)")
-    picked = sorted(rng.choice(len(stamps), from_stamps, replace=False).tolist()) \
-        if from_stamps else []
-    for i in picked:
-        yield f"stamp:{stamps[i].name}", _stamp_on_backdrop(stamps[i], rng)
+    if not others and not stamps and count:
+        raise InputError(f"{count} distractors need photos that are not queries or Tux Paint "
+                         "stamps; lower --photos, add --sources or give --stamps")
+    from_stamps = (count // 2 if others else count) if stamps else 0
+    order = rng.permutation(len(stamps)).tolist() if stamps else []
+    for number in range(from_stamps):  # each stamp again on another backdrop when needed
+        path = stamps[order[number % len(order)]]
+        yield f"stamp:{path.relative_to(path.parents[1])}", _stamp_on_backdrop(path, rng)
     names = sorted(others)
     for number in range(count - from_stamps):
         name = names[number % len(names)]
