@@ -24,6 +24,7 @@ GALLERY_PER_KIND = 3  # worst queries shown for each variant kind
 GALLERY_NEIGHBOURS = 5
 THUMB_SIZE = (240, 180)
 MAX_PAIRS = 2_000_000  # score pairs drawn in a histogram; larger sets are subsampled
+_PAIR_CHUNK = 8192  # pairs scored at a time: two (8192, dim) float64 gathers
 
 
 def _pyplot() -> Any:
@@ -61,7 +62,11 @@ def _pair_scores(result: SetEvaluation) -> tuple[np.ndarray, np.ndarray]:
     if len(upper_i) > MAX_PAIRS:
         pick = np.random.default_rng(0).choice(len(upper_i), MAX_PAIRS, replace=False)
         upper_i, upper_j = upper_i[pick], upper_j[pick]
-    scores = np.einsum("ij,ij->i", vectors[upper_i], vectors[upper_j])
+    # In chunks: gathering both sides of 2M pairs at once would take 2M x dim floats each.
+    scores = np.concatenate([
+        np.einsum("ij,ij->i", vectors[upper_i[start:start + _PAIR_CHUNK]],
+                  vectors[upper_j[start:start + _PAIR_CHUNK]])
+        for start in range(0, len(upper_i), _PAIR_CHUNK)]) if len(upper_i) else np.zeros(0)
     same = codes[upper_i] == codes[upper_j]
     return scores[same], scores[~same]
 
