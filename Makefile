@@ -54,29 +54,36 @@ bench: install
 
 # The table of README "How well does it work?": writes the labelled sets under $(EVAL_DIR),
 # then scores them (JSON in $(EVAL_DIR)/eval.json, HTML in $(EVAL_DIR)/report/, table printed).
-# The class-level set comes from Debian's tuxpaint-stamps-default (installed here if missing).
+# The class-level set comes from Debian's tuxpaint-stamps-default, the hard set's photos from
+# Debian's wallpaper and game packages (HARDSET_PACKAGES); both are installed here if missing.
 EVAL_DIR ?= build/eval
 TUXPAINT_STAMPS ?= /usr/share/tuxpaint/stamps
+HARDSET_PACKAGES ?= mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers palapeli-data
+HARDSET_ARGS ?= --photos 50 --distractors 2000 --seed 0
 # Columns of the README table: the default, then preprocessing and pooling choices.
 EVAL_MODELS ?= efficientnet-lite0 efficientnet-lite0+unbar efficientnet-lite0+crop \
 	efficientnet-lite0+pad efficientnet-lite0+max efficientnet-lite0+gem \
 	efficientnet-lite0+unbar+crop+gem
+EVAL_SETS = $(EVAL_DIR)/hard $(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes
 .PHONY: eval
 eval: install
 	@test -d $(TUXPAINT_STAMPS) || apt-get install -y -q --no-install-recommends \
 		tuxpaint-stamps-default || { echo "make eval needs Debian's tuxpaint-stamps-default \
 		(apt-get install tuxpaint-stamps-default) or TUXPAINT_STAMPS=DIR"; exit 1; }
+	@missing=$$(for p in $(HARDSET_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+		test -z "$$missing" || apt-get install -y -q --no-install-recommends $$missing || { \
+		echo "make eval needs Debian's $$missing for the hard set's photos" \
+		"(apt-get install $$missing)"; exit 1; }
+	$(PY) -m search.eval.hardset $(EVAL_DIR)/hard --stamps $(TUXPAINT_STAMPS) $(HARDSET_ARGS)
 	$(VENV)/bin/thumbsearch make-neardup --sample-photos $(EVAL_DIR)/neardup-samples \
 		--variants 10 --seed 0
 	$(PY) -m search.eval.sets $(EVAL_DIR)/tuxpaint-classes --stamps $(TUXPAINT_STAMPS)
 	THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --json --index hnsw \
-		--report $(EVAL_DIR)/report $(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes \
-		> $(EVAL_DIR)/eval.json
-	@THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --index hnsw \
-		$(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes
+		--report $(EVAL_DIR)/report $(EVAL_SETS) > $(EVAL_DIR)/eval.json
+	@THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --index hnsw $(EVAL_SETS)
 	@set -e; n=0; for model in $(EVAL_MODELS); do n=$$((n + 1)); \
 		THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --json --model $$model \
-			$(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes > $(EVAL_DIR)/eval-$$n.json; \
+			$(EVAL_SETS) > $(EVAL_DIR)/eval-$$n.json; \
 	done
 	@echo; $(PY) -m bench.eval_table $$(ls $(EVAL_DIR)/eval-*.json | sort -V)
 

@@ -1,7 +1,8 @@
 """Print the README's "How well does it work?" table from `thumbsearch eval --json` files.
 
 Each file is one model's evaluation of the same datasets; models become columns,
-datasets rows, and each cell is recall@1 / recall@10 / mAP.
+datasets rows (a set with variant kinds adds a row per kind under it), and each cell is
+recall@1 / recall@10 / mAP.
 
 Run: ``make eval`` (which writes the files), or
 ``.venv/bin/python -m bench.eval_table build/eval/eval-*.json``.
@@ -29,6 +30,15 @@ def table(files: list[Path]) -> str:
             cells.append(f"{d['recall']['1']:.3f} / {d['recall']['10']:.3f} / {d['mAP']:.3f}")
         size = f"{first.get('images', first['queries'] + first['distractors'])}, {first['labels']}"
         lines.append(f"| {name} | {size} | " + " | ".join(cells) + " |")
+        for kind, scores in first.get("kinds", {}).items():
+            cells = []
+            for run in runs:
+                d = next(x for x in run["datasets"] if x["name"] == name)
+                k = d.get("kinds", {}).get(kind)
+                cells.append("-" if k is None else
+                             f"{k['recall']['1']:.3f} / {k['recall']['10']:.3f} / {k['mAP']:.3f}")
+            lines.append(f"| {name}: {kind} | {scores['queries']} queries | "
+                         + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -34,6 +34,12 @@ def _print_table(run: EvalRun) -> None:
                           *(f"{s.scores.precision[k]:.3f}" for k in ks), f"{s.scores.mAP:.3f}")
                          for s in run.sets])
     for s in run.sets:
+        if s.by_kind:
+            typer.echo(f"{s.name}, by variant kind:")
+            echo_table((Column("kind", "title"), Column("queries", "number"),
+                        *(Column(f"R@{k}", "number") for k in ks), Column("mAP", "number")),
+                       [(kind, b.queries, *(f"{b.recall[k]:.3f}" for k in ks), f"{b.mAP:.3f}")
+                        for kind, b in s.by_kind.items()])
         if s.approximate is not None:
             typer.echo(f"{s.name}: {run.index_type} recall vs exact "
                        + ", ".join(f"@{k} {v:.3f}" for k, v in s.approximate.items()))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexer.bounds import is_video_id, quote, read_regular_file
@@ -11,8 +12,11 @@ from indexer.errors import InputError
 from indexer.images.decode import IMAGE_SUFFIXES
 from indexer.settings import DEFAULT_MAX_IDS_FILE_BYTES
 
-__all__ = ["EvalItem", "LabelledSet", "load_labelled_set", "read_list_file"]
+__all__ = ["KINDS_FILE", "EvalItem", "LabelledSet", "kind_of", "load_labelled_set",
+           "read_list_file"]
 
+#: A folder set with this file at its root names each image's variant kind in its file name.
+KINDS_FILE = "kinds.txt"
 _HEADER_NAMES = {"path", "video_id", "path_or_video_id", "id", "image", "item", "file"}
 
 
@@ -23,6 +27,7 @@ class EvalItem:
     label: str
     path: Path | None = None
     video_id: str | None = None
+    kind: str | None = None  # the variant kind (sets with a kinds.txt), None elsewhere
 
     @property
     def name(self) -> str:
@@ -39,13 +44,41 @@ class LabelledSet:
     items: tuple[EvalItem, ...]
 
 
-def _from_folder(root: Path) -> list[EvalItem]:
+def kind_of(path: Path) -> str:
+    """The variant kind in a file name: the name up to its first ``_`` or ``.``
+    (``letterbox-mq.jpg`` -> letterbox-mq, ``combo2_crop+grade.jpg`` -> combo2)."""
+    return path.name.split(".", 1)[0].split("_", 1)[0]
+
+
+def _kinds(root: Path, max_bytes: int) -> set[str] | None:
+    listed = root / KINDS_FILE
+    if not listed.is_file():
+        return None
+    text = read_list_file(listed, "kinds file", max_bytes)
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+def _from_folder(root: Path, max_bytes: int) -> list[EvalItem]:
     items = []
     for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in sorted(label_dir.rglob("*")):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
                 items.append(EvalItem(label=label_dir.name, path=path))
-    return items
+    kinds = _kinds(root, max_bytes)
+    if kinds is None:
+        return items
+    counts = Counter(item.label for item in items)
+    with_kinds = []
+    for item in items:
+        if counts[item.label] < 2:  # a distractor: never a query, so no kind
+            with_kinds.append(item)
+            continue
+        kind = kind_of(item.path or Path())
+        if kind not in kinds:
+            raise InputError(f"{item.path}: its kind {quote(kind)} is not listed in "
+                             f"{root / KINDS_FILE}")
+        with_kinds.append(replace(item, kind=kind))
+    return with_kinds
 
 
 def read_list_file(path: Path, what: str, max_bytes: int) -> str:
@@ -89,7 +122,7 @@ def load_labelled_set(path: Path,
     if not path.exists():
         raise InputError(f"{path}: no such dataset (a folder of label folders or a CSV file)")
     if path.is_dir():
-        items = _from_folder(path)
+        items = _from_folder(path, max_bytes)
         if not items:
             raise InputError(f"{path}: no images in label subfolders (expected "
                              f"{path}/<label>/<image>)")

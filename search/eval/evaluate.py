@@ -19,7 +19,13 @@ from indexer.service import Service
 from indexer.vectors.index import l2_normalise
 from search.eval.cache import EmbeddingCache
 from search.eval.data import EvalItem, LabelledSet, load_labelled_set, read_list_file
-from search.eval.metrics import INDEX_TYPES, RetrievalScores, approximate_recall, score_vectors
+from search.eval.metrics import (
+    INDEX_TYPES,
+    RetrievalScores,
+    approximate_recall,
+    score_by_group,
+    score_vectors,
+)
 
 __all__ = [
     "LABEL_BY",
@@ -51,6 +57,8 @@ class SetEvaluation:
     approximate: dict[int, float] | None = None
     read_image: ImageReader = field(default=lambda _: None, repr=False)
     embedded: int = 0  # images run through the model (the rest came from the cache)
+    kinds: list[str | None] = field(default_factory=list)  # variant kind of each image
+    by_kind: dict[str, RetrievalScores] = field(default_factory=dict)  # scores per kind
 
     def to_json(self, index_type: str) -> dict[str, Any]:
         """The documented JSON shape of one dataset in ``eval --json``."""
@@ -64,6 +72,11 @@ class SetEvaluation:
             "images": len(self.labels), "embedded": self.embedded,
             "failed": [{"item": item, "reason": reason} for item, reason in self.failed],
         }
+        if self.by_kind:
+            out["kinds"] = {kind: {"queries": k.queries,
+                                   "recall": {str(c): round(v, 6) for c, v in k.recall.items()},
+                                   "mAP": round(k.mAP, 6)}
+                            for kind, k in self.by_kind.items()}
         if self.approximate is not None:
             out["index"] = {"type": index_type,
                             "recall_vs_exact": {str(k): round(v, 6)
@@ -199,6 +212,10 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
             result = _finish(labelled.name, matrix, [i.label for i in items],
                              [i.name for i in items], ks, index_type)
             result.failed, result.embedded = failed, embedded
+            kinds = [i.kind for i in items]
+            if any(kind is not None for kind in kinds):
+                result.kinds = kinds
+                result.by_kind = score_by_group(matrix, result.labels, kinds, ks)
             progress.finished(labelled.name, f"scored, mAP {result.scores.mAP:.3f}")
 
             def read(i: int, items: list[EvalItem] = items) -> bytes | None:

@@ -21,6 +21,7 @@ __all__ = [
     "build_faiss_index",
     "query_rows",
     "rank_relevance",
+    "score_by_group",
     "score_vectors",
 ]
 
@@ -149,6 +150,38 @@ def score_vectors(vectors: np.ndarray, labels: Sequence[str],
         precision={k: precision_sum[k] / q for k in ks},
         mAP=ap_sum / q,
     )
+
+
+def score_by_group(vectors: np.ndarray, labels: Sequence[str], groups: Sequence[str | None],
+                   ks: Sequence[int] = (1, 5, 10)) -> dict[str, RetrievalScores]:
+    """score_vectors' recall@k, precision@k and mAP with the queries split by group (each
+    query ranked against the whole set); images whose group is None are not grouped."""
+    matrix = _check(vectors, labels, ks)
+    if len(groups) != len(labels):
+        raise InputError(f"{len(labels)} labels but {len(groups)} groups")
+    rows = [row for row in query_rows(labels) if groups[row] is not None]
+    n = matrix.shape[0]
+    ks = sorted({int(k) for k in ks})
+    hits: dict[str, dict[int, int]] = {}
+    precision: dict[str, dict[int, float]] = {}
+    ap: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+    for chunk, ranked in _chunks(matrix, labels, rows):
+        found = np.cumsum(ranked, axis=1)
+        aps = _ap(ranked)
+        for position, row in enumerate(chunk):
+            group = str(groups[row])
+            counts[group] += 1
+            ap[group] = ap.get(group, 0.0) + float(aps[position])
+            for k in ks:
+                at_k = int(found[position, min(k, n - 1) - 1])
+                hits.setdefault(group, dict.fromkeys(ks, 0))[k] += int(at_k > 0)
+                precision.setdefault(group, dict.fromkeys(ks, 0.0))[k] += at_k / k
+    return {group: RetrievalScores(
+        queries=q, labels=len({labels[r] for r in rows if groups[r] == group}), distractors=0,
+        recall={k: hits[group][k] / q for k in ks},
+        precision={k: precision[group][k] / q for k in ks}, mAP=ap[group] / q)
+        for group, q in sorted(counts.items())}
 
 
 def build_faiss_index(vectors: np.ndarray, index_type: str) -> Any:

@@ -16,12 +16,15 @@ from search.eval.evaluate import EvalRun, SetEvaluation
 from search.eval.metrics import average_precisions
 from search.html import render
 
-__all__ = ["GALLERY_NEIGHBOURS", "GALLERY_QUERIES", "gallery_entries", "write_report"]
+__all__ = ["GALLERY_NEIGHBOURS", "GALLERY_PER_KIND", "GALLERY_QUERIES", "gallery_entries",
+           "write_report"]
 
 GALLERY_QUERIES = 6
+GALLERY_PER_KIND = 3  # worst queries shown for each variant kind
 GALLERY_NEIGHBOURS = 5
 THUMB_SIZE = (240, 180)
 MAX_PAIRS = 2_000_000  # score pairs drawn in a histogram; larger sets are subsampled
+_PAIR_CHUNK = 8192  # pairs scored at a time: two (8192, dim) float64 gathers
 
 
 def _pyplot() -> Any:
@@ -59,7 +62,11 @@ def _pair_scores(result: SetEvaluation) -> tuple[np.ndarray, np.ndarray]:
     if len(upper_i) > MAX_PAIRS:
         pick = np.random.default_rng(0).choice(len(upper_i), MAX_PAIRS, replace=False)
         upper_i, upper_j = upper_i[pick], upper_j[pick]
-    scores = np.einsum("ij,ij->i", vectors[upper_i], vectors[upper_j])
+    # In chunks: gathering both sides of 2M pairs at once would take 2M x dim floats each.
+    scores = np.concatenate([
+        np.einsum("ij,ij->i", vectors[upper_i[start:start + _PAIR_CHUNK]],
+                  vectors[upper_j[start:start + _PAIR_CHUNK]])
+        for start in range(0, len(upper_i), _PAIR_CHUNK)]) if len(upper_i) else np.zeros(0)
     same = codes[upper_i] == codes[upper_j]
     return scores[same], scores[~same]
 
@@ -146,12 +153,19 @@ def write_report(run: EvalRun, folder: Path) -> Path:
             sample = queries[::step][:GALLERY_QUERIES]
             worst = sorted(queries, key=lambda q: (ap[q], q))[:GALLERY_QUERIES]
             image_url = _Thumbs(thumbs, str(number), result)
+            by_kind = []
+            for kind, kind_scores in result.by_kind.items():
+                rows = sorted((q for q in queries if result.kinds[q] == kind),
+                              key=lambda q: (ap[q], q))[:GALLERY_PER_KIND]
+                by_kind.append({"kind": kind, "scores": kind_scores,
+                                "worst": gallery_entries(result, rows, image_url, ap)})
             sets.append({
                 "name": result.name, "scores": result.scores, "images": len(result.labels),
                 "approximate": result.approximate, "failed": result.failed,
                 "histogram": histogram,
                 "sample": gallery_entries(result, sample, image_url, ap),
                 "worst": gallery_entries(result, worst, image_url, ap),
+                "by_kind": by_kind,
             })
         page = folder / "index.html"
         page.write_text(render("report.html.j2", run=run, sets=sets, recall_plot="recall.png"),
