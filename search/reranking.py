@@ -67,12 +67,10 @@ def reciprocal_order(query: np.ndarray, shortlist: np.ndarray,
     member_half = np.zeros_like(member)
     np.put_along_axis(member_half, near_half, True, axis=1)
     reciprocal_half = member_half & member_half.T
-    expanded = reciprocal.copy()
-    for i in range(m + 1):
-        for j in np.flatnonzero(reciprocal[i]):
-            candidate = reciprocal_half[j]
-            if (candidate & reciprocal[i]).sum() >= 2.0 / 3.0 * candidate.sum():
-                expanded[i] |= candidate
+    # R*(i): R(i) grown by each R(j, k1 / 2), j in R(i), that shares 2/3 of itself with R(i)
+    shared = reciprocal.astype(np.int32) @ reciprocal_half.T.astype(np.int32)
+    taken = reciprocal & (shared >= 2.0 / 3.0 * reciprocal_half.sum(axis=1)[None, :])
+    expanded = reciprocal | (taken.astype(np.int32) @ reciprocal_half.astype(np.int32) > 0)
     weights = np.where(expanded, np.exp(-distance), 0.0)
     weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     if options.k2 > 1:  # local query expansion: each description averaged over its k2 nearest

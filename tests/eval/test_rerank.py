@@ -235,3 +235,12 @@ def test_eval_json_names_the_search_options(neardup_set: Path) -> None:
     data = json.loads(result.stdout)
     assert data["rerank"]["kr"]["k"] == 10
     assert data["datasets"][0]["recall"]["1"] >= 0.9
+
+
+def test_eval_table_names_a_column_by_its_options() -> None:
+    from bench.eval_table import column
+
+    assert column({"model": "m"}) == "m"
+    assert column({"model": "m", "rerank": {"name": "none"}, "whitening": None}) == "m"
+    assert column({"model": "m", "rerank": {"name": "aqe:n=2,alpha=3"},
+                   "whitening": "tiles"}) == "m pcaw(tiles)+aqe:n=2,alpha=3"
