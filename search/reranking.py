@@ -54,8 +54,8 @@ def reciprocal_order(query: np.ndarray, shortlist: np.ndarray,
     m = shortlist.shape[0]
     if m < 2:
         return np.arange(m), np.zeros(m)
-    nodes = np.vstack([query[None, :], shortlist]).astype(np.float64)
-    gram = np.clip(nodes @ nodes.T, -1.0, 1.0)
+    nodes = np.vstack([query[None, :], shortlist]).astype(np.float32, copy=False)
+    gram = np.clip((nodes @ nodes.T).astype(np.float64), -1.0, 1.0)
     distance = 1.0 - gram  # cosine distance, 0..2
     k1 = min(options.k1, m)
     near = _top(gram, k1 + 1)  # (m + 1, k1 + 1), each row starting with itself

@@ -211,8 +211,9 @@ def test_evaluate_sets_records_rerank_and_whitening(neardup_set: Path,
         run = evaluate_sets(service, [neardup_set], [1, 5], rerank=parse_rerank("aqe"),
                             whiten_on=neardup_set)
     data = run.to_json()
-    assert data["rerank"]["name"] == "aqe:n=2,alpha=3" and data["whitening"] == "neardup0"
-    assert run.options == "pcaw(neardup0)+aqe:n=2,alpha=3"
+    name = neardup_set.name
+    assert data["rerank"]["name"] == "aqe:n=2,alpha=3" and data["whitening"] == name
+    assert run.options == f"pcaw({name})+aqe:n=2,alpha=3"
     assert plain.to_json()["rerank"] == {"name": "none"} and plain.to_json()["whitening"] is None
     # whitening learned on the set itself changes the vectors (fewer dimensions than 192)
     assert run.sets[0].vectors.shape[1] < plain.sets[0].vectors.shape[1]
