@@ -65,6 +65,8 @@ EVAL_MODELS ?= efficientnet-lite0 efficientnet-lite0+unbar efficientnet-lite0+cr
 	efficientnet-lite0+pad efficientnet-lite0+max efficientnet-lite0+gem \
 	efficientnet-lite0+unbar+crop+gem
 EVAL_SETS = $(EVAL_DIR)/hard $(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes
+# More columns: search options (`thumbsearch eval --rerank`) on the default model.
+EVAL_RERANK ?= aqe kr
 .PHONY: eval
 eval: install
 	@test -d $(TUXPAINT_STAMPS) || apt-get install -y -q --no-install-recommends \
@@ -84,6 +86,10 @@ eval: install
 	@set -e; n=0; for model in $(EVAL_MODELS); do n=$$((n + 1)); \
 		THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --json --model $$model \
 			$(EVAL_SETS) > $(EVAL_DIR)/eval-$$n.json; \
+	done
+	@rm -f $(EVAL_DIR)/eval-rerank-*.json; set -e; n=0; for rerank in $(EVAL_RERANK); do \
+		n=$$((n + 1)); THUMBSEARCH_HOME=$(EVAL_DIR)/home $(VENV)/bin/thumbsearch eval --json \
+			--rerank $$rerank $(EVAL_SETS) > $(EVAL_DIR)/eval-rerank-$$n.json; \
 	done
 	@echo; $(PY) -m bench.eval_table $$(ls $(EVAL_DIR)/eval-*.json | sort -V)
 

@@ -1,8 +1,8 @@
 """Print the README's "How well does it work?" table from `thumbsearch eval --json` files.
 
-Each file is one model's evaluation of the same datasets; models become columns,
-datasets rows (a set with variant kinds adds a row per kind under it), and each cell is
-recall@1 / recall@10 / mAP.
+Each file is one evaluation of the same datasets (a model, with its search options when
+it has any: ``--rerank``, ``--whiten-on``); they become columns, datasets rows (a set with
+variant kinds adds a row per kind under it), and each cell is recall@1 / recall@10 / mAP.
 
 Run: ``make eval`` (which writes the files), or
 ``.venv/bin/python -m bench.eval_table build/eval/eval-*.json``.
@@ -13,12 +13,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def column(run: dict[str, Any]) -> str:
+    """A column's title: the model, then its search options when it has any."""
+    options = [] if run.get("whitening") is None else [f"pcaw({run['whitening']})"]
+    rerank = run.get("rerank", {}).get("name", "none")
+    if rerank != "none":
+        options.append(rerank)
+    return " ".join([run["model"], "+".join(options)]) if options else str(run["model"])
 
 
 def table(files: list[Path]) -> str:
     """The markdown table of the given evaluation files, in the order given."""
     runs = [json.loads(path.read_text()) for path in files]
-    models = [run["model"] for run in runs]
+    models = [column(run) for run in runs]
     names = [d["name"] for d in runs[0]["datasets"]]
     lines = ["| dataset | images, labels | " + " | ".join(models) + " |",
              "| --- | --- | " + " | ".join("---" for _ in models) + " |"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from search.rerank import parse_rerank
 from search.strength import LIKELY_REUPLOAD
 
 if TYPE_CHECKING:
@@ -66,26 +67,30 @@ class Thumbsearch:
                                           lookups_only=True)
         return self._service
 
-    def similar(self, video: str, k: int = 10) -> SimilarResult:
+    def similar(self, video: str, k: int = 10, *, rerank: str = "none") -> SimilarResult:
         """The ``k`` nearest neighbours of a video id or YouTube URL.
 
         A stored video is answered from its stored vector; any other is embedded from
         its thumbnail (downloaded, nothing stored). The video itself is not in its answer.
+        ``rerank`` re-orders the answer as ``similar --rerank`` does (``"aqe"``, ``"kr"``).
         """
         from search.ids import parse_video_ref
         from search.neighbours import similar_to_video
 
-        return similar_to_video(self.service, parse_video_ref(video), k)
+        return similar_to_video(self.service, parse_video_ref(video), k, parse_rerank(rerank))
 
-    def similar_image(self, image: str | Path | bytes, k: int = 10) -> SimilarResult:
+    def similar_image(self, image: str | Path | bytes, k: int = 10, *,
+                      rerank: str = "none") -> SimilarResult:
         """The ``k`` nearest neighbours of an image: a file path, an http(s) URL, or bytes."""
         from search.neighbours import similar_to_bytes, similar_to_image
 
+        options = parse_rerank(rerank)
         if isinstance(image, bytes):
-            return similar_to_bytes(self.service, image, "bytes", k)
-        return similar_to_image(self.service, str(image), k)
+            return similar_to_bytes(self.service, image, "bytes", k, options)
+        return similar_to_image(self.service, str(image), k, options)
 
-    def similar_many(self, videos: Sequence[str], k: int = 10) -> list[SimilarResult | None]:
+    def similar_many(self, videos: Sequence[str], k: int = 10, *,
+                     rerank: str = "none") -> list[SimilarResult | None]:
         """Neighbours of many stored videos (ids or URLs) in one search, in their order.
 
         None stands for a video that is not stored (nothing is downloaded or embedded).
@@ -93,7 +98,8 @@ class Thumbsearch:
         from search.ids import parse_video_ref
         from search.neighbours import similar_to_videos
 
-        return similar_to_videos(self.service, [parse_video_ref(v) for v in videos], k)
+        return similar_to_videos(self.service, [parse_video_ref(v) for v in videos], k,
+                                 parse_rerank(rerank))
 
     def duplicates(self, threshold: float = LIKELY_REUPLOAD, *,
                    across_channels: bool = False) -> list[DuplicateGroup]:

@@ -17,6 +17,7 @@ from indexer.bounds import QUOTE_LIMIT, open_regular, quote, read_stream
 from indexer.errors import InputError, InputFileError, VideoIdError
 from indexer.settings import DEFAULT_MAX_IDS_FILE_BYTES
 from search.ids import is_video_id, parse_video_ref
+from search.rerank import NO_RERANK, Rerank
 
 if TYPE_CHECKING:
     from indexer.service import Service
@@ -262,8 +263,8 @@ def _opened(source: str, stdin: BinaryIO | TextIO | None,
         yield handle
 
 
-def similar_to_listed(service: Service, listed: Sequence[ListedId],
-                      k: int = 10) -> list[ListedAnswer]:
+def similar_to_listed(service: Service, listed: Sequence[ListedId], k: int = 10,
+                      rerank: Rerank = NO_RERANK) -> list[ListedAnswer]:
     """Answer every line: stored videos in one index search, the rest as per-line errors.
 
     A video without a stored vector is reported as not found rather than embedded:
@@ -272,7 +273,7 @@ def similar_to_listed(service: Service, listed: Sequence[ListedId],
     from search.neighbours import similar_to_videos
 
     ids = [entry.video_id for entry in listed if entry.video_id is not None]
-    results = iter(similar_to_videos(service, ids, k))
+    results = iter(similar_to_videos(service, ids, k, rerank))
     model = service.spec.model_id
     answers: list[ListedAnswer] = []
     for entry in listed:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from indexer.bounds import quote
 from indexer.errors import InputError, ThumbnailMissingError, UsageError, VideoNotFoundError
 from indexer.urls import checked_url
+from search.rerank import NO_RERANK, Rerank
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,16 +74,22 @@ def _embed_one(service: Service, image: Image.Image) -> np.ndarray:
     return normalised
 
 
-def _neighbours(corpus: Corpus, queries: np.ndarray, k: int,
-                exclude: Sequence[int | None]) -> list[list[Neighbour]]:
-    """Top-k of each query row (float32 (n, dim)), one ``index.search`` call for all.
+def _neighbours(corpus: Corpus, queries: np.ndarray, k: int, exclude: Sequence[int | None],
+                rerank: Rerank = NO_RERANK) -> list[list[Neighbour]]:
+    """Top-k of each query row (float32 (n, dim)), one ``index.search`` call for all (two
+    with query expansion).
 
     ``exclude[i]`` is the query's own row id (a stored video is not its own neighbour).
     """
-    extra = 1 if any(e is not None for e in exclude) else 0
-    scores, row_ids = corpus.index.search(queries, k + extra)
-    pairs = [[(int(r), float(s)) for r, s in zip(row_ids[i], scores[i], strict=True)
-              if r >= 0 and r != exclude[i]][:k] for i in range(len(exclude))]
+    if rerank.active:
+        from search.reranking import reranked_pairs
+
+        pairs = reranked_pairs(corpus, queries, k, exclude, rerank)
+    else:
+        extra = 1 if any(e is not None for e in exclude) else 0
+        scores, row_ids = corpus.index.search(queries, k + extra)
+        pairs = [[(int(r), float(s)) for r, s in zip(row_ids[i], scores[i], strict=True)
+                  if r >= 0 and r != exclude[i]][:k] for i in range(len(exclude))]
     by_row = corpus.reads.video_ids_for_rows(sorted({r for p in pairs for r, _ in p}))
     stored = corpus.reads.get_videos(list(dict.fromkeys(by_row.values())))
     answers: list[list[Neighbour]] = []
@@ -99,14 +106,16 @@ def _neighbours(corpus: Corpus, queries: np.ndarray, k: int,
     return answers
 
 
-def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarResult:
-    """Neighbours of a video: its stored vector, or its thumbnail embedded on the fly."""
+def similar_to_video(service: Service, video_id: str, k: int = 10,
+                     rerank: Rerank = NO_RERANK) -> SimilarResult:
+    """Neighbours of a video: its stored vector, or its thumbnail embedded on the fly;
+    ``rerank`` re-orders them (``search.rerank``)."""
     _check_k(k)
     corpus = service.require_corpus()
     stored = corpus.reads.get_vector(video_id, service.spec.model_id)
     if stored is not None:
         row_id, vector = stored
-        results = _neighbours(corpus, vector[None, :], k, [row_id])[0]
+        results = _neighbours(corpus, vector[None, :], k, [row_id], rerank)[0]
     else:
         from indexer.images.decode import decode_image
         from indexer.ingest.local import LOCAL_ID_PREFIX
@@ -120,13 +129,14 @@ def similar_to_video(service: Service, video_id: str, k: int = 10) -> SimilarRes
             raise VideoNotFoundError(
                 f"video {video_id} is not in the corpus and YouTube has no thumbnail for it "
                 "(404): check the id") from exc
-        results = _neighbours(corpus, _embed_one(service, image)[None, :], k, [None])[0]
+        results = _neighbours(corpus, _embed_one(service, image)[None, :], k, [None],
+                              rerank)[0]
     return SimilarResult(query={"video_id": video_id}, model=service.spec.model_id,
                          results=results)
 
 
-def similar_to_videos(service: Service, video_ids: Sequence[str],
-                      k: int = 10) -> list[SimilarResult | None]:
+def similar_to_videos(service: Service, video_ids: Sequence[str], k: int = 10,
+                      rerank: Rerank = NO_RERANK) -> list[SimilarResult | None]:
     """Neighbours of many stored videos, in one index search; None where one is not stored.
 
     The answer for each id is the one ``similar_to_video`` gives. Ids without a
@@ -146,13 +156,15 @@ def similar_to_videos(service: Service, video_ids: Sequence[str],
         return [None] * len(video_ids)
     order = list(found)
     matrix = np.stack([found[v][1] for v in order]).astype(np.float32, copy=False)
-    answers = dict(zip(order, _neighbours(corpus, matrix, k, [found[v][0] for v in order]),
+    answers = dict(zip(order, _neighbours(corpus, matrix, k, [found[v][0] for v in order],
+                                               rerank),
                        strict=True))
     return [SimilarResult(query={"video_id": v}, model=model, results=answers[v])
             if v in answers else None for v in video_ids]
 
 
-def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResult:
+def similar_to_image(service: Service, source: str, k: int = 10,
+                     rerank: Rerank = NO_RERANK) -> SimilarResult:
     """Neighbours of an image file or an http(s) image URL (from an allowed host)."""
     from indexer.images.decode import decode_image, read_image_file
 
@@ -172,10 +184,11 @@ def similar_to_image(service: Service, source: str, k: int = 10) -> SimilarResul
         image = read_image_file(Path(source), service.settings.max_image_bytes)
     return SimilarResult(query={"image": source}, model=service.spec.model_id,
                          results=_neighbours(corpus, _embed_one(service, image)[None, :], k,
-                                             [None])[0])
+                                             [None], rerank)[0])
 
 
-def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10) -> SimilarResult:
+def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10,
+                     rerank: Rerank = NO_RERANK) -> SimilarResult:
     """Neighbours of image bytes (an upload); ``name`` labels the query."""
     from indexer.images.decode import decode_image
 
@@ -184,4 +197,4 @@ def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10) -> S
     image = decode_image(data, name)
     return SimilarResult(query={"image": name}, model=service.spec.model_id,
                          results=_neighbours(corpus, _embed_one(service, image)[None, :], k,
-                                             [None])[0])
+                                             [None], rerank)[0])

@@ -15,6 +15,7 @@ from search.cli.helptext import examples
 from search.cli.output import echo_json
 from search.cli.progress import progress_reporter
 from search.cli.tables import Column, echo_table
+from search.rerank import RERANK_HELP, parse_rerank
 
 if TYPE_CHECKING:
     from search.eval.evaluate import EvalRun
@@ -24,7 +25,7 @@ __all__ = ["evaluate", "register"]
 
 def _print_table(run: EvalRun) -> None:
     ks = run.ks
-    typer.echo(f"model {run.model}")
+    typer.echo(f"model {run.model}, search {run.options}")
     columns = (Column("dataset", "title"), Column("queries", "number"),
                Column("labels", "number"), Column("distr.", "number"),
                *(Column(f"R@{k}", "number") for k in ks),
@@ -74,6 +75,12 @@ def evaluate(
     index: Annotated[str, typer.Option(
         "--index", metavar="exact|hnsw|ivf",
         help="Also score an in-memory approximate FAISS index against exact search.")] = "exact",
+    rerank: Annotated[str, typer.Option(
+        "--rerank", metavar="SPEC", help=f"Re-rank every answer: {RERANK_HELP}.")] = "none",
+    whiten_on: Annotated[Path | None, typer.Option(
+        "--whiten-on", metavar="DIR",
+        help="Learn a PCA-whitening on the images under DIR (e.g. distractors like the "
+             "corpus) and apply it to every set before scoring.")] = None,
 ) -> None:
     """Measure retrieval quality: recall@k, precision@k and mAP per labelled set.
 
@@ -86,6 +93,9 @@ def evaluate(
     from search.eval.metrics import INDEX_TYPES
 
     ks = parse_ks(old_k if old_k is not None else k)
+    options = parse_rerank(rerank)
+    if whiten_on is not None and corpus:
+        raise UsageError("--whiten-on goes with DATASET paths, not --corpus")
     if index not in INDEX_TYPES:
         raise UsageError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {quote(index)}")
     if corpus == bool(datasets):
@@ -103,9 +113,10 @@ def evaluate(
             build_service(settings, progress=progress) as service:
         if corpus:
             run = evaluate_corpus(service, labels_file=labels, label_by=label_by, ks=ks,
-                                  index_type=index, progress=progress)
+                                  index_type=index, progress=progress, rerank=options)
         else:
-            run = evaluate_sets(service, datasets or [], ks, index, progress)
+            run = evaluate_sets(service, datasets or [], ks, index, progress, rerank=options,
+                                whiten_on=whiten_on)
         if report is not None:
             from search.eval.report import write_report
 
@@ -124,4 +135,5 @@ def register(app: typer.Typer) -> None:
         "thumbsearch make-neardup --sample-photos build/neardup",
         "thumbsearch eval build/neardup -k 1,5,10 --report build/eval",
         "thumbsearch eval --corpus --label-by channel --index hnsw",
+        "thumbsearch eval build/neardup --rerank aqe:n=2,alpha=3",
     ))(evaluate)

@@ -13,6 +13,7 @@ from search.cli.helptext import examples
 from search.cli.output import echo_json
 from search.cli.tables import Column, echo_table
 from search.neighbours import MAX_K
+from search.rerank import RERANK_HELP, parse_rerank
 
 if TYPE_CHECKING:
     from search.idlist import ListedAnswer
@@ -87,6 +88,9 @@ def similar(
     sheet: Annotated[Path | None, typer.Option(
         "--sheet", metavar="FILE.png",
         help="Also write the same as one contact-sheet image (PNG, or JPEG by suffix).")] = None,
+    rerank: Annotated[str, typer.Option(
+        "--rerank", metavar="SPEC",
+        help=f"Re-rank the answer: {RERANK_HELP}. Scores stay cosines to the query.")] = "none",
 ) -> None:
     """Show the k videos whose thumbnails look most like a video's or an image.
 
@@ -103,6 +107,7 @@ def similar(
     could not be answered are named on stderr).
     """
     chosen = chosen_format(fmt, as_json)
+    options = parse_rerank(rerank)
     if ids_file is not None:
         if video is not None or image is not None:
             raise typer.BadParameter("--ids-file goes without VIDEO_ID_OR_URL and --image")
@@ -121,7 +126,7 @@ def similar(
         listed = read_id_list(ids_file, max_bytes=settings.max_ids_file_bytes)
         with build_service(settings, fetcher=FetcherOnFirstUse(settings),
                            lookups_only=True) as service:
-            answers = similar_to_listed(service, listed, k)
+            answers = similar_to_listed(service, listed, k, options)
         if chosen == "json":
             echo_json([a.to_json() for a in answers])
         else:
@@ -136,9 +141,9 @@ def similar(
             settings, weights=weights, fetcher=FetcherOnFirstUse(settings), lookups_only=True,
             progress=progress) as service:
         if image is not None:
-            result = similar_to_image(service, image, k)
+            result = similar_to_image(service, image, k, options)
         else:
-            result = similar_to_video(service, parse_video_ref(video or ""), k)
+            result = similar_to_video(service, parse_video_ref(video or ""), k, options)
         if html is not None or sheet is not None:
             from search.gallery import write_html, write_sheet
 

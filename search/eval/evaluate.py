@@ -26,6 +26,8 @@ from search.eval.metrics import (
     score_by_group,
     score_vectors,
 )
+from search.eval.whitening import PcaWhitening
+from search.rerank import NO_RERANK, Rerank
 
 __all__ = [
     "LABEL_BY",
@@ -92,10 +94,22 @@ class EvalRun:
     ks: list[int]
     index_type: str
     sets: list[SetEvaluation]
+    rerank: Rerank = NO_RERANK
+    whitening: str | None = None  # what the PCA-whitening was learned on
+
+    @property
+    def options(self) -> str:
+        """The search options, as a column title: the re-ranking and the whitening."""
+        parts = [] if self.whitening is None else [f"pcaw({self.whitening})"]
+        if self.rerank.active or not parts:
+            parts.append(self.rerank.name)
+        return "+".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape of ``eval --json``."""
-        return {"model": self.model, "datasets": [s.to_json(self.index_type) for s in self.sets]}
+        return {"model": self.model, "rerank": self.rerank.to_json(),
+                "whitening": self.whitening,
+                "datasets": [s.to_json(self.index_type) for s in self.sets]}
 
 
 def parse_ks(text: str) -> list[int]:
@@ -118,11 +132,11 @@ def _check_index_type(index_type: str) -> None:
 
 
 def _finish(name: str, vectors: np.ndarray, labels: list[str], names: list[str],
-            ks: Sequence[int], index_type: str) -> SetEvaluation:
+            ks: Sequence[int], index_type: str, rerank: Rerank = NO_RERANK) -> SetEvaluation:
     if not labels:
         raise InputError(f"{name}: no usable images")
     try:
-        scores = score_vectors(vectors, labels, ks)
+        scores = score_vectors(vectors, labels, ks, rerank)
     except InputError as exc:
         raise InputError(f"{name}: {exc}") from None
     approximate = None
@@ -191,13 +205,21 @@ def _embed_set(service: Service, labelled: LabelledSet, cache: EmbeddingCache,
 
 
 def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (1, 5, 10),
-                  index_type: str = "exact", progress: Progress | None = None) -> EvalRun:
+                  index_type: str = "exact", progress: Progress | None = None, *,
+                  rerank: Rerank = NO_RERANK, whiten_on: Path | None = None) -> EvalRun:
     """Embed every labelled set with the service's model (cached) and score it;
-    ``progress`` counts each set's images as they are embedded (or found in the cache)."""
+    ``progress`` counts each set's images as they are embedded (or found in the cache).
+
+    ``rerank`` re-ranks every query's answer; ``whiten_on`` names a folder of images (label
+    folders or loose files, or a CSV) to learn a PCA-whitening on, applied to every set.
+    """
     _check_index_type(index_type)
     progress = progress or NullProgress()
     labelled_sets = [load_labelled_set(Path(p), service.settings.max_ids_file_bytes)
                      for p in paths]
+    learn = None if whiten_on is None else _whitening_set(whiten_on, service)
+    if learn is not None:
+        labelled_sets.insert(0, learn)
     model_id = service.spec.model_id
     tasks = tuple(Task(s.name, len(s.items), "images") for s in labelled_sets)
     progress.started(Plan("eval", f"{plural(len(tasks), 'set')}, "
@@ -205,17 +227,24 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
                           tasks, "images", of="sets" if len(tasks) > 1 else ""))
     cache = EmbeddingCache(service.settings.home / "cache" / "eval", model_id)
     results = []
+    whitening: PcaWhitening | None = None
     try:
         for labelled in labelled_sets:
             kept, matrix, failed, embedded = _embed_set(service, labelled, cache, progress)
+            if labelled is learn:
+                whitening = PcaWhitening.fit(matrix)
+                progress.finished(labelled.name, f"whitening learned on {len(kept)} images")
+                continue
+            if whitening is not None:
+                matrix = whitening.apply(matrix)
             items = [labelled.items[p] for p in kept]
             result = _finish(labelled.name, matrix, [i.label for i in items],
-                             [i.name for i in items], ks, index_type)
+                             [i.name for i in items], ks, index_type, rerank)
             result.failed, result.embedded = failed, embedded
             kinds = [i.kind for i in items]
             if any(kind is not None for kind in kinds):
                 result.kinds = kinds
-                result.by_kind = score_by_group(matrix, result.labels, kinds, ks)
+                result.by_kind = score_by_group(matrix, result.labels, kinds, ks, rerank)
             progress.finished(labelled.name, f"scored, mAP {result.scores.mAP:.3f}")
 
             def read(i: int, items: list[EvalItem] = items) -> bytes | None:
@@ -232,7 +261,22 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
     embedded_count = sum(r.embedded for r in results)
     progress.ended(f"{plural(images, 'image')} scored ({embedded_count} embedded, "
                    f"{images - embedded_count} from the cache)")
-    return EvalRun(model=model_id, ks=sorted(set(ks)), index_type=index_type, sets=results)
+    return EvalRun(model=model_id, ks=sorted(set(ks)), index_type=index_type, sets=results,
+                   rerank=rerank, whitening=None if learn is None else learn.name)
+
+
+def _whitening_set(path: Path, service: Service) -> LabelledSet:
+    """The images to learn a whitening on: a labelled set, or a folder of loose images."""
+    from indexer.images.decode import IMAGE_SUFFIXES
+
+    if path.is_dir():
+        loose = sorted(p for p in path.rglob("*")
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not loose:
+            raise InputError(f"{path}: no images to learn a whitening on")
+        return LabelledSet(name=path.resolve().name, source=path,
+                           items=tuple(EvalItem(label="-", path=p) for p in loose))
+    return load_labelled_set(path, service.settings.max_ids_file_bytes)
 
 
 def _labels_from_file(path: Path, max_bytes: int) -> dict[str, str]:
@@ -253,7 +297,8 @@ def _labels_from_file(path: Path, max_bytes: int) -> dict[str, str]:
 
 def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
                     label_by: str | None = None, ks: Sequence[int] = (1, 5, 10),
-                    index_type: str = "exact", progress: Progress | None = None) -> EvalRun:
+                    index_type: str = "exact", progress: Progress | None = None,
+                    rerank: Rerank = NO_RERANK) -> EvalRun:
     """Score the corpus' stored vectors (no embedding) against labels from a file or metadata;
     ``progress`` counts the stored vectors as they are read."""
     _check_index_type(index_type)
@@ -288,7 +333,7 @@ def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
               if v not in present] if labels_file is not None else []
     matrix = l2_normalise(np.stack(vectors)) if vectors else np.zeros((0, service.spec.dim),
                                                                       np.float32)
-    result = _finish(name, matrix, [wanted[v] for v in ids], ids, ks, index_type)
+    result = _finish(name, matrix, [wanted[v] for v in ids], ids, ks, index_type, rerank)
     result.failed = failed
     progress.finished(name, f"scored, mAP {result.scores.mAP:.3f}")
     progress.ended(f"{plural(len(ids), 'labelled video')} scored")
@@ -300,4 +345,5 @@ def evaluate_corpus(service: Service, *, labels_file: Path | None = None,
         return service.cache.get(digest) if digest else None
 
     result.read_image = read
-    return EvalRun(model=model_id, ks=sorted(set(ks)), index_type=index_type, sets=[result])
+    return EvalRun(model=model_id, ks=sorted(set(ks)), index_type=index_type, sets=[result],
+                   rerank=rerank)

@@ -12,6 +12,7 @@ import numpy as np
 
 from indexer.bounds import quote
 from indexer.errors import InputError
+from search.rerank import NO_RERANK, Rerank
 
 __all__ = [
     "INDEX_TYPES",
@@ -21,6 +22,7 @@ __all__ = [
     "build_faiss_index",
     "query_rows",
     "rank_relevance",
+    "reranked_relevance",
     "score_by_group",
     "score_vectors",
 ]
@@ -73,17 +75,46 @@ def rank_relevance(vectors: np.ndarray, labels: Sequence[str],
     return ranked
 
 
+def reranked_relevance(vectors: np.ndarray, labels: Sequence[str], queries: Sequence[int],
+                       rerank: Rerank) -> np.ndarray:
+    """``rank_relevance`` of the ranking ``search.reranking`` makes over the set: the exact
+    search is a matrix product (ties pessimistic, as there), row vectors the set's own."""
+    from search.reranking import rerank_search
+
+    matrix = np.asarray(vectors, dtype=np.float32)
+    codes = np.unique(np.asarray(labels, dtype=object), return_inverse=True)[1].reshape(-1)
+    rows = np.asarray(queries, dtype=np.int64)
+    n = matrix.shape[0]
+
+    def search(probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = probes.astype(np.float64) @ matrix.T.astype(np.float64)
+        relevant = codes[rows][:, None] == codes[None, :]
+        order = np.lexsort((relevant, -scores), axis=-1)[:, :k]
+        return np.take_along_axis(scores, order, axis=-1), order
+
+    def row_vectors(wanted: list[int]) -> dict[int, np.ndarray]:
+        return {r: matrix[r] for r in wanted}
+
+    answers = rerank_search(search, row_vectors, matrix[rows], n - 1, rows.tolist(), rerank)
+    ranked = np.zeros((len(rows), n - 1), dtype=bool)
+    for i, answer in enumerate(answers):
+        found = np.fromiter((r for r, _ in answer), dtype=np.int64, count=len(answer))
+        ranked[i, :len(found)] = codes[found] == codes[rows[i]]
+    return ranked
+
+
 def query_rows(labels: Sequence[str]) -> list[int]:
     """Positions of the queries: images whose label has at least one other image."""
     counts = Counter(labels)
     return [i for i, label in enumerate(labels) if counts[label] > 1]
 
 
-def _chunks(matrix: np.ndarray, labels: Sequence[str],
-            rows: Sequence[int]) -> Iterator[tuple[list[int], np.ndarray]]:
+def _chunks(matrix: np.ndarray, labels: Sequence[str], rows: Sequence[int],
+            rerank: Rerank = NO_RERANK) -> Iterator[tuple[list[int], np.ndarray]]:
     for start in range(0, len(rows), _CHUNK):
         chunk = list(rows[start:start + _CHUNK])
-        yield chunk, rank_relevance(matrix, labels, chunk)
+        yield chunk, (reranked_relevance(matrix, labels, chunk, rerank) if rerank.active
+                      else rank_relevance(matrix, labels, chunk))
 
 
 def _ap(ranked: np.ndarray) -> np.ndarray:
@@ -94,18 +125,19 @@ def _ap(ranked: np.ndarray) -> np.ndarray:
     return result
 
 
-def average_precisions(vectors: np.ndarray, labels: Sequence[str]) -> dict[int, float]:
+def average_precisions(vectors: np.ndarray, labels: Sequence[str],
+                       rerank: Rerank = NO_RERANK) -> dict[int, float]:
     """Average precision of every query, by its position (the means of score_vectors' mAP)."""
     matrix = _check(vectors, labels, (1,))
     out: dict[int, float] = {}
-    for chunk, ranked in _chunks(matrix, labels, query_rows(labels)):
+    for chunk, ranked in _chunks(matrix, labels, query_rows(labels), rerank):
         out.update(zip(chunk, _ap(ranked).tolist(), strict=True))
     return out
 
 
-def score_vectors(vectors: np.ndarray, labels: Sequence[str],
-                  ks: Sequence[int] = (1, 5, 10)) -> RetrievalScores:
-    """Recall@k, precision@k and mAP of exact cosine ranking.
+def score_vectors(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5, 10),
+                  rerank: Rerank = NO_RERANK) -> RetrievalScores:
+    """Recall@k, precision@k and mAP of exact cosine ranking (re-ranked by ``rerank``).
 
     Definitions (pure numpy):
 
@@ -133,7 +165,7 @@ def score_vectors(vectors: np.ndarray, labels: Sequence[str],
     hits_at = dict.fromkeys(ks, 0)
     precision_sum = dict.fromkeys(ks, 0.0)
     ap_sum = 0.0
-    for _, ranked in _chunks(matrix, labels, rows):
+    for _, ranked in _chunks(matrix, labels, rows, rerank):
         found = np.cumsum(ranked, axis=1)  # relevant images within the top r + 1
         for k in ks:
             at_k = found[:, min(k, n - 1) - 1]
@@ -153,9 +185,11 @@ def score_vectors(vectors: np.ndarray, labels: Sequence[str],
 
 
 def score_by_group(vectors: np.ndarray, labels: Sequence[str], groups: Sequence[str | None],
-                   ks: Sequence[int] = (1, 5, 10)) -> dict[str, RetrievalScores]:
+                   ks: Sequence[int] = (1, 5, 10),
+                   rerank: Rerank = NO_RERANK) -> dict[str, RetrievalScores]:
     """score_vectors' recall@k, precision@k and mAP with the queries split by group (each
-    query ranked against the whole set); images whose group is None are not grouped."""
+    query ranked against the whole set, re-ranked by ``rerank``); images whose group is
+    None are not grouped."""
     matrix = _check(vectors, labels, ks)
     if len(groups) != len(labels):
         raise InputError(f"{len(labels)} labels but {len(groups)} groups")
@@ -166,7 +200,7 @@ def score_by_group(vectors: np.ndarray, labels: Sequence[str], groups: Sequence[
     precision: dict[str, dict[int, float]] = {}
     ap: dict[str, float] = {}
     counts: Counter[str] = Counter()
-    for chunk, ranked in _chunks(matrix, labels, rows):
+    for chunk, ranked in _chunks(matrix, labels, rows, rerank):
         found = np.cumsum(ranked, axis=1)
         aps = _ap(ranked)
         for position, row in enumerate(chunk):

@@ -23,6 +23,8 @@ from search.duplicates import DEFAULT_THRESHOLD, find_duplicates
 from search.gallery import cached_thumbnail, youtube_url
 from search.ids import parse_video_ref
 from search.neighbours import MAX_K, SimilarResult, similar_to_bytes, similar_to_video
+from search.rerank import MAX_TEXT as MAX_RERANK_CHARS
+from search.rerank import NO_RERANK, Rerank, parse_rerank
 from search.stats import corpus_stats
 from search.strength import strength
 from search.web.errors import (
@@ -90,11 +92,12 @@ def web_service(settings: Settings, *, embedder: Embedder | None = None) -> Serv
                          fetcher=image_fetcher(settings, settings.web_fetch_timeout))
 
 
-def _similar_to_video(service: Service, video_id: str, k: int) -> SimilarResult:
+def _similar_to_video(service: Service, video_id: str, k: int,
+                      rerank: Rerank = NO_RERANK) -> SimilarResult:
     """``similar_to_video``; a thumbnail that cannot be had (missing, slow past the
     deadline, unreachable) is an unknown video: NotFoundError (404), not a host error."""
     try:
-        return similar_to_video(service, video_id, k)
+        return similar_to_video(service, video_id, k, rerank)
     except (FetchError, VideoNotFoundError) as exc:
         if isinstance(exc, VideoNotFoundError) and not isinstance(exc.__cause__, FetchError):
             raise
@@ -244,30 +247,39 @@ def create_app(service_factory: Callable[[], Service], *,
              responses=error_responses(400, 404, 422, 500))
     def similar_video(
             video_ref: Annotated[str, Path(min_length=1, max_length=MAX_REF_CHARS)],
-            k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> dict[str, Any]:
+            k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+            rerank: Annotated[str, Query(max_length=MAX_RERANK_CHARS)] = "none",
+    ) -> dict[str, Any]:
         """Top-k stored videos whose thumbnails look most like the video's (each with its
         score's strength: strong, a likely re-upload; medium, looks alike; or weak). A video
         not in the corpus is embedded from its thumbnail, fetched within
-        THUMBSEARCH_WEB_FETCH_TIMEOUT; when none can be had the answer is 404."""
+        THUMBSEARCH_WEB_FETCH_TIMEOUT; when none can be had the answer is 404. ``rerank``
+        re-orders the answer (``aqe``, ``kr``, ``aqe+kr``; as ``similar --rerank``)."""
+        options = parse_rerank(rerank)
         video_id = parse_video_ref(video_ref)
         built = service()
         if built.require_corpus().reads.get_vector(video_id, built.spec.model_id) is None:
-            return shaped(_similar_to_video(built, video_id, k))  # a download: not in line
+            # a download: not in line
+            return shaped(_similar_to_video(built, video_id, k, options))
         with lookups:
-            found = _similar_to_video(built, video_id, k)
+            found = _similar_to_video(built, video_id, k, options)
         return shaped(found)
 
     @app.post("/api/similar", summary="Neighbours of an uploaded image",
               responses=error_responses(400, 404, 413, 422, 500))
     def similar_upload(image: Annotated[UploadFile, File()],
-                       k: Annotated[int, Form(ge=1, le=MAX_K)] = 10) -> dict[str, Any]:
+                       k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
+                       rerank: Annotated[str, Form(max_length=MAX_RERANK_CHARS)] = "none",
+                       ) -> dict[str, Any]:
         """Top-k stored videos whose thumbnails look most like the uploaded image (each
-        with its score's strength)."""
+        with its score's strength); ``rerank`` as for a video."""
+        options = parse_rerank(rerank)
         limit = service().settings.max_image_bytes
         data = image.file.read(limit + 1)  # the whole body was bounded while it arrived
         if len(data) > limit:
             raise UploadTooLargeError(f"the upload is larger than {limit} bytes")
-        return shaped(similar_to_bytes(service(), data, _upload_name(image.filename), k))
+        return shaped(similar_to_bytes(service(), data, _upload_name(image.filename), k,
+                                       options))
 
     @app.get("/api/videos", summary="Browse the corpus, optionally by ingest query",
              responses=error_responses(400, 422, 500))

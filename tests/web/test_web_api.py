@@ -98,6 +98,26 @@ def test_similar_by_id_and_url(client: TestClient,
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
 
 
+def test_similar_takes_a_search_option(client: TestClient,
+                                      corpus: tuple[Service, list[SampleVideo]]) -> None:
+    _, samples = corpus
+    query = samples[0].video_id
+    plain = client.get(f"/api/similar/{query}", params={"k": 30}).json()["results"]
+    cosine = {r["video_id"]: r["score"] for r in plain}
+    for spec in ("aqe", "kr:k=10,k1=3"):
+        answer = client.get(f"/api/similar/{query}", params={"k": 5, "rerank": spec})
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert len(results) == 5 and query not in {r["video_id"] for r in results}
+        assert all(r["score"] == cosine[r["video_id"]] for r in results)  # cosines, unchanged
+    sample = samples[3]
+    upload = client.post("/api/similar", files={"image": ("q.jpg", _jpeg(sample.path))},
+                         data={"k": "2", "rerank": "kr"})
+    assert upload.status_code == 200, upload.text
+    assert client.post("/api/similar", files={"image": ("q.jpg", _jpeg(sample.path))},
+                       data={"rerank": "nope"}).status_code == 422
+
+
 @pytest.mark.usefixtures("backend")
 def test_upload_finds_its_own_photo(client: TestClient,
                                     corpus: tuple[Service, list[SampleVideo]]) -> None:
@@ -114,6 +134,7 @@ def test_upload_finds_its_own_photo(client: TestClient,
     ("get", "/api/similar/local:0123456789abcdef", 404),
     ("get", "/api/similar/dQw4w9WgXcQ?k=0", 422),
     ("get", "/api/similar/dQw4w9WgXcQ?k=many", 422),
+    ("get", "/api/similar/dQw4w9WgXcQ?rerank=bogus", 422),
     ("get", "/thumbs/nope", 404),
     ("get", "/api/videos?page=0", 422),
 ])
