@@ -57,10 +57,13 @@ bench: install
 # The class-level set comes from Debian's tuxpaint-stamps-default (installed here if missing).
 EVAL_DIR ?= build/eval
 TUXPAINT_STAMPS ?= /usr/share/tuxpaint/stamps
-# Columns of the README table: the default, then preprocessing and pooling choices.
+# Columns of the README table: the default, then preprocessing and pooling choices, then
+# regional pooling, flip-invariance and the larger Lites (docs/evaluation.md, model options).
 EVAL_MODELS ?= efficientnet-lite0 efficientnet-lite0+unbar efficientnet-lite0+crop \
 	efficientnet-lite0+pad efficientnet-lite0+max efficientnet-lite0+gem \
-	efficientnet-lite0+unbar+crop+gem
+	efficientnet-lite0+unbar+crop+gem efficientnet-lite0+unbar+rmac \
+	efficientnet-lite0+unbar+rmac+gem efficientnet-lite0+unbar+flip efficientnet-lite1+unbar \
+	efficientnet-lite2+unbar
 .PHONY: eval
 eval: install
 	@test -d $(TUXPAINT_STAMPS) || apt-get install -y -q --no-install-recommends \
