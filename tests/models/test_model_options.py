@@ -104,9 +104,49 @@ def test_model_ids_are_canonical() -> None:
     spec = model_spec("efficientnet-lite0+pad+max")
     assert (spec.model_id, spec.dim, spec.input_size) == ("efficientnet-lite0+pad+max", 1280,
                                                           (224, 224))
-    for bad in ("efficientnet-lite0+blur", "efficientnet-lite0+crop+pad", "lite0+crop"):
+    for bad in ("efficientnet-lite0+blur", "efficientnet-lite0+crop+pad", "lite0+crop",
+                "efficientnet-lite0+flip+flip", "efficientnet-lite0+rmac+avg"):
         with pytest.raises(UnknownModelError):
             model_spec(bad)
+
+
+def test_rmac_and_flip_ids_are_canonical() -> None:
+    rmac = parse_model_id("efficientnet-lite0+flip+rmac+max+unbar")
+    assert (rmac.rmac, rmac.flip, rmac.pooling_used) == (True, True, "max")
+    assert rmac.model_id == "efficientnet-lite0+unbar+rmac+flip"
+    gem = parse_model_id("efficientnet-lite0+gem+rmac")
+    assert (gem.model_id, gem.pooling_used) == ("efficientnet-lite0+rmac+gem", "gem")
+    assert parse_model_id("vgg16+rmac").model_id == "vgg16+rmac"
+    int8 = parse_model_id("efficientnet-lite0+int8+flip+rmac")
+    assert int8.model_id == "efficientnet-lite0+rmac+flip+int8"
+    assert int8.fp32.model_id == "efficientnet-lite0+rmac+flip"
+    assert not parse_model_id("efficientnet-lite0+flip").is_base
+    described = model_spec("efficientnet-lite2+rmac+gem+flip")
+    assert described.input_size == (260, 260) and described.dim == 1280
+    assert "R-MAC regions gem-pooled" in described.description
+    assert "mirror" in described.description
+    with pytest.raises(UnknownModelError, match="max or gem, not avg"):
+        parse_model_id("efficientnet-lite0+avg+rmac")
+
+
+def test_rmac_regions_cover_the_map_at_three_scales() -> None:
+    from indexer.models.base import rmac_regions
+
+    # 224 / 32: one whole-map region, 2x2 of side 4, 3x3 of side 3 (Tolias et al.'s layout).
+    regions = rmac_regions(7, 7)
+    assert regions[0] == (0, 0, 7)
+    assert sorted(regions[1:5]) == [(0, 0, 4), (0, 3, 4), (3, 0, 4), (3, 3, 4)]
+    assert sorted({top for top, _, side in regions[5:]}) == [0, 2, 4] and len(regions) == 14
+    for height, width in ((7, 7), (8, 8), (9, 9), (7, 12), (12, 7), (2, 2)):
+        found = rmac_regions(height, width)
+        covered = np.zeros((height, width), bool)
+        for top, left, side in found:
+            assert side > 0 and top >= 0 and left >= 0
+            assert top + side <= height and left + side <= width
+            covered[top:top + side, left:left + side] = True
+        assert covered.all(), (height, width)
+    # A wide map takes more regions along its width, as in the paper.
+    assert len(rmac_regions(7, 12)) > len(rmac_regions(7, 7))
 
 
 # --- weights: where they come from, without downloading ---
@@ -261,3 +301,64 @@ def test_reembed_and_similar_by_model_on_the_command_line(
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["model"] == "efficientnet-lite0+unbar+gem" and len(answer["results"]) == 2
+
+
+@pytest.mark.slow  # imports TensorFlow
+def test_rmac_pooling_matches_numpy_on_a_feature_map() -> None:
+    import tensorflow as tf
+
+    from indexer.models.base import GEM_P, pool_feature_map, rmac_regions
+
+    fmap = np.random.default_rng(1).uniform(0, 6, (2, 7, 7, 16)).astype(np.float32)
+    for pooling in ("max", "gem"):
+        expected = np.zeros((2, 16), np.float32)
+        for top, left, side in rmac_regions(7, 7):
+            region = fmap[:, top:top + side, left:left + side, :]
+            pooled = (region.max(axis=(1, 2)) if pooling == "max"
+                      else np.mean(region ** GEM_P, axis=(1, 2)) ** (1 / GEM_P))
+            expected += pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        got = pool_feature_map(tf.constant(fmap), pooling, regions=True).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4)
+        assert not np.allclose(got, pool_feature_map(tf.constant(fmap), pooling).numpy())
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    result: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["function", "keras", "litert"])
+def test_flip_embeds_an_image_and_its_mirror_alike(runtime: str, tmp_path: Path) -> None:
+    from PIL import ImageOps
+
+    photos = [samples.youtube_thumbnail(p, "hqdefault")
+              for p in list(samples.sample_photos().values())[:3]]
+    flip = load_embedder("efficientnet-lite0+unbar+flip", runtime=runtime, cache_dir=tmp_path)
+    plain = load_embedder("efficientnet-lite0+unbar", runtime="function")
+    assert (flip.model_id, flip.dim) == ("efficientnet-lite0+unbar+flip", 1280)
+    batch = np.stack([flip.preprocess(p) for p in photos])
+    mirrored = np.stack([flip.preprocess(ImageOps.mirror(p)) for p in photos])
+    a, b = _unit(flip.embed(batch)), _unit(flip.embed(mirrored))
+    assert a.shape == (3, 1280)
+    assert ((a * b).sum(axis=1) > 0.9999).all()  # the mirror image is the same vector
+    one, two = _unit(plain.embed(batch)), _unit(plain.embed(mirrored))
+    assert ((one * two).sum(axis=1) < 0.99).all()  # which it is not without +flip
+    # The mean of the image's and the mirror's unit vectors, in one call.
+    np.testing.assert_allclose(a, _unit(one + two), atol=1e-4)
+    np.testing.assert_allclose(_unit(flip.embed(batch[1:2])), a[1:2], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_rmac_runs_on_litert_like_on_tensorflow(tmp_path: Path) -> None:
+    photos = [samples.youtube_thumbnail(p, "mqdefault")
+              for p in list(samples.sample_photos().values())[:4]]
+    model_id = "efficientnet-lite0+unbar+rmac+gem+flip"
+    graph = load_embedder(model_id, runtime="function")
+    litert = load_embedder(model_id, runtime="litert", cache_dir=tmp_path)
+    assert litert.model_id == model_id and list(tmp_path.glob(f"{model_id}-*.tflite"))
+    batch = np.stack([graph.preprocess(p) for p in photos])
+    a, b = _unit(graph.embed(batch)), _unit(litert.embed(batch))
+    assert ((a * b).sum(axis=1) > 0.9999).all()
+    plain = _unit(load_embedder("efficientnet-lite0+unbar+gem+flip").embed(batch))
+    assert ((a * plain).sum(axis=1) < 0.995).all()  # regions are not the global pooling

@@ -252,7 +252,7 @@ def test_near_duplicates_find_their_original_with_the_production_runtime(
         ids[name] = video_id
     summary = add_paths(service, [folder])
     assert summary.new == len(ids) and not summary.failed
-    assert getattr(service.embedder, "runtime", None) == resolve_runtime("auto")
+    assert getattr(service.embedder, "runtime", None) == resolve_runtime("auto", bulk=True)
     hits, misses, total = 0, [], 0
     for name, photo in samples.sample_photos().items():
         variants = [(size, _reencoded(samples.youtube_thumbnail(photo, size), 40))
