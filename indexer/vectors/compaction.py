@@ -26,6 +26,7 @@ from indexer.vectors.types import (
     fit_figures,
     fitting_type,
     refine_count,
+    refined,
     too_small,
 )
 
@@ -190,7 +191,7 @@ def verify(files: IndexFiles, report: BuildReport, source: VectorSource) -> int:
     it reads back, holds exactly the database's rows up to its highest id, and finds
     stored vectors as themselves. Returns that highest id (0 when empty)."""
     untouched = "the current index is untouched"
-    loaded = files.read_snapshot(files.next_path, True, report.type)
+    loaded = files.read_snapshot(files.next_path, True, report.type, refined(report.factory))
     if loaded is None or loaded.d != files.dim or loaded.ntotal != report.trained_size:
         raise VectorIndexError(f"the new {report.type} index did not read back whole from "
                                f"{files.next_path}; {untouched}")

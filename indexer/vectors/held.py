@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.vectors.types import BuildReport
+from indexer.vectors.types import BuildReport, refined
 
 __all__ = ["Held", "empty_flat", "index_ids"]
 
@@ -81,6 +81,11 @@ class Held:
     def exact(self) -> bool:
         """True when every score comes from exact search (no approximate snapshot)."""
         return self.build.type == "flat"
+
+    @property
+    def refined(self) -> bool:
+        """True when the snapshot re-scores its candidates from codes it holds in memory."""
+        return self.base is not None and refined(self.build.factory)
 
     def meta(self, model: str) -> dict[str, Any]:
         """The metadata of what is held: sizes and watermarks that belong together."""

@@ -238,7 +238,9 @@ class VectorIndex:
             removed = int(held.tail.remove_ids(wanted))
             if removed:
                 held.tail_saved = 0  # rows moved: the tail file is written again whole
-            if held.base is not None and held.build.type == "hnsw":
+            # HNSW and the re-scoring codes cannot drop a vector in place: the snapshot is
+            # built again at the next save; until then the database read drops the rows.
+            if held.base is not None and (held.build.type == "hnsw" or held.refined):
                 found = np.intersect1d(index_ids(held.base), wanted)
                 removed += int(found.size)
                 held.stale_base = held.stale_base or bool(found.size)
