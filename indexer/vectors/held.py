@@ -9,7 +9,7 @@ import numpy as np
 
 from indexer.vectors.types import BuildReport, refined
 
-__all__ = ["Held", "empty_flat", "index_ids"]
+__all__ = ["Held", "codes_bytes", "empty_flat", "index_ids"]
 
 
 def empty_flat(dim: int) -> Any:
@@ -35,6 +35,17 @@ def index_ids(index: Any) -> np.ndarray:
             parts.append(faiss.rev_swig_ptr(pointer, count).astype(np.int64).copy())
             lists.release_ids(number, pointer)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def codes_bytes(held: Held) -> int:
+    """Bytes of the re-scoring codes a refined snapshot holds (0 for the other kinds)."""
+    import faiss
+
+    if not held.refined:
+        return 0
+    refine: Any = faiss.downcast_index(held.base.index)
+    codes: Any = faiss.downcast_index(refine.refine_index)
+    return int(codes.ntotal) * int(codes.code_size)
 
 
 def _flat_report() -> BuildReport:

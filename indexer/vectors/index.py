@@ -27,7 +27,7 @@ from indexer.vectors.compaction import (
 )
 from indexer.vectors.exact import l2_normalise
 from indexer.vectors.files import IndexFiles, read_tail, save_error, tail_record
-from indexer.vectors.held import Held, index_ids
+from indexer.vectors.held import Held, codes_bytes, index_ids
 from indexer.vectors.types import BUILD_BATCH, BuildReport, VectorSource, build_from, fitting_type
 
 __all__ = ["TAIL_MIN", "IndexInfo", "StoreSource", "VectorIndex", "l2_normalise", "read_tail",
@@ -53,6 +53,7 @@ class IndexInfo:
     bytes_per_vector: float = 0.0
     memory_bytes: int = 0
     mmap: bool = False
+    codes_bytes: int = 0  # the snapshot's re-scoring codes of the full vectors (0: none)
 
 
 class VectorIndex:
@@ -427,4 +428,4 @@ class VectorIndex:
                          factory=held.build.factory, params=dict(held.build.params),
                          recall_at_10=held.build.recall_at_10,
                          bytes_per_vector=round(per_vector, 1), memory_bytes=memory,
-                         mmap=held.mmapped)
+                         mmap=held.mmapped, codes_bytes=codes_bytes(held))
