@@ -44,7 +44,8 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# Every benchmark in one run (about 30 minutes on 2 cores, 1M vectors included): one JSON
+# Every benchmark in one run (about 50 minutes on 2 cores: the index part and the server
+# part each build a corpus of 1M vectors): one JSON
 # object on stdout, ending with its "targets" block; also kept in $(BENCH_OUT).
 BENCH_OUT ?= build/bench.json
 bench: install

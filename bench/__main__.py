@@ -4,8 +4,8 @@ Parts, each a module of bench/ with ``measure()``: ``models`` (SGEMM rate, the d
 model on each runtime, VGG16 in fp32 and bf16), ``ingest`` (end-to-end ingest against
 loopback fakes versus the model alone), ``notebook`` (the original notebook's way versus
 ours), ``index`` (lookups, recall, adding and memory at 10k, 100k and 1M vectors),
-``cli`` (``similar`` wall time versus ``--help`` at 100k vectors) and ``ray_backfill``
-(``add-ids`` in one process versus on a local Ray). The object ends with
+``serve`` (``thumbsearch serve`` under wrk at 1M vectors beside the library's own lookup
+rate) and ``ray_backfill`` (``add-ids`` in one process versus on a local Ray). The object ends with
 a ``targets`` block: each entry ``{"value", "target", "met"}``, computed from the raw
 figures beside it. Ratios are measured within one run: absolute times on shared
 machines are noisy, ratios much less so.
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARTS = ("models", "ingest", "notebook", "index", "cli", "ray_backfill")
+PARTS = ("models", "ingest", "notebook", "index", "serve", "ray_backfill")
 
 
 def _target(value: float | None, target: str, met: Callable[[float], bool],
@@ -41,7 +41,7 @@ def _target(value: float | None, target: str, met: Callable[[float], bool],
 def targets(figures: dict[str, Any]) -> dict[str, Any]:
     """The targets block, from the raw figures of the parts."""
     models, ingest, notebook = (figures.get(p, {}) for p in ("models", "ingest", "notebook"))
-    index, cli = figures.get("index", {}), figures.get("cli", {})
+    index, serve = figures.get("index", {}), figures.get("serve", {})
     sizes = index.get("sizes", {})
     largest = max(sizes, key=int) if sizes else None
     smallest = min(sizes, key=int) if sizes else None
@@ -53,6 +53,8 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
     return {
         "ingest_vs_model": _target(ingest.get("ingest_vs_model"), ">= 0.9",
                                    lambda v: v >= 0.9),
+        "nonmodel_cpu_vs_model": _target(ingest.get("nonmodel_cpu_vs_model"), "<= 0.15",
+                                         lambda v: v <= 0.15),
         "default_vs_keras_predict": _target(models.get("chosen_vs_keras_predict"), ">= 2.0",
                                             lambda v: v >= 2.0),
         "vgg16_sgemm_fraction": _target(models.get("vgg16_fastest_sgemm_fraction"), ">= 0.85",
@@ -76,8 +78,15 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
         "recall_at_10_1m": _target(big.get("recall_at_10"), ">= 0.95", lambda v: v >= 0.95),
         "bytes_per_vector_1m": _target(big.get("bytes_per_vector"), "<= 1024",
                                        lambda v: v <= 1024),
-        "similar_cli_vs_help": _target(cli.get("similar_cli_vs_help"), "<= 1.5",
-                                       lambda v: v <= 1.5),
+        "int8_speedup": _target(models.get("int8_speedup"), ">= 1.7 against fp32 LiteRT",
+                                lambda v: v >= 1.7),
+        "int8_recall1_drop": _target(
+            None if "int8_recall1_drop" not in models
+            else max(models["int8_recall1_drop"], models.get("int8_map_drop", 1.0)),
+            "<= 0.005 on every set (recall@1 and mAP)", lambda v: v <= 0.005),
+        "serve_vs_library_16": _target(serve.get("serve_vs_library_16"), ">= 0.5",
+                                       lambda v: v >= 0.5),
+        "serve_p99_ms_16": _target(serve.get("serve_p99_ms_16"), "<= 50", lambda v: v <= 50),
     }
 
 

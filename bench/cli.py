@@ -4,9 +4,9 @@ Builds the corpus in a temporary THUMBSEARCH_HOME through the library (random un
 vectors of the default model, stored and indexed the way the tests seed a corpus,
 in batches), then times, as subprocesses of the console script: ``thumbsearch
 --help``, ``thumbsearch similar <stored id>`` and ``similar --ids-file`` with 100
-stored ids. Each figure is the median of several runs after one warm-up; the ratio
-of ``similar`` to ``--help`` comes from the same run, since absolute times on a
-shared machine are noisy.
+stored ids. Each figure is the median of several runs after one warm-up. Not a part
+of ``make bench`` (whose ``index`` part times ``thumbsearch similar`` at each size and
+whose ``serve`` part measures the query service under load).
 """
 
 from __future__ import annotations
@@ -113,7 +113,6 @@ def measure(quick: bool = False, index_type: str = "auto") -> dict[str, Any]:
         "corpus_vectors": count,
         "help_s": round(help_s, 3),
         "similar_s": round(similar_s, 3),
-        "similar_cli_vs_help": round(similar_s / help_s, 2),
         "ids_file_100_s": round(ids_file_s, 3),
         "python_startup_s": round(python_s, 3),
         "build_corpus_s": round(build_s, 1),

@@ -11,6 +11,11 @@ Figures (keys of ``measure()``):
   the worst cosine of each runtime against Keras fp32 on real photos and their thumbnail
   variants; recall@1/@10 on the near-duplicate set per runtime; load times in a fresh
   process (from the cached ``.tflite`` without TensorFlow, and through TensorFlow).
+- the default model int8-quantised (``+int8``: LiteRT converter, calibrated on the bundled
+  photos) against fp32 LiteRT in the same sweep: img/s and speed-up, the worst and mean
+  cosine of its embeddings to fp32, recall@1, recall@10 and mAP of both on the evaluation
+  sets (the near-duplicate set, and the Tux Paint class-level set where its stamps are
+  installed), the largest drop of recall@1 and of mAP, and whether it would be the default.
 - VGG16 (``keras.applications``, no top, max-pooled, random weights: speed only): its
   FLOPs an image counted from its conv layers, img/s in fp32 on Keras ``predict``,
   ``tf.function`` and LiteRT, and the fraction of the SGEMM rate (the best of the
@@ -122,6 +127,86 @@ def _in_chunks(embed: Callable[[np.ndarray], np.ndarray], batch: np.ndarray,
     return np.concatenate([embed(batch[i:i + size]) for i in range(0, len(batch), size)])
 
 
+def _retrieval(vectors: np.ndarray, labels: list[str]) -> dict[str, float]:
+    from search.eval.metrics import score_vectors
+
+    normalised = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    scores = score_vectors(normalised, labels, ks=(1, 10))
+    return {"recall@1": round(scores.recall[1], 4), "recall@10": round(scores.recall[10], 4),
+            "mAP": round(scores.mAP, 4)}
+
+
+def _eval_sets(quick: bool, preprocess: Callable[[Any], np.ndarray]
+               ) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """The evaluation sets of ``make eval`` as preprocessed batches and labels: the
+    near-duplicate set, and the Tux Paint class-level set when its stamps are installed."""
+    from PIL import Image
+
+    from bench.compare_models import near_duplicate_set
+    from search.eval.sets import TUXPAINT_STAMPS, write_stamp_set
+
+    images, labels = near_duplicate_set(2 if quick else 8, 0)
+    sets = {"neardup": (np.stack([preprocess(image) for image in images]), labels)}
+    if TUXPAINT_STAMPS.is_dir():
+        with tempfile.TemporaryDirectory(prefix="bench-stamps-") as tmp:
+            write_stamp_set(Path(tmp))
+            files = sorted(Path(tmp).glob("*/*.jpg"))
+            batch = []
+            for path in files:
+                with Image.open(path) as image:
+                    batch.append(preprocess(image))
+            sets["tuxpaint_classes"] = (np.stack(batch), [path.parent.name for path in files])
+    return sets
+
+
+def _mixed_recall1(queries: np.ndarray, stored: np.ndarray, labels: list[str]) -> float:
+    """recall@1 of ``queries`` (one model) against ``stored`` (another) of the same images:
+    what a query in int8 finds in an index of fp32 vectors. Each query's own row is left out;
+    queries are the images whose label has another image (as in search.eval.metrics)."""
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    scores = unit(queries) @ unit(stored).T
+    np.fill_diagonal(scores, -np.inf)
+    names = np.array(labels)
+    rows = [i for i in range(len(labels)) if (names == names[i]).sum() > 1]
+    hits = [names[int(np.argmax(scores[i]))] == names[i] for i in rows]
+    return round(float(np.mean(hits)), 4)
+
+
+def _int8_figures(img_s: dict[str, float], fp32: Any, int8: Any, photos: np.ndarray,
+                  sets: dict[str, tuple[np.ndarray, list[str]]]) -> dict[str, Any]:
+    """Speed-up, cosine and retrieval of int8 against fp32 LiteRT (both already swept)."""
+    cosines = _cosines(fp32.embed(photos), int8.embed(photos))
+    retrieval = {}
+    for name, (batch, labels) in sets.items():
+        vectors32, vectors8 = fp32.embed(batch), int8.embed(batch)
+        retrieval[name] = {"litert": _retrieval(vectors32, labels),
+                           "litert_int8": _retrieval(vectors8, labels),
+                           # int8 queries in an fp32 index: could the two share one?
+                           "int8_queries_fp32_index_recall@1": _mixed_recall1(
+                               vectors8, vectors32, labels),
+                           "images": len(labels)}
+    drops = {metric: max(float(scores["litert"][metric] - scores["litert_int8"][metric])
+                         for scores in retrieval.values())
+             for metric in ("recall@1", "mAP")}
+    speedup = img_s["litert_int8"] / img_s["litert"]
+    return {
+        "int8_img_s": img_s["litert_int8"],
+        "int8_fp32_img_s": img_s["litert"],
+        "int8_speedup": round(speedup, 3),
+        "int8_cosine_min": round(float(cosines.min()), 4),
+        "int8_cosine_mean": round(float(cosines.mean()), 4),
+        "int8_cosine_images": len(photos),
+        "int8_retrieval": retrieval,
+        "int8_recall1_drop": round(drops["recall@1"], 4),
+        "int8_map_drop": round(drops["mAP"], 4),
+        # +int8 is a model id of its own (its vectors cannot share fp32's index), so it
+        # becomes the default model only by a decision recorded in the code, never silently.
+        "int8_would_be_default": bool(speedup >= 1.7 and max(drops.values()) <= 0.005),
+    }
+
+
 def _fresh_load_seconds(runtime: str, cache_dir: Path) -> dict[str, Any]:
     """Import + load + one 8-image embedding in a new process, and whether TF was imported."""
     code = (
@@ -148,6 +233,7 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
     from bench.compare_models import near_duplicate_set
     from indexer.models import load_embedder
     from indexer.models.base import GraphEmbedder
+    from indexer.models.calibration import calibration_batch
     from indexer.models.efficientnet_lite import scale_lite
     from indexer.models.litert import LiteRtEmbedder, convert_to_tflite
     from indexer.models.runtime import cpu_threads, resolve_runtime
@@ -165,6 +251,12 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
                             preprocessing=graph.preprocessing, threads=threads)
     litert_1 = LiteRtEmbedder(DEFAULT_MODEL, tflite, scale_lite, input_size=graph.input_size,
                               preprocessing=graph.preprocessing, threads=1)
+    started = time.perf_counter()
+    int8_tflite = convert_to_tflite(graph, calibration_batch(graph.preprocess))
+    int8_convert_s = time.perf_counter() - started
+    litert_int8 = LiteRtEmbedder(f"{DEFAULT_MODEL}+int8", int8_tflite, scale_lite,
+                                 input_size=graph.input_size,
+                                 preprocessing=graph.preprocessing, threads=threads)
 
     photos = np.stack([graph.preprocess(image) for image in _real_images(1 if quick else 2)])
     batches = (8, 32) if quick else (1, 8, 16, 32)
@@ -185,13 +277,15 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
             return embedder.embed(x)
         return run
 
-    sweep: dict[str, dict[int, float]] = {name: {} for name in (*_RUNTIMES, "litert_1_thread")}
+    sweep: dict[str, dict[int, float]] = {
+        name: {} for name in (*_RUNTIMES, "litert_1_thread", "litert_int8")}
     for _ in range(rounds):
         for b in batches:
             cases: list[tuple[str, Callable[[], object], int]] = [
                 ("keras_predict", predict(b), max(b, min_images)),
                 ("tf_function", call(graph, b), b),
                 ("litert", call(litert, b), b),
+                ("litert_int8", call(litert_int8, b), b),
                 ("litert_1_thread", call(litert_1, b), b),
             ]
             # XLA compiles each batch shape anew and runs ~5x slower: two sizes, one round.
@@ -203,6 +297,7 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
     best_batch = {name: max(rates, key=lambda b: rates[b]) for name, rates in sweep.items()}
     img_s = {name: round(sweep[name][best_batch[name]], 2) for name in sweep}
     litert.chunk = litert_1.chunk = best_batch["litert"]
+    litert_int8.chunk = best_batch["litert_int8"]
 
     reference = model.predict(photos, batch_size=32, verbose=0)
     outputs = {"tf_function": _in_chunks(graph.embed, photos, 32),
@@ -216,6 +311,11 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
     recall = {"keras_predict": _recall(model.predict(neardup, batch_size=32, verbose=0), labels),
               "tf_function": _recall(_in_chunks(graph.embed, neardup, 32), labels),
               "litert": _recall(litert.embed(neardup), labels)}
+
+    int8 = _int8_figures(img_s, litert, litert_int8, photos,
+                         _eval_sets(quick, graph.preprocess))
+    int8["int8_best_batch"] = best_batch["litert_int8"]
+    int8["int8_convert_s"] = round(int8_convert_s, 2)
 
     # Fill the on-disk cache the way production does, then time fresh processes.
     load_embedder(DEFAULT_MODEL, runtime="litert", cache_dir=cache_dir)
@@ -241,6 +341,7 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
         "chosen_runtime": chosen,
         "chosen_img_s": img_s[chosen_key],
         "chosen_vs_keras_predict": round(img_s[chosen_key] / img_s["keras_predict"], 3),
+        **int8,
     }
 
 

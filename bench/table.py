@@ -2,7 +2,7 @@
 
 Two tables: the targets block (value, target, met) and the raw figures they come from
 (the SGEMM rate, model throughput per runtime, ingest and notebook rates, the index at
-each size and per type, CLI wall times).
+each size and per type, the server under load).
 
 Run: ``make bench`` (which writes build/bench.json), then
 ``.venv/bin/python -m bench.table build/bench.json``.
@@ -43,7 +43,7 @@ def targets_table(figures: dict[str, Any]) -> str:
 
 def _rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
     models, ingest = figures.get("models", {}), figures.get("ingest", {})
-    notebook, cli = figures.get("notebook", {}), figures.get("cli", {})
+    notebook, serve = figures.get("notebook", {}), figures.get("serve", {})
     index = figures.get("index", {})
     rows: list[tuple[str, Any]] = []
     if models:
@@ -63,6 +63,9 @@ def _rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
     if ingest:
         rows.append(("ingest end to end, loopback fakes (img/s)", ingest.get("ingest_img_s")))
         rows.append(("the model alone, same run (img/s)", ingest.get("model_img_s")))
+        rows.append(("ingest CPU a thumbnail besides the model / the model's (µs)",
+                     f"{_fmt(ingest.get('nonmodel_cpu_us'))} / "
+                     f"{_fmt(ingest.get('model_cpu_us'))}"))
     if notebook:
         rows.append(("notebook-style pipeline, VGG16 (videos/s)",
                      notebook.get("notebook_vgg16_img_s")))
@@ -94,11 +97,30 @@ def _rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
             rows.append((f"{kind} at {per_type.get('at_vectors', 0):,} vectors: bytes a "
                          "vector, peak RSS (MiB)",
                          f"{_fmt(at.get('bytes_per_vector'))}, {_fmt(at.get('peak_rss_mib'))}"))
-    if cli:
-        rows.append(("`thumbsearch --help` (s)", cli.get("help_s")))
-        rows.append((f"`thumbsearch similar ID` at {cli.get('corpus_vectors', 0):,} vectors (s)",
-                     cli.get("similar_s")))
-        rows.append(("`similar --ids-file` with 100 ids (s)", cli.get("ids_file_100_s")))
+    if serve:
+        rows += _serve_rows(serve)
+    return rows
+
+
+def _serve_rows(serve: dict[str, Any]) -> list[tuple[str, Any]]:
+    at = f"at {serve.get('vectors', 0):,} vectors"
+    rows: list[tuple[str, Any]] = []
+    for kind, label in (("ids", "stored-id lookups"), ("upload", "image uploads")):
+        for connections, run in serve.get(kind, {}).items():
+            rows.append((f"`thumbsearch serve` {at}, {label}, {connections} connections "
+                         "(req/s; p50 / p99 ms)",
+                         f"{_fmt(run.get('requests_s'))}; {_fmt(run.get('p50_ms'))} / "
+                         f"{_fmt(run.get('p99_ms'))}"))
+    rows.append((f"the library's lookups {at}, 1 / 2 threads (lookups/s)",
+                 f"{_fmt(serve.get('library_1_thread_s'))} / "
+                 f"{_fmt(serve.get('library_2_threads_s'))}"))
+    batched = next((k for k in serve
+                    if k.startswith("model_batch_") and k != "model_batch_1_img_s"), None)
+    rows.append(("the library's uploads, 1 thread; the model alone at batch 1"
+                 + (f" / {batched.split('_')[2]}" if batched else "") + " (img/s)",
+                 f"{_fmt(serve.get('library_upload_1_thread_s'))}; "
+                 f"{_fmt(serve.get('model_batch_1_img_s'))}"
+                 + (f" / {_fmt(serve.get(batched))}" if batched else "")))
     return rows
 
 

@@ -9,6 +9,7 @@ __all__ = [
     "ApiKeyInvalidError",
     "ApiRedirectError",
     "ApiUnreachableError",
+    "BadSettingError",
     "BadUrlError",
     "ClusterError",
     "ConfigError",
@@ -53,6 +54,12 @@ class ThumbsearchError(Exception):
 
 class ConfigError(ThumbsearchError):
     """A setting is missing or invalid."""
+
+
+class BadSettingError(ConfigError):
+    """A setting whose value is not one of the names it accepts."""
+
+    exit_code = 2
 
 
 class MissingApiKeyError(ConfigError):

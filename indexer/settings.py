@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from indexer.bounds import bounded_float, bounded_int, quote
-from indexer.errors import ConfigError, MissingApiKeyError
+from indexer.errors import BadSettingError, ConfigError, MissingApiKeyError
 from indexer.redact import mask_url
 
 __all__ = [
@@ -98,10 +98,11 @@ numeric setting malformed or out of its range); 3 stopped at the day's API quota
 
 
 def parse_runtime(text: str) -> str:
-    """A name from RUNTIMES (case and spaces ignored, empty = auto); else one-line ConfigError."""
+    """A name from RUNTIMES (case and spaces ignored, empty = auto); else a one-line
+    BadSettingError (exit 2)."""
     name = text.strip().lower() or DEFAULT_RUNTIME
     if name not in RUNTIMES:
-        raise ConfigError(
+        raise BadSettingError(
             f"THUMBSEARCH_RUNTIME must be one of {', '.join(RUNTIMES)}, got {quote(text.strip())}")
     return name
 

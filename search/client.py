@@ -31,8 +31,10 @@ class Thumbsearch:
     that stands in for the named model (images are embedded with it).
 
     Nothing is opened until the first query; close with ``close()`` or use ``with``. A
-    lookup of a stored video never loads the model. Errors are ``indexer.errors``
-    exceptions, all subclasses of ``ThumbsearchError``, each with a one-line message.
+    lookup of a stored video never loads the model. One object serves one thread at a
+    time (on SQLite its reads share one connection): give each thread its own. Errors are
+    ``indexer.errors`` exceptions, all subclasses of ``ThumbsearchError``, each with a
+    one-line message.
 
     >>> with Thumbsearch(home="demo-data") as corpus:            # doctest: +SKIP
     ...     for hit in corpus.similar("rAuzzsARkjE", k=4).results:

@@ -95,6 +95,7 @@ class HttpImageFetcher:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "thumbsearch/0.1"
+        self._environments: dict[tuple[str | None, str | None, int | None], Any] = {}
 
     def check(self, url: str) -> None:
         """Raise BadUrlError or HostNotAllowedError unless images may come from this URL."""
@@ -177,8 +178,7 @@ class HttpImageFetcher:
         # ``total`` bounds connecting and waiting for the headers together.
         timeout: Any = Timeout(total=left, connect=each, read=each)
         try:
-            # What session.request would add: proxies and the CA bundle from the environment.
-            env = self.session.merge_environment_settings(prepared.url, {}, True, None, None)
+            env = self._environment(prepared.url or url)
             verify = True if env["verify"] is None else env["verify"]
             # The adapter, not session.send: that parses the Location of every redirect
             # answer (for ``response.next``) even when redirects are not followed, and a
@@ -203,6 +203,18 @@ class HttpImageFetcher:
         except (Urllib3Error, http.client.HTTPException, OSError) as exc:
             raise DownloadBrokenError(
                 f"cannot download {quote(url)}: {type(exc).__name__}") from exc
+
+    def _environment(self, url: str) -> Any:
+        """What session.request would add for ``url``'s origin: proxies and the CA bundle
+        from the environment, read once per origin (reading them walks the whole
+        environment, a large share of a thumbnail's CPU)."""
+        parts = parse_url(url)
+        origin = (parts.scheme, parts.host, parts.port)
+        env: Any = self._environments.get(origin)
+        if env is None:
+            env = self.session.merge_environment_settings(url, {}, True, None, None)
+            self._environments[origin] = env
+        return env
 
     def _check_sent(self, url: str, sent: str) -> None:
         """The URL requests will send, as urllib3 reads it, must still be on an allowed host:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 
 from indexer.errors import VectorIndexError
 from indexer.ingest.run import IngestRun, ingest_run
@@ -46,7 +46,9 @@ def store_details(store: Store, details: Sequence[VideoDetails]) -> int:
 
     def write(conn: Any) -> int:
         now = store.now()
-        count = 0
+        # Rows setting the same columns share one statement, run for all of them at once
+        # (building a statement a row cost more CPU than the update itself).
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for d in details:
             values: dict[str, Any] = {
                 "duration": d.duration, "duration_seconds": d.duration_seconds,
@@ -59,8 +61,16 @@ def store_details(store: Store, details: Sequence[VideoDetails]) -> int:
                     values[key] = getattr(d.meta, key)
             if d.meta.published_at is not None:
                 values["published_at"] = d.meta.published_at
-            count += conn.execute(update(videos).where(videos.c.video_id == d.video_id)
-                                  .values(**values)).rowcount
+            groups.setdefault(tuple(values), []).append(
+                {"p_video_id": d.video_id, **{f"p_{k}": v for k, v in values.items()}})
+        count = 0
+        for columns, rows in groups.items():
+            statement = update(videos).where(videos.c.video_id == bindparam("p_video_id")).values(
+                {key: bindparam(f"p_{key}", type_=videos.c[key].type) for key in columns})
+            if conn.dialect.supports_sane_multi_rowcount:
+                count += conn.execute(statement, rows).rowcount
+            else:  # a driver that cannot count an executemany's rows: one row at a time
+                count += sum(conn.execute(statement, row).rowcount for row in rows)
         forget_gone(conn, [d.video_id for d in details])  # YouTube knows them again
         return count
 

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -27,6 +28,7 @@ from indexer.store.metadata import Store
 from indexer.vectors.index import VectorIndex, l2_normalise
 
 __all__ = [
+    "CPU_STEPS",
     "Finished",
     "Pipeline",
     "PipelineResult",
@@ -51,14 +53,20 @@ class WorkItem:
     path: Path | None = None
 
 
+#: The steps whose CPU time (of their own thread) ``StageTimes.cpu`` adds up.
+CPU_STEPS = ("fetch", "decode", "preprocess", "cache", "batch", "embed", "write")
+
+
 @dataclass
 class StageTimes:
-    """Seconds spent per stage (load is summed over worker threads)."""
+    """Seconds spent per stage (load is summed over worker threads), and the CPU seconds
+    of each step in ``CPU_STEPS`` on its own thread (the model's helper threads excluded)."""
 
     load: float = 0.0
     embed: float = 0.0
     write: float = 0.0
     wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CPU_STEPS, 0.0))
 
     def add(self, other: StageTimes) -> None:
         """Accumulate another run's times into this one."""
@@ -66,6 +74,8 @@ class StageTimes:
         self.embed += other.embed
         self.write += other.write
         self.wall += other.wall
+        for step, seconds in other.cpu.items():
+            self.cpu[step] = self.cpu.get(step, 0.0) + seconds
 
 
 @dataclass
@@ -112,22 +122,65 @@ class _Loaded:
     failure: Failure | None
     seconds: float
     missing: bool = False  # the failure is a 404: the image is gone
+    # CPU seconds of this thread: fetch, decode, preprocess, cache
+    cpu: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def _load_one(item: WorkItem, loader: Loader, embedder: Embedder,
               cache: ThumbnailCache | None) -> _Loaded:
     start = time.perf_counter()
+    marks = [time.thread_time()]
     try:
         data = loader(item)
+        marks.append(time.thread_time())
         image = decode_image(data, str(item.path or item.url), reduce_to=embedder.input_size)
+        marks.append(time.thread_time())
         array = embedder.preprocess(image)
+        marks.append(time.thread_time())
         meta = item.meta
         if cache is not None:  # only bytes that decoded are kept
             meta = dataclasses.replace(meta, thumbnail_sha256=cache.put(data))
-        return _Loaded(meta, array, None, time.perf_counter() - start)
+        marks.append(time.thread_time())
+        return _Loaded(meta, array, None, time.perf_counter() - start, cpu=_steps(marks))
     except ITEM_ERRORS as exc:
+        marks.append(time.thread_time())
         return _Loaded(item.meta, None, Failure(item.meta.video_id, str(exc)),
-                       time.perf_counter() - start, isinstance(exc, ThumbnailMissingError))
+                       time.perf_counter() - start, isinstance(exc, ThumbnailMissingError),
+                       _steps(marks))
+
+
+def _steps(marks: list[float]) -> tuple[float, float, float, float]:
+    """The four load steps' CPU from the thread-time marks taken so far (the rest 0)."""
+    spans = [b - a for a, b in pairwise(marks)] + [0.0, 0.0, 0.0]
+    return spans[0], spans[1], spans[2], spans[3]
+
+
+class _BatchBuffer:
+    """Model inputs gathered into one preallocated array, reused from batch to batch: no
+    new (batch, h, w, 3) array (and its page faults) for every batch. What ``take`` returns
+    is valid until the next ``append`` (the model reads it before that)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.count = 0
+        self._array: np.ndarray | None = None
+
+    def append(self, item: np.ndarray) -> None:
+        """Copy one model input in (the buffer is made, or remade, to its shape and type)."""
+        array = self._array
+        if array is None or array.shape[1:] != item.shape or array.dtype != item.dtype:
+            if self.count:  # inputs of another shape: never mixed into one batch by callers
+                raise ValueError(f"model input {item.shape} {item.dtype} does not match the "
+                                 f"batch's {array.shape[1:] if array is not None else ()}")
+            array = self._array = np.empty((self.size, *item.shape), dtype=item.dtype)
+        array[self.count] = item
+        self.count += 1
+
+    def take(self) -> np.ndarray:
+        """The inputs appended since the last ``take``, as one (n, ...) array."""
+        assert self._array is not None and self.count
+        count, self.count = self.count, 0
+        return self._array[:count]
 
 
 @dataclass
@@ -361,7 +414,7 @@ class Pipeline(Generic[T]):
     def _embed_items(self) -> None:
         in_flight: deque[tuple[_Group[T], Future[_Loaded]]] = deque()
         entries: list[tuple[_Group[T], VideoMeta]] = []
-        arrays: list[np.ndarray] = []
+        arrays = _BatchBuffer(self.batch_size)
         while True:
             with self._cv:
                 self._top_up(in_flight)
@@ -374,28 +427,33 @@ class Pipeline(Generic[T]):
                     continue
             if not in_flight:  # nothing more is coming for now: embed what there is
                 self._embed(entries, arrays)
-                entries, arrays = [], []
+                entries = []
                 continue
             group, future = in_flight.popleft()
             loaded = self._result(future, in_flight)
             if loaded is None:
                 return
             self.times.load += loaded.seconds
+            for step, seconds in zip(CPU_STEPS, loaded.cpu, strict=False):
+                self.times.cpu[step] += seconds
             if loaded.failure is not None:
                 self._put(_Failed(group, loaded.failure, loaded.missing))
                 continue
             assert loaded.array is not None
+            cpu = time.thread_time()
             entries.append((group, loaded.meta))
             arrays.append(loaded.array)
+            self.times.cpu["batch"] += time.thread_time() - cpu
             if len(entries) >= self.batch_size:
                 self._embed(entries, arrays)
-                entries, arrays = [], []
+                entries = []
 
     def _embed(self, entries: list[tuple[_Group[T], VideoMeta]],
-               arrays: list[np.ndarray]) -> None:
-        start = time.perf_counter()
-        vectors = l2_normalise(self.embedder.embed(np.stack(arrays)))
+               arrays: _BatchBuffer) -> None:
+        start, cpu = time.perf_counter(), time.thread_time()
+        vectors = l2_normalise(self.embedder.embed(arrays.take()))
         self.times.embed += time.perf_counter() - start
+        self.times.cpu["embed"] += time.thread_time() - cpu
         self._put(_Batch(entries, vectors))
 
     def _write_loop(self) -> None:
@@ -420,11 +478,12 @@ class Pipeline(Generic[T]):
                 message.group.left -= 1
                 self._complete_ready()
             return
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         metas = [meta for _, meta in message.entries]
         ids = self.write(metas, message.vectors, self.embedder.model_id)
         self.index.add_stored(ids, message.vectors)  # replays rows other workers stored
         self.times.write += time.perf_counter() - start
+        self.times.cpu["write"] += time.thread_time() - cpu
         with self._cv:
             for group, meta in message.entries:
                 group.result.stored.append(meta.video_id)

@@ -107,8 +107,10 @@ def _blocks(variant: LiteVariant) -> list[_Block]:
 
 
 def scale_lite(rgb: FloatArray) -> FloatArray:
-    """0..255 RGB -> the Lite input range, (x - 127) / 128."""
-    return ((rgb - np.float32(127.0)) / np.float32(128.0)).astype(np.float32, copy=False)
+    """0..255 RGB -> the Lite input range, (x - 127) / 128 (times 1/128: the same bits)."""
+    out = np.subtract(rgb, np.float32(127.0), dtype=np.float32)
+    out *= np.float32(1.0 / 128.0)
+    return out
 
 
 def lite_weights_path(variant: str = "lite0") -> Path:

@@ -1,11 +1,12 @@
-"""The LiteRT runtime: a model converted once to ``.tflite``, cached on disk, and run by the
-LiteRT interpreter (PyPI ``ai-edge-litert``) with XNNPACK on every core."""
+"""The LiteRT runtime: a model converted once to ``.tflite`` (float32, or int8-quantised),
+cached on disk, and run by the LiteRT interpreter (PyPI ``ai-edge-litert``) with XNNPACK."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,8 +69,11 @@ def _mute_stderr() -> Any:
     return muted_stderr()
 
 
-def convert_to_tflite(embedder: GraphEmbedder) -> bytes:
-    """The embedder's graph (scaled images -> features) as a float32 ``.tflite`` flatbuffer."""
+def convert_to_tflite(embedder: GraphEmbedder, calibration: FloatArray | None = None) -> bytes:
+    """The embedder's graph (scaled images -> features) as a ``.tflite`` flatbuffer: float32,
+    or with ``calibration`` ((n, h, w, 3) images preprocessed as the embedder preprocesses)
+    post-training int8 quantised: int8 weights and activations, whose ranges are measured on
+    the calibration images, with float32 input and output."""
     try:
         import tensorflow as tf
         from tensorflow.python.framework.convert_to_constants import (
@@ -79,8 +83,18 @@ def convert_to_tflite(embedder: GraphEmbedder) -> bytes:
         # Frozen first: converting the live function keeps the weights as resource
         # variables, which the interpreter runs uninitialised (NaN features).
         frozen = convert_variables_to_constants_v2(embedder.concrete_function())
-        with _mute_stderr():  # the converter logs through absl and C++ on stderr
+        with _mute_stderr(), warnings.catch_warnings():  # absl and C++ logs on stderr
+            # With float input and output there are no quantised inputs to have statistics
+            # for; the converter warns about it all the same.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+            if calibration is not None:
+                images = np.asarray(calibration, dtype=np.float32)
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = lambda: ([images[i:i + 1]]
+                                                             for i in range(len(images)))
+                # Every op in int8 (XNNPACK's integer kernels); conversion fails otherwise.
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             data = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, ...
         raise ModelConversionError(
@@ -230,7 +244,8 @@ def load_litert_embedder(
     model_id: str, *, input_size: tuple[int, int], scale: Callable[[FloatArray], FloatArray],
     preprocessing: Preprocessing, build_graph: Callable[[], GraphEmbedder],
     weights_file: Callable[[], Path | None], cache_dir: Path | None,
-    threads: int | None = None,
+    threads: int | None = None, calibration: Callable[[GraphEmbedder], FloatArray] | None = None,
+    calibration_key: str = "",
 ) -> LiteRtEmbedder:
     """The LiteRT embedder of ``model_id``, from the cache when it holds it.
 
@@ -238,7 +253,9 @@ def load_litert_embedder(
     miss); ``weights_file`` gives the file whose digest keys the cache (None: not cached).
 
     Conversion needs TensorFlow (``tf.lite.TFLiteConverter`` from the embedding graph's
-    concrete function, variables frozen to constants). Once the file is cached, loading and
+    concrete function, variables frozen to constants). With ``calibration`` (the graph ->
+    its calibration batch) the model is int8-quantised; ``calibration_key`` (the version of
+    the calibration images) is part of the cache key. Once the file is cached, loading and
     embedding need only the interpreter and numpy, so a process that finds the file never
     imports TensorFlow.
 
@@ -247,8 +264,11 @@ def load_litert_embedder(
     content digest lets a damaged file be recognised and rebuilt. Files are written to a
     temporary name and renamed, so a reader never sees half of one.
     """
+    def converted(graph: GraphEmbedder) -> bytes:
+        return convert_to_tflite(graph, None if calibration is None else calibration(graph))
+
     def convert() -> bytes:
-        return convert_to_tflite(build_graph())
+        return converted(build_graph())
 
     def embedder(data: bytes) -> LiteRtEmbedder:
         return LiteRtEmbedder(model_id, data, scale, input_size=input_size,
@@ -263,12 +283,12 @@ def load_litert_embedder(
         graph = build_graph()
         path_before = weights_file()
         if path_before is None:
-            return embedder(convert_to_tflite(graph))
-    digest = file_digest(path_before)
+            return embedder(converted(graph))
+    digest = file_digest(path_before) + (f":{calibration_key}" if calibration_key else "")
     built = graph
 
     def convert_once() -> bytes:
-        return convert_to_tflite(built if built is not None else build_graph())
+        return converted(built if built is not None else build_graph())
 
     data, path = cached_tflite(cache_dir, model_id, digest, convert_once)
     try:

@@ -97,7 +97,7 @@ def find_content_box(image: Image.Image) -> tuple[int, int, int, int]:
     left and right. A bar is a run of near-black, near-uniform rows (or columns) at an edge.
     """
     width, height = image.size
-    luma = np.asarray(_rgb(image).convert("L"), dtype=np.float32)
+    luma = np.asarray(_rgb(image).convert("L"))  # uint8: means and percentiles as in floats
     box = [0, 0, width, height]
     for axis, size in ((1, height), (0, width)):
         # axis=1 averages along rows: one value per row (top/bottom bars).

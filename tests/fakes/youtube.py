@@ -363,9 +363,10 @@ def _json_reply(status: int, payload: Mapping[str, Any]) -> _Reply:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, app: Callable[[str, str, dict[str, list[str]]], _Reply]) -> None:
+    def __init__(self, app: Callable[[str, str, dict[str, list[str]]], _Reply],
+                 keep_alive: bool = False) -> None:
         self.app = app
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", 0), _KeepAliveHandler if keep_alive else _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -410,6 +411,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # tests read fake.requests instead of stderr
 
 
+class _KeepAliveHandler(_Handler):
+    """HTTP/1.1: connections stay open between requests, as on the real hosts."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm on, the body would
+    # wait for the client's delayed ACK (tens of milliseconds) on a kept-alive connection.
+    disable_nagle_algorithm = True
+
+
 def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
 
@@ -437,6 +447,7 @@ class FakeYouTube:
         *,
         max_search_results: int = 500,
         region_code: str = "US",
+        keep_alive: bool = False,
     ) -> None:
         self._videos: dict[str, FakeVideo] = {}
         for video in videos:
@@ -449,6 +460,7 @@ class FakeYouTube:
         self.units_quota = units_quota
         self.max_search_results = max_search_results
         self.region_code = region_code
+        self.keep_alive = keep_alive  # HTTP/1.1 connections reused (tests: HTTP/1.0, closed)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._injections: list[_Injection] = []
@@ -469,8 +481,8 @@ class FakeYouTube:
         """Bind both servers to ephemeral ports and serve from daemon threads."""
         if self._api is not None:
             return self
-        self._api = _Server(self._handle_api)
-        self._thumbs = _Server(self._handle_thumbnail)
+        self._api = _Server(self._handle_api, self.keep_alive)
+        self._thumbs = _Server(self._handle_thumbnail, self.keep_alive)
         for server in (self._api, self._thumbs):
             thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from indexer.errors import ImageDecodeError
 from indexer.images.decode import decode_image
 from indexer.models.preprocess import (
     BAR_MAX_FRACTION,
@@ -41,16 +42,20 @@ def test_large_jpeg_decodes_reduced_but_never_below_the_model_size() -> None:
     assert reduced.mode == "RGB"
 
 
-@pytest.mark.parametrize("name", ["default", "mqdefault", "hqdefault"])
-def test_thumbnails_under_twice_the_model_size_decode_exactly_as_before(name: str) -> None:
+@pytest.mark.parametrize("name", ["default", "mqdefault", "hqdefault", "sddefault"])
+def test_thumbnails_under_three_times_the_model_size_decode_exactly_as_before(
+        name: str) -> None:
+    # sddefault (640x480) halved would be 320x240, too close to 224: its embeddings moved.
     data = _jpeg(samples.youtube_thumbnail(samples.sample_photos()["coffee"], name))
     full = np.asarray(decode_image(data))
     assert np.array_equal(np.asarray(decode_image(data, reduce_to=SIZE)), full)
 
 
-def test_sddefault_is_twice_the_model_size_and_halves() -> None:
-    data = _jpeg(samples.youtube_thumbnail(samples.sample_photos()["coffee"], "sddefault"))
-    assert decode_image(data, reduce_to=SIZE).size == (320, 240)
+def test_a_corrupt_or_truncated_jpeg_is_one_clear_failure_when_reduced() -> None:
+    data = _maxres()["chelsea"]
+    for broken in (data[: len(data) // 2], data[:600] + b"\x00" * 4000 + data[4600:]):
+        with pytest.raises(ImageDecodeError, match="corrupt image"):
+            decode_image(broken, "thumb.jpg", reduce_to=SIZE)
 
 
 def test_other_formats_are_not_reduced() -> None:
@@ -66,6 +71,7 @@ def test_reduced_decode_gives_nearly_the_same_model_input(preprocessing: Preproc
     for name, data in _maxres().items():
         full = prepare_rgb(decode_image(data), SIZE, preprocessing)
         reduced = prepare_rgb(decode_image(data, reduce_to=SIZE), SIZE, preprocessing)
+        assert reduced.shape == full.shape == (*SIZE, 3), name
         difference = np.abs(full - reduced)
         # 0..255 scale: JPEG's own re-encoding at quality 90 moves pixels by more than this.
         assert difference.mean() < 2.5, name
@@ -131,12 +137,23 @@ def test_reduced_decode_keeps_embeddings_and_ranks() -> None:
     stored = l2_normalise(embedder.embed(np.stack([
         embedder.preprocess(decode_image(_jpeg(samples.youtube_thumbnail(p, "mqdefault"))))
         for p in photos.values()])))
+
+    def both(data: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        full = l2_normalise(embedder.embed(np.stack(
+            [embedder.preprocess(decode_image(d)) for d in data])))
+        reduced = l2_normalise(embedder.embed(np.stack(
+            [embedder.preprocess(decode_image(d, reduce_to=embedder.input_size))
+             for d in data])))
+        return full, reduced
+
+    # Every photo and three variants of it, at every thumbnail size: cosine above 0.99.
+    pictures = [picture for photo in photos.values()
+                for picture in [photo, *(v for _, v in samples.make_variants(photo, 3, seed=1))]]
+    for name in samples.THUMBNAIL_SIZES:
+        full, reduced = both([_jpeg(samples.youtube_thumbnail(p, name)) for p in pictures])
+        assert np.min(np.sum(full * reduced, axis=1)) > 0.99, name
     queries = list(_maxres().values())
-    full = l2_normalise(embedder.embed(np.stack(
-        [embedder.preprocess(decode_image(q)) for q in queries])))
-    reduced = l2_normalise(embedder.embed(np.stack(
-        [embedder.preprocess(decode_image(q, reduce_to=embedder.input_size)) for q in queries])))
-    assert np.min(np.sum(full * reduced, axis=1)) > 0.97
+    full, reduced = both(queries)
     ranks_full = np.argsort(-(full @ stored.T), axis=1)
     ranks_reduced = np.argsort(-(reduced @ stored.T), axis=1)
     # Past the second rank the photos are unrelated and their scores nearly tie.

@@ -118,6 +118,30 @@ def test_items_are_loaded_embedded_and_written_in_batches_and_failures_named() -
     assert result.times.wall >= result.times.embed >= 0 and result.times.load > 0
 
 
+def test_each_stored_vector_is_its_own_images_and_the_steps_cpu_is_counted() -> None:
+    # Inputs are gathered in one array reused from batch to batch: a batch must never see
+    # (or keep) another's pixels, whatever the batch and pool sizes.
+    from indexer.images.decode import decode_image
+    from indexer.vectors.index import l2_normalise
+
+    items = _items(23)
+    bodies = {item.url: _png(n) for n, item in enumerate(items) if item.url}
+    loader, embedder, writer, index = _stages(bodies)
+    result = run_pipeline(items, loader=loader, embedder=embedder, store=NO_STORE,
+                          index=index, batch_size=5, workers=4, write=writer)
+    stored = {m.video_id: v for metas, vectors, _ in writer.batches
+              for m, v in zip(metas, vectors, strict=True)}
+    assert len(stored) == 23
+    for item in items:
+        assert item.url is not None
+        own = embedder.preprocess(decode_image(bodies[item.url])).reshape(1, -1)
+        assert np.allclose(stored[item.meta.video_id], l2_normalise(own)[0], atol=1e-6)
+    assert set(result.times.cpu) == {"fetch", "decode", "preprocess", "cache", "batch",
+                                     "embed", "write"}
+    assert result.times.cpu["decode"] > 0 and result.times.cpu["preprocess"] > 0
+    assert all(seconds >= 0 for seconds in result.times.cpu.values())
+
+
 def test_groups_complete_in_submission_order_each_with_its_own_result() -> None:
     groups = [_items(5, 0), [], _items(1, 10), _items(7, 20)]
     bodies = {item.url: _png(n) for n, group in enumerate(groups) for item in group if item.url}

@@ -66,7 +66,7 @@ def test_unknown_runtime_is_rejected_with_one_line(monkeypatch: pytest.MonkeyPat
         Settings.from_env({"THUMBSEARCH_RUNTIME": "tpu"})
     monkeypatch.setenv("THUMBSEARCH_RUNTIME", "tpu")
     result = CliRunner().invoke(app, ["models"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "THUMBSEARCH_RUNTIME" in lines[0] and "'tpu'" in lines[0]
 

@@ -189,3 +189,29 @@ def test_oversized_uploads_are_413_without_reading_them(tmp_path: Path) -> None:
             status, body = _answer_of(sock)
         assert status == 413 and b'"error"' in body
         assert sent < budget / 4, sent
+
+
+def test_answers_on_the_bound_socket_are_not_held_back_by_nagle() -> None:
+    """asyncio sets TCP_NODELAY on the connections of a socket that names TCP as its protocol;
+    without it each keep-alive answer (headers, then body) waits about 40 ms for an ACK."""
+    import asyncio
+
+    from search.cli.serve import bind
+
+    async def accepted_nodelay() -> int:
+        seen: list[int] = []
+
+        async def handler(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        listening = bind("127.0.0.1", 0)
+        server = await asyncio.start_server(handler, sock=listening)
+        async with server:
+            reader, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+            await reader.read()
+            writer.close()
+        return seen[0]
+
+    assert asyncio.run(accepted_nodelay()) == 1

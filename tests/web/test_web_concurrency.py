@@ -30,6 +30,7 @@ from search.web import create_app
 from search.web.app import web_service
 from search.web.guard import host_names
 from tests.fakes.embedder import TinyEmbedder
+from tests.fakes.live import live_app
 
 UNKNOWN = "Zz9_unknown"  # a well-formed id the corpus does not hold
 LOOKUPS = 8
@@ -106,31 +107,20 @@ def _thumbnail_host(host: Host) -> Iterator[Host]:
 @contextmanager
 def _serving(corpus: Corpus, host: Host, fetch_timeout: float) -> Iterator[str]:
     """The app as `serve` builds it, on a real uvicorn server on 127.0.0.1; its base URL."""
-    import uvicorn
-
     settings = Settings.from_env({
         "THUMBSEARCH_HOME": str(corpus.home),
         "THUMBSEARCH_THUMBNAIL_BASE": f"http://127.0.0.1:{host.port}/vi",
         "THUMBSEARCH_ALLOWED_HOSTS": f"127.0.0.1:{host.port}",
         "THUMBSEARCH_WEB_FETCH_TIMEOUT": str(fetch_timeout)})
-    sock = bind("127.0.0.1", 0)
-    port: int = sock.getsockname()[1]
-    app = create_app(lambda: web_service(settings, embedder=TinyEmbedder()),
-                     allowed_hosts=host_names("127.0.0.1", port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        host.release.set()
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
+    # One stored-id lookup at a time, the tightest queue: a download that took a place in
+    # it would hold every lookup behind it.
+    with live_app(lambda port: create_app(
+            lambda: web_service(settings, embedder=TinyEmbedder()),
+            allowed_hosts=host_names("127.0.0.1", port), lookup_threads=1)) as port:
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            host.release.set()  # before the server waits for its held request
 
 
 def _get(url: str) -> tuple[int, dict[str, Any]]:

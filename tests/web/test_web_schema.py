@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +25,11 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from indexer.ingest.local import add_paths
 from indexer.service import Service, build_service
 from indexer.settings import Settings
-from search.cli.serve import bind
 from search.eval.samples import write_ytdlp_folder
 from search.web import create_app
 from search.web.guard import host_names
 from tests.fakes.embedder import TinyEmbedder
+from tests.fakes.live import live_app
 from tests.fakes.youtube import FakeYouTube
 
 try:
@@ -200,24 +198,9 @@ def test_a_fixed_seed_makes_the_same_requests(app: FastAPI) -> None:
 @contextmanager
 def _live(site: Site) -> Iterator[int]:
     """The app on a real uvicorn server on 127.0.0.1 (a thread), as `serve` runs it."""
-    import uvicorn
-
-    sock = bind("127.0.0.1", 0)
-    port: int = sock.getsockname()[1]
-    app = create_app(lambda: site.service, allowed_hosts=host_names("127.0.0.1", port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
+    with live_app(lambda port: create_app(
+            lambda: site.service, allowed_hosts=host_names("127.0.0.1", port))) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
 
 
 @pytest.mark.large
