@@ -150,7 +150,7 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
     picked = rng.choice(common, size=min(sample, common.size), replace=False) \
         if common.size else common
     bad = 0
-    tail_ids = set(index.ids()[index.snapshot_size:].tolist())
+    tail_ids = set(held[held.size - index.tail_size:].tolist())
     for row in picked:
         expected = l2_normalise(stored[int(row)])[0]
         if index.exact or int(row) in tail_ids:

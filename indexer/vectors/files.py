@@ -103,6 +103,12 @@ class IndexFiles:
         return self.directory / f"{self.model}.tail"
 
     @property
+    def deleted_path(self) -> Path:
+        """File holding the row ids a refined snapshot still holds but the database deleted
+        (raw ascending int64): searches pass them over."""
+        return self.directory / f"{self.model}.deleted"
+
+    @property
     def meta_path(self) -> Path:
         """File holding the model, dimension, build report and watermarks."""
         return self.directory / f"{self.model}.json"
@@ -185,6 +191,9 @@ class IndexFiles:
         apply_params(loaded, build.params)
         held.base, held.mmapped = loaded, mmap
         held.base_watermark = held.watermark = int(meta.get("watermark", 0))
+        if meta.get("deleted"):
+            held.deleted = self.read_deleted()
+            held.deleted_saved = int(held.deleted.size)
         records = read_tail(self.tail_path, self.dim, int(meta.get("tail_size", 0)),
                             int(meta.get("tail_watermark", 0)))
         if records is not None and len(records):
@@ -225,6 +234,27 @@ class IndexFiles:
             handle.flush()
             os.fsync(handle.fileno())
         held.tail_saved = held.tail_size
+
+    def read_deleted(self) -> np.ndarray:
+        """The deleted row ids on disk (ascending; empty when the file is missing or torn:
+        the database read of a lookup's rows still drops deleted ones)."""
+        try:
+            raw = self.deleted_path.read_bytes()
+        except OSError:
+            return np.zeros(0, np.int64)
+        if len(raw) % 8:
+            return np.zeros(0, np.int64)
+        return np.unique(np.frombuffer(raw, dtype="<i8").astype(np.int64))
+
+    def write_deleted(self, held: Held) -> None:
+        """Write the snapshot's deleted row ids (atomically; before the metadata naming their
+        count). A file listing more than the metadata says is harmless: row ids are never
+        reused, and every id in it is gone from the database."""
+        if held.deleted.size == held.deleted_saved:
+            return
+        if held.deleted.size:
+            atomic_write(self.deleted_path, held.deleted.astype("<i8").tobytes())
+        held.deleted_saved = int(held.deleted.size)
 
     def commit(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Write the metadata (atomically): the step that makes the files it names current.

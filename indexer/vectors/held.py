@@ -64,6 +64,11 @@ class Held:
     base_watermark: int = 0
     mmapped: bool = False
     stale_base: bool = False  # removals an approximate snapshot cannot apply in place
+    # Row ids of a refined snapshot deleted since it was built (ascending): its codes cannot
+    # drop them, so searches pass them over; ``deleted_saved`` of them are on disk.
+    deleted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    deleted_saved: int = 0
+    live_params: tuple[int, Any] | None = None  # (deleted count, search parameters) cached
     base_changed: bool = False  # removals applied in memory, not yet on disk
     tail: Any = None  # rows added since the snapshot, searched exactly
     tail_saved: int = 0  # leading tail rows already in the tail file
@@ -85,8 +90,8 @@ class Held:
 
     @property
     def size(self) -> int:
-        """Number of vectors held."""
-        return self.snapshot_size + self.tail_size
+        """Number of vectors held (the snapshot's deleted rows left out)."""
+        return self.snapshot_size - int(self.deleted.size) + self.tail_size
 
     @property
     def exact(self) -> bool:
@@ -104,4 +109,5 @@ class Held:
                 "type": self.build.type, "requested": self.requested,
                 "size": self.snapshot_size, "watermark": self.base_watermark,
                 "tail_size": self.tail_size, "tail_watermark": self.watermark,
-                "build": self.build.to_json()}
+                "build": self.build.to_json()} | (
+                    {"deleted": int(self.deleted.size)} if self.deleted.size else {})

@@ -4,18 +4,22 @@ exact cosines of vectors re-read from the database)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from indexer.errors import VectorIndexError
 from indexer.store.reads import Reads
 from indexer.vectors.exact import l2_normalise, rerank
-from indexer.vectors.held import Held
-from indexer.vectors.types import refine_count, refine_params
+from indexer.vectors.held import Held, index_ids
+from indexer.vectors.types import refine_count, refine_params, skipping
 
-__all__ = ["FEW_QUERIES", "SPARES", "rerank_stored", "rescored", "search", "vector"]
+__all__ = ["FEW_QUERIES", "SPARES", "live_params", "rerank_stored", "rescored", "search",
+           "vector"]
 
 FEW_QUERIES = 4  # searches of this many queries or fewer run on one thread
-SPARES = 2  # a refined snapshot ranks k * 2 rows: the spares replace rows deleted since
+SPARES = 2  # a refined snapshot ranks k * 2 rows: the spares replace rows deleted in the
+# database but not yet in the index (another process's deletion, before this one reloads)
 
 
 def rerank_stored(reads: Reads | None, queries: np.ndarray, candidates: np.ndarray,
@@ -39,6 +43,22 @@ def _read(reads: Reads, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, (l2_normalise(vectors) if rows.size else vectors)
 
 
+def live_params(held: Held) -> Any:
+    """The coarse search parameters that pass over a refined snapshot's deleted rows (None
+    when it has none), built once per deletion count: a deletion costs a search one
+    membership test a scanned code, not a rebuild of the snapshot."""
+    count = int(held.deleted.size)
+    if not count:
+        return None
+    cached = held.live_params
+    if cached is not None and cached[0] == count:
+        return cached[1]
+    positions = np.flatnonzero(np.isin(index_ids(held.base), held.deleted))
+    params = skipping(held.base, positions)
+    held.live_params = (count, params)
+    return params
+
+
 def rescored(held: Held, reads: Reads | None, queries: np.ndarray,
              k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of a refined snapshot: its candidates re-scored from the codes it holds, then
@@ -46,8 +66,8 @@ def rescored(held: Held, reads: Reads | None, queries: np.ndarray,
     there drops out and the next of the ranking (``SPARES``) is read in its place; without a
     database the scores are the codes' cosines (within about 1e-3 of exact)."""
     depth = min(SPARES * k, held.snapshot_size)
-    distances, ranked = held.base.search(queries, depth,
-                                         params=refine_params(k, held.build.params, depth))
+    params = refine_params(k, held.build.params, depth, live_params(held))
+    distances, ranked = held.base.search(queries, depth, params=params)
     if reads is None:  # squared L2 between unit vectors is 2 - 2 cos
         scores = np.where(ranked >= 0, 1.0 - distances / 2.0, -np.inf).astype(np.float32)
         return scores[:, :k], ranked[:, :k]

@@ -17,7 +17,7 @@ __all__ = ["BUILD_BATCH", "BYTES_BUDGET", "FLAT_MAX", "INDEX_TYPES", "RECALL_TAR
            "ArraySource", "BuildReport", "VectorSource", "apply_params", "build_from",
            "build_index", "candidates_for", "choose_type", "drifted", "exact_neighbours",
            "exact_positions", "fit_figures", "fitting_type", "minimum_size", "recall_at",
-           "refine_count", "refine_params", "refined", "too_small"]
+           "refine_count", "refine_params", "refined", "skipping", "too_small"]
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 FLAT_MAX = 50_000  # exact search below this many vectors: a few ms a query, no training
@@ -76,14 +76,32 @@ def refined(factory: str) -> bool:
 
 
 def refine_params(k: int, params: dict[str, int] | None = None,
-                  depth: int | None = None) -> Any:
+                  depth: int | None = None, base: Any = None) -> Any:
     """FAISS search parameters of a refined index for a top-``k`` answer: its candidates
     (``refine_count``) re-scored from the codes in memory, the best ``depth`` (default k)
-    of them returned. ``nprobe`` is set on the index by ``apply_params``."""
+    of them returned. ``nprobe`` is set on the index by ``apply_params``; ``base``: the
+    coarse search's own parameters (``skipping``), which then carry it."""
     import faiss
 
     out = faiss.IndexRefineSearchParameters()
     out.k_factor = max(1.0, refine_count(k, params) / max(1, depth or k))
+    if base is not None:
+        out.base_index_params = base
+    return out
+
+
+def skipping(index: Any, positions: np.ndarray) -> Any:
+    """Coarse search parameters of a refined ``IDMap,...,Refine`` index that pass over the
+    vectors at ``positions`` (places in its id map, not row ids) at the index's ``nprobe``:
+    the IVF scan never proposes them, so every candidate re-scored is a live one."""
+    import faiss
+
+    batch = faiss.IDSelectorBatch(np.ascontiguousarray(positions, dtype=np.int64))
+    others = faiss.IDSelectorNot(batch)
+    out: Any = faiss.SearchParametersIVF()
+    out.sel = others
+    out.nprobe = int(faiss.extract_index_ivf(index).nprobe)
+    out.referenced = (batch, others)  # the C++ side holds plain pointers to both
     return out
 
 

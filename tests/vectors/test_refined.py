@@ -189,3 +189,66 @@ def test_adds_replay_and_compaction_keep_the_codes(
         scores, found = reopened.search(vector[None, :], 10)
         assert found[0, 0] == row_id and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
     assert counting.rows_asked == 20
+
+
+def test_a_deletion_is_passed_over_at_search_time_without_a_build(
+        built: tuple[Path, np.ndarray, np.ndarray], home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.vectors.index as index_module
+
+    vectors = built[2]
+    builds: list[str] = []
+    real_build = index_module.build_from
+
+    def counting_build(*args: Any, **kwargs: Any) -> Any:
+        builds.append(str(args[1] if len(args) > 1 else kwargs.get("kind")))
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(index_module, "build_from", counting_build)
+    store = _store(home)
+    index = VectorIndex.open(home / "index", MODEL, DIM, store)
+    query = vectors[5][None, :]
+    _, found = index.search(query, 10)
+    victims = found[0, [0, 3, 6, 9]]  # the query's own row among them
+    with store.engine.begin() as connection:
+        connection.execute(delete(embeddings).where(embeddings.c.id.in_(victims.tolist())))
+    assert index.remove(victims) == 4 and index.remove(victims[:1]) == 0
+    index.save()
+    assert builds == [] and index._held.refined
+    assert index.size == SIZE - 4 and not np.isin(victims, index.ids()).any()
+    assert (home / "index" / f"{MODEL}.deleted").exists()
+    # Without the database to drop them the codes alone answer: the scan never proposes them.
+    for reads in (store, None):
+        index.reads = reads  # type: ignore[assignment]
+        _, again = index.search(query, 10)
+        assert not np.isin(victims, again).any() and (again >= 0).all()
+    # Another process opening the files passes them over too, and reads only k rows.
+    reopened = VectorIndex.open(home / "index", MODEL, DIM, store)
+    counting = CountingReads(store)
+    reopened.reads = counting  # type: ignore[assignment]
+    _, again = reopened.search(np.repeat(query, 3, axis=0), 10)
+    assert not np.isin(victims, again).any() and (again >= 0).all()
+    assert counting.rows_asked == 10 and reopened.size == SIZE - 4
+    # Rows added and folded in later keep the deleted ones out.
+    added, more = _add(store, TAIL_MIN + 10, SIZE, 13)
+    reopened.add_stored(added, more)
+    reopened.save()
+    assert reopened.tail_size == 0 and builds == []
+    _, again = reopened.search(query, 10)
+    assert not np.isin(victims, again).any()
+    assert reopened.size == SIZE - 4 + TAIL_MIN + 10
+
+
+def test_a_rebuild_forgets_the_deleted_list(
+        built: tuple[Path, np.ndarray, np.ndarray], home: Path) -> None:
+    store = _store(home)
+    index = VectorIndex.open(home / "index", MODEL, DIM, store)
+    victims = built[1][:3]
+    with store.engine.begin() as connection:
+        connection.execute(delete(embeddings).where(embeddings.c.id.in_(victims.tolist())))
+    index.remove(victims)
+    index.save()
+    index.rebuild(store, "ivf")
+    assert not (home / "index" / f"{MODEL}.deleted").exists()
+    assert index.size == SIZE - 3 and index._held.deleted.size == 0
+    assert not np.isin(victims, index.ids()).any()
