@@ -33,6 +33,7 @@ class DoctorReport:
     snapshot_watermark: int = 0
     index_size: int = 0
     codes_bytes: int = 0  # the snapshot's re-scoring codes in memory (0: none)
+    deleted: int = 0  # snapshot rows deleted since it was built, passed over by searches
     last_row_id: int = 0
     sampled: int = 0
     problems: list[str] = field(default_factory=list)
@@ -47,8 +48,8 @@ class DoctorReport:
         return {"model": self.model, "dim": self.dim, "videos": self.videos,
                 "vectors": self.vectors, "snapshot_size": self.snapshot_size,
                 "snapshot_watermark": self.snapshot_watermark, "index_size": self.index_size,
-                "codes_bytes": self.codes_bytes, "last_row_id": self.last_row_id,
-                "sampled": self.sampled, "ok": self.ok,
+                "codes_bytes": self.codes_bytes, "deleted": self.deleted,
+                "last_row_id": self.last_row_id, "sampled": self.sampled, "ok": self.ok,
                 "problems": list(self.problems)}
 
 
@@ -124,7 +125,8 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
         report.problems.append(f"{exc}")
         return report
     report.index_size = index.size
-    report.codes_bytes = index.info().codes_bytes
+    info = index.info()
+    report.codes_bytes, report.deleted = info.codes_bytes, info.deleted
     held = index.ids()
     unique, counts_per_id = np.unique(held, return_counts=True)
     if (counts_per_id > 1).any():

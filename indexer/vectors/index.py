@@ -55,6 +55,7 @@ class IndexInfo:
     memory_bytes: int = 0
     mmap: bool = False
     codes_bytes: int = 0  # the snapshot's re-scoring codes of the full vectors (0: none)
+    deleted: int = 0  # rows deleted since the snapshot was built, passed over by searches
 
 
 class VectorIndex:
@@ -444,4 +445,5 @@ class VectorIndex:
                          factory=held.build.factory, params=dict(held.build.params),
                          recall_at_10=held.build.recall_at_10,
                          bytes_per_vector=round(per_vector, 1), memory_bytes=memory,
-                         mmap=held.mmapped, codes_bytes=codes_bytes(held))
+                         mmap=held.mmapped, codes_bytes=codes_bytes(held),
+                         deleted=int(held.deleted.size))

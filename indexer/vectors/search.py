@@ -12,14 +12,12 @@ from indexer.errors import VectorIndexError
 from indexer.store.reads import Reads
 from indexer.vectors.exact import l2_normalise, rerank
 from indexer.vectors.held import Held, index_ids
-from indexer.vectors.types import refine_count, refine_params, skipping
+from indexer.vectors.types import EXACT_DEPTH, refine_count, refine_params, skipping
 
-__all__ = ["FEW_QUERIES", "SPARES", "live_params", "rerank_stored", "rescored", "search",
+__all__ = ["FEW_QUERIES", "live_params", "rerank_stored", "rescored", "search",
            "vector"]
 
 FEW_QUERIES = 4  # searches of this many queries or fewer run on one thread
-SPARES = 2  # a refined snapshot ranks k * 2 rows: the spares replace rows deleted in the
-# database but not yet in the index (another process's deletion, before this one reloads)
 
 
 def rerank_stored(reads: Reads | None, queries: np.ndarray, candidates: np.ndarray,
@@ -62,22 +60,16 @@ def live_params(held: Held) -> Any:
 def rescored(held: Held, reads: Reads | None, queries: np.ndarray,
              k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of a refined snapshot: its candidates re-scored from the codes it holds, then
-    the best k rows alone read from the database for their exact cosines. A row deleted
-    there drops out and the next of the ranking (``SPARES``) is read in its place; without a
-    database the scores are the codes' cosines (within about 1e-3 of exact)."""
-    depth = min(SPARES * k, held.snapshot_size)
+    the best ``EXACT_DEPTH`` * k rows alone read from the database and ranked by their exact
+    cosines (a row deleted there drops out); without a database the scores are the codes'
+    cosines (within about 1e-3 of exact)."""
+    depth = min(EXACT_DEPTH * k, held.snapshot_size)
     params = refine_params(k, held.build.params, depth, live_params(held))
     distances, ranked = held.base.search(queries, depth, params=params)
     if reads is None:  # squared L2 between unit vectors is 2 - 2 cos
         scores = np.where(ranked >= 0, 1.0 - distances / 2.0, -np.inf).astype(np.float32)
         return scores[:, :k], ranked[:, :k]
-    rows, vectors = _read(reads, ranked[:, :k])
-    short = np.isin(ranked[:, :k], rows, invert=True) & (ranked[:, :k] >= 0)
-    if short.any():  # rows deleted since the snapshot: read the spares of those queries
-        more, extra = _read(reads, ranked[short.any(axis=1), k:])
-        if more.size:
-            rows = np.concatenate([rows, more])
-            vectors = np.concatenate([vectors, extra]) if rows.size > more.size else extra
+    rows, vectors = _read(reads, ranked)
     return rerank(queries, ranked, rows, vectors, k)
 
 

@@ -41,7 +41,9 @@ def doctor_rows(report: DoctorReport, verbose: bool) -> list[tuple[Cell, ...]]:
         rows += [("snapshot", f"{report.snapshot_size} vectors, watermark "
                               f"{report.snapshot_watermark}"
                               + (f"; re-scoring codes {human_size(report.codes_bytes)}"
-                                 if report.codes_bytes else "")),
+                                 if report.codes_bytes else "")
+                              + (f"; {report.deleted} deleted rows passed over"
+                                 if report.deleted else "")),
                  ("last row", report.last_row_id)]
     return rows
 

@@ -24,7 +24,13 @@ from indexer.store.metadata import Store
 from indexer.store.schema import embeddings
 from indexer.vectors.exact import l2_normalise
 from indexer.vectors.index import TAIL_MIN, VectorIndex
-from indexer.vectors.types import BYTES_BUDGET, RECALL_TARGET, BuildReport, recall_at
+from indexer.vectors.types import (
+    BYTES_BUDGET,
+    EXACT_DEPTH,
+    RECALL_TARGET,
+    BuildReport,
+    recall_at,
+)
 
 DIM = 1280  # the default model's feature: 6-bit codes, 960 B a vector
 MODEL = "m"
@@ -120,7 +126,7 @@ def test_codes_and_coarse_codes_take_at_most_a_kibibyte_a_vector(home: Path) -> 
     assert info.codes_bytes >= 960 * index.snapshot_size
 
 
-def test_a_lookup_reads_only_its_k_rows_from_the_database(
+def test_a_lookup_reads_only_twice_its_k_rows_from_the_database(
         built: tuple[Path, np.ndarray, np.ndarray], home: Path) -> None:
     vectors = built[2]
     store = _store(home)
@@ -128,15 +134,15 @@ def test_a_lookup_reads_only_its_k_rows_from_the_database(
     counting = CountingReads(store)
     index.reads = counting  # type: ignore[assignment]
     _, found = index.search(vectors[5][None, :], 10)
-    assert counting.rows_asked == 10 and (found >= 0).all()
-    # A row deleted in the database drops out, and a spare of the ranking takes its place.
+    assert counting.rows_asked == EXACT_DEPTH * 10 and (found >= 0).all()
+    # A row deleted in the database drops out, and the next of the ranking takes its place.
     victim = int(found[0, 3])
     with store.engine.begin() as connection:
         connection.execute(delete(embeddings).where(embeddings.c.id == victim))
     counting.rows_asked = 0
     _, again = index.search(vectors[5][None, :], 10)
     assert victim not in again[0].tolist() and (again >= 0).all()
-    assert 10 < counting.rows_asked <= 20
+    assert counting.rows_asked == EXACT_DEPTH * 10
 
 
 def test_an_index_saved_before_the_codes_still_loads_and_answers(
@@ -188,7 +194,7 @@ def test_adds_replay_and_compaction_keep_the_codes(
     for row_id, vector in ((added[7], vectors[7]), (replayed[9], more[9])):
         scores, found = reopened.search(vector[None, :], 10)
         assert found[0, 0] == row_id and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
-    assert counting.rows_asked == 20
+    assert counting.rows_asked == 2 * EXACT_DEPTH * 10
 
 
 def test_a_deletion_is_passed_over_at_search_time_without_a_build(
@@ -216,19 +222,19 @@ def test_a_deletion_is_passed_over_at_search_time_without_a_build(
     index.save()
     assert builds == [] and index._held.refined
     assert index.size == SIZE - 4 and not np.isin(victims, index.ids()).any()
-    assert (home / "index" / f"{MODEL}.deleted").exists()
+    assert (home / "index" / f"{MODEL}.deleted").exists() and index.info().deleted == 4
     # Without the database to drop them the codes alone answer: the scan never proposes them.
     for reads in (store, None):
         index.reads = reads  # type: ignore[assignment]
         _, again = index.search(query, 10)
         assert not np.isin(victims, again).any() and (again >= 0).all()
-    # Another process opening the files passes them over too, and reads only k rows.
+    # Another process opening the files passes them over too, and reads only 2k rows.
     reopened = VectorIndex.open(home / "index", MODEL, DIM, store)
     counting = CountingReads(store)
     reopened.reads = counting  # type: ignore[assignment]
     _, again = reopened.search(np.repeat(query, 3, axis=0), 10)
     assert not np.isin(victims, again).any() and (again >= 0).all()
-    assert counting.rows_asked == 10 and reopened.size == SIZE - 4
+    assert counting.rows_asked == EXACT_DEPTH * 10 and reopened.size == SIZE - 4
     # Rows added and folded in later keep the deleted ones out.
     added, more = _add(store, TAIL_MIN + 10, SIZE, 13)
     reopened.add_stored(added, more)
