@@ -14,8 +14,11 @@ approximate search than real thumbnails, whose re-uploads stand out from look-al
 For each size (10k, 100k, 1M by default), in one run:
   - the index type ``auto`` picks, built from the database, with its tuned parameters;
   - lookup latency p50/p99 of ``similar_to_video`` for stored ids (the stored vector read
-    from SQLite, the index searched, candidates re-ranked, titles read), in this process,
-    through the reads ``thumbsearch similar`` uses (``sqlite3``, not SQLAlchemy);
+    from SQLite, the index searched, candidates re-scored, the final rows and titles read),
+    in this process, through the reads ``thumbsearch similar`` uses (``sqlite3``, not
+    SQLAlchemy), warm; then p50/p99 of as many more lookups "cold": the database file's
+    pages dropped from the page cache first (fsync, ``POSIX_FADV_DONTNEED``; the share
+    still resident, checked with ``mincore``, is reported beside);
   - recall@10 of those answers against exact search over every vector;
   - wall time of ``thumbsearch similar ID`` as a fresh process (median of 5 after a
     warm-up), with ``thumbsearch --help`` timed beside it;
@@ -115,6 +118,28 @@ def _lookups(service: Any, all_vectors: np.ndarray, all_ids: np.ndarray,
             "recall_at_10": round(hits / (10 * len(picks)), 4)}
 
 
+def _cold_lookups(service: Any, database: Path, all_videos: list[str],
+                  rng: np.random.Generator) -> dict[str, float]:
+    """p50/p99 of lookups of other stored ids once the database's pages are dropped."""
+    from bench.pagecache import drop, resident_share
+    from search.neighbours import similar_to_video
+
+    picks = rng.choice(len(all_videos), size=LOOKUPS, replace=False)
+    before = resident_share(database)
+    drop(database)
+    after = resident_share(database)
+    times: list[float] = []
+    for pick in picks:
+        start = time.perf_counter()
+        similar_to_video(service, all_videos[pick], 10)
+        times.append(time.perf_counter() - start)
+    return {"lookup_cold_p50_ms": _percentile(times, 50),
+            "lookup_cold_p99_ms": _percentile(times, 99),
+            "database_resident_before_drop": round(before, 4),
+            "database_resident_after_drop": round(after, 4),
+            "database_resident_after_lookups": round(resident_share(database), 4)}
+
+
 def _cli_times(home: Path, video_id: str) -> dict[str, float]:
     """Wall time of ``thumbsearch similar ID`` (a fresh process) and of ``--help``, same run."""
     from bench.cli import time_command
@@ -190,9 +215,11 @@ def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
                     "vectors": index.size, "type": report.type, "factory": report.factory,
                     "params": report.params, "recall_at_10_at_build": report.recall_at_10,
                     "build_s": round(build_s, 2), "bytes_per_vector": index.info().bytes_per_vector,
-                    "mmap": index.info().mmap}
+                    "codes_bytes": index.info().codes_bytes, "mmap": index.info().mmap}
                 with build_service(settings, lookups_only=True) as lookups:  # as `similar` reads
                     figures.update(_lookups(lookups, all_vectors, all_ids, videos, rng))
+                    figures.update(_cold_lookups(lookups, home / "thumbsearch.sqlite3", videos,
+                                                 rng))
                 figures.update(_cli_times(home, videos[int(rng.integers(len(videos)))]))
                 # Batches of 1,000 the way an ingest run adds them: rows, index, the save after
                 # (an append to the tail, or a compaction when the tail has outgrown its share).

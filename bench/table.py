@@ -90,6 +90,10 @@ def _rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
         label += ")"
         rows.append((f"{label}: lookup p50 / p99 (ms)",
                      f"{_fmt(at.get('lookup_p50_ms'))} / {_fmt(at.get('lookup_p99_ms'))}"))
+        if "lookup_cold_p99_ms" in at:
+            rows.append((f"{int(size):,} vectors: lookup p50 / p99, database not cached (ms)",
+                         f"{_fmt(at.get('lookup_cold_p50_ms'))} / "
+                         f"{_fmt(at.get('lookup_cold_p99_ms'))}"))
         rows.append((f"{int(size):,} vectors: recall@10 vs exact", at.get("recall_at_10")))
         rows.append((f"{int(size):,} vectors: adding 1,000 (s)", at.get("add_1000_s")))
         if "cli_similar_s" in at:

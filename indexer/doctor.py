@@ -32,6 +32,8 @@ class DoctorReport:
     snapshot_size: int = 0
     snapshot_watermark: int = 0
     index_size: int = 0
+    codes_bytes: int = 0  # the snapshot's re-scoring codes in memory (0: none)
+    deleted: int = 0  # snapshot rows deleted since it was built, passed over by searches
     last_row_id: int = 0
     sampled: int = 0
     problems: list[str] = field(default_factory=list)
@@ -46,6 +48,7 @@ class DoctorReport:
         return {"model": self.model, "dim": self.dim, "videos": self.videos,
                 "vectors": self.vectors, "snapshot_size": self.snapshot_size,
                 "snapshot_watermark": self.snapshot_watermark, "index_size": self.index_size,
+                "codes_bytes": self.codes_bytes, "deleted": self.deleted,
                 "last_row_id": self.last_row_id, "sampled": self.sampled, "ok": self.ok,
                 "problems": list(self.problems)}
 
@@ -122,6 +125,8 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
         report.problems.append(f"{exc}")
         return report
     report.index_size = index.size
+    info = index.info()
+    report.codes_bytes, report.deleted = info.codes_bytes, info.deleted
     held = index.ids()
     unique, counts_per_id = np.unique(held, return_counts=True)
     if (counts_per_id > 1).any():
@@ -147,7 +152,7 @@ def check_corpus(service: Service, sample: int = 100, seed: int = 0) -> DoctorRe
     picked = rng.choice(common, size=min(sample, common.size), replace=False) \
         if common.size else common
     bad = 0
-    tail_ids = set(index.ids()[index.snapshot_size:].tolist())
+    tail_ids = set(held[held.size - index.tail_size:].tolist())
     for row in picked:
         expected = l2_normalise(stored[int(row)])[0]
         if index.exact or int(row) in tail_ids:

@@ -22,6 +22,7 @@ __all__ = [
     "RMAC_SCALES",
     "Embedder",
     "GraphEmbedder",
+    "bf16_copy",
     "l2_rows",
     "pool_feature_map",
     "pool_regions",

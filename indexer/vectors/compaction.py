@@ -26,17 +26,21 @@ from indexer.vectors.types import (
     fit_figures,
     fitting_type,
     refine_count,
+    refined,
     too_small,
 )
 
-__all__ = ["RETRAIN_GROWTH", "SELF_FOUND", "SELF_PROBES", "TAIL_MAX", "TAIL_MIN", "TAIL_SHARE",
-           "StoreSource", "build_failure", "fold_tail", "needs_build", "refuse_small",
-           "tail_limit", "verify"]
+__all__ = ["DELETED_SHARE", "RETRAIN_GROWTH", "SELF_FOUND", "SELF_PROBES", "TAIL_MAX",
+           "TAIL_MIN", "TAIL_SHARE", "StoreSource", "build_failure", "fold_tail", "needs_build",
+           "refuse_small", "tail_limit", "too_many_deleted", "verify"]
 
 TAIL_MIN = 2_000  # the tail may hold this many rows before it is folded in...
 TAIL_SHARE = 0.02  # ...or this share of the snapshot, whichever is more,
 TAIL_MAX = 50_000  # but never more than this (replay and exact search of the tail stay cheap)
 RETRAIN_GROWTH = 2.0  # an approximate snapshot is trained again once the corpus doubles
+# A refined snapshot is built again once this share of its rows is deleted (until then
+# searches pass them over; their codes still take memory).
+DELETED_SHARE = 0.2
 SELF_PROBES = 20  # stored vectors a new snapshot must find (as themselves) before it is used
 SELF_FOUND = 0.9  # share of them it must find: approximate kinds may miss the odd one
 _ID_CHUNK = 1 << 20  # ids summed at once when a snapshot's ids are checked
@@ -80,6 +84,11 @@ def tail_limit(held: Held) -> int:
     return int(min(TAIL_MAX, max(TAIL_MIN, TAIL_SHARE * held.snapshot_size)))
 
 
+def too_many_deleted(held: Held) -> bool:
+    """True when a refined snapshot's deleted rows pass ``DELETED_SHARE`` of it."""
+    return bool(held.deleted.size > DELETED_SHARE * held.snapshot_size)
+
+
 def needs_build(held: Held) -> bool:
     """True when the snapshot must be built again from the database, not extended:
     its type no longer fits the size, the corpus has doubled since training, or the
@@ -87,6 +96,8 @@ def needs_build(held: Held) -> bool:
     size = held.size
     wanted = fitting_type(size, held.requested)
     if held.stale_base or wanted != held.build.type:
+        return True
+    if too_many_deleted(held):
         return True
     if held.exact or held.base is None:
         return False
@@ -190,7 +201,7 @@ def verify(files: IndexFiles, report: BuildReport, source: VectorSource) -> int:
     it reads back, holds exactly the database's rows up to its highest id, and finds
     stored vectors as themselves. Returns that highest id (0 when empty)."""
     untouched = "the current index is untouched"
-    loaded = files.read_snapshot(files.next_path, True, report.type)
+    loaded = files.read_snapshot(files.next_path, True, report.type, refined(report.factory))
     if loaded is None or loaded.d != files.dim or loaded.ntotal != report.trained_size:
         raise VectorIndexError(f"the new {report.type} index did not read back whole from "
                                f"{files.next_path}; {untouched}")

@@ -16,7 +16,7 @@ import numpy as np
 from indexer.atomic import TEMPORARY_SUFFIX, atomic_write, sync_directory, temporary_prefix
 from indexer.errors import ModelMismatchError, ThumbsearchError, VectorIndexError, disk_full
 from indexer.vectors.held import Held, index_ids
-from indexer.vectors.types import BuildReport, apply_params
+from indexer.vectors.types import BuildReport, apply_params, refined
 from indexer.writable import path_problem
 
 __all__ = ["IndexFiles", "read_tail", "save_error", "tail_record"]
@@ -103,6 +103,12 @@ class IndexFiles:
         return self.directory / f"{self.model}.tail"
 
     @property
+    def deleted_path(self) -> Path:
+        """File holding the row ids a refined snapshot still holds but the database deleted
+        (raw ascending int64): searches pass them over."""
+        return self.directory / f"{self.model}.deleted"
+
+    @property
     def meta_path(self) -> Path:
         """File holding the model, dimension, build report and watermarks."""
         return self.directory / f"{self.model}.json"
@@ -133,13 +139,17 @@ class IndexFiles:
         except (OSError, ValueError):
             return {}
 
-    def read_snapshot(self, path: Path, mmap: bool, kind: str = "flat") -> Any:
-        """The FAISS index in ``path`` (memory-mapped when ``mmap``), None when it cannot be
-        read (torn, truncated or missing: the database still has every vector)."""
+    def read_snapshot(self, path: Path, mmap: bool, kind: str = "flat",
+                      codes: bool = False) -> Any:
+        """The FAISS index in ``path`` (memory-mapped when ``mmap``; ``codes``: an IVF with
+        re-scoring codes, mapped too), None when it cannot be read (torn, truncated or
+        missing: the database still has every vector)."""
         import faiss
 
-        # IVF maps its inverted lists; flat and HNSW map their codes (the flags don't mix).
-        flags = 0 if not mmap else faiss.IO_FLAG_MMAP if kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
+        # IVF maps its inverted lists, and its re-scoring codes when it has them (the two
+        # flags together fail on an IVF without them); flat and HNSW map their codes.
+        ivf = faiss.IO_FLAG_MMAP | (faiss.IO_FLAG_MMAP_IFC if codes else 0)
+        flags = 0 if not mmap else ivf if kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
         try:
             return faiss.read_index(str(path), flags)
         except RuntimeError:
@@ -150,9 +160,10 @@ class IndexFiles:
         swap the metadata committed may not have renamed its new snapshot yet."""
         return [self.next_path, self.snapshot_path] if meta.get("next") else [self.snapshot_path]
 
-    def _first_snapshot(self, meta: dict[str, Any], mmap: bool, kind: str) -> Any:
+    def _first_snapshot(self, meta: dict[str, Any], mmap: bool, build: BuildReport) -> Any:
         for path in self._snapshot_files(meta):
-            loaded = self.read_snapshot(path, mmap, kind) if path.exists() else None
+            loaded = (self.read_snapshot(path, mmap, build.type, refined(build.factory))
+                      if path.exists() else None)
             if loaded is not None:
                 return loaded
         return None
@@ -166,7 +177,7 @@ class IndexFiles:
             if meta is None:
                 return held
             build = BuildReport.from_json(meta.get("build", meta))
-            loaded = self._first_snapshot(meta, mmap, build.type)
+            loaded = self._first_snapshot(meta, mmap, build)
             if self.read_meta() != meta:
                 continue  # replaced while it was read (a save or a swap): read it again
             if loaded is not None and loaded.d == self.dim and loaded.ntotal == meta.get("size"):
@@ -180,6 +191,9 @@ class IndexFiles:
         apply_params(loaded, build.params)
         held.base, held.mmapped = loaded, mmap
         held.base_watermark = held.watermark = int(meta.get("watermark", 0))
+        if meta.get("deleted"):
+            held.deleted = self.read_deleted()
+            held.deleted_saved = int(held.deleted.size)
         records = read_tail(self.tail_path, self.dim, int(meta.get("tail_size", 0)),
                             int(meta.get("tail_watermark", 0)))
         if records is not None and len(records):
@@ -192,7 +206,7 @@ class IndexFiles:
         """Load a memory-mapped snapshot into memory (FAISS aborts on writes to a mapped one)."""
         if held.base is None or not held.mmapped:
             return
-        loaded = self._first_snapshot(held.disk_meta or {}, False, held.build.type)
+        loaded = self._first_snapshot(held.disk_meta or {}, False, held.build)
         if loaded is None:
             raise VectorIndexError(f"index snapshot {self.snapshot_path} changed or broke "
                                    "while open: run `thumbsearch index rebuild`")
@@ -220,6 +234,27 @@ class IndexFiles:
             handle.flush()
             os.fsync(handle.fileno())
         held.tail_saved = held.tail_size
+
+    def read_deleted(self) -> np.ndarray:
+        """The deleted row ids on disk (ascending; empty when the file is missing or torn:
+        the database read of a lookup's rows still drops deleted ones)."""
+        try:
+            raw = self.deleted_path.read_bytes()
+        except OSError:
+            return np.zeros(0, np.int64)
+        if len(raw) % 8:
+            return np.zeros(0, np.int64)
+        return np.unique(np.frombuffer(raw, dtype="<i8").astype(np.int64))
+
+    def write_deleted(self, held: Held) -> None:
+        """Write the snapshot's deleted row ids (atomically; before the metadata naming their
+        count). A file listing more than the metadata says is harmless: row ids are never
+        reused, and every id in it is gone from the database."""
+        if held.deleted.size == held.deleted_saved:
+            return
+        if held.deleted.size:
+            atomic_write(self.deleted_path, held.deleted.astype("<i8").tobytes())
+        held.deleted_saved = int(held.deleted.size)
 
     def commit(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Write the metadata (atomically): the step that makes the files it names current.

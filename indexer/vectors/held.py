@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from indexer.vectors.types import BuildReport
+from indexer.vectors.types import BuildReport, refined
 
-__all__ = ["Held", "empty_flat", "index_ids"]
+__all__ = ["Held", "codes_bytes", "empty_flat", "index_ids"]
 
 
 def empty_flat(dim: int) -> Any:
@@ -37,6 +37,17 @@ def index_ids(index: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def codes_bytes(held: Held) -> int:
+    """Bytes of the re-scoring codes a refined snapshot holds (0 for the other kinds)."""
+    import faiss
+
+    if not held.refined:
+        return 0
+    refine: Any = faiss.downcast_index(held.base.index)
+    codes: Any = faiss.downcast_index(refine.refine_index)
+    return int(codes.ntotal) * int(codes.code_size)
+
+
 def _flat_report() -> BuildReport:
     return BuildReport(type="flat", factory="IDMap2,Flat")
 
@@ -53,6 +64,11 @@ class Held:
     base_watermark: int = 0
     mmapped: bool = False
     stale_base: bool = False  # removals an approximate snapshot cannot apply in place
+    # Row ids of a refined snapshot deleted since it was built (ascending): its codes cannot
+    # drop them, so searches pass them over; ``deleted_saved`` of them are on disk.
+    deleted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    deleted_saved: int = 0
+    live_params: tuple[int, Any] | None = None  # (deleted count, search parameters) cached
     base_changed: bool = False  # removals applied in memory, not yet on disk
     tail: Any = None  # rows added since the snapshot, searched exactly
     tail_saved: int = 0  # leading tail rows already in the tail file
@@ -74,13 +90,18 @@ class Held:
 
     @property
     def size(self) -> int:
-        """Number of vectors held."""
-        return self.snapshot_size + self.tail_size
+        """Number of vectors held (the snapshot's deleted rows left out)."""
+        return self.snapshot_size - int(self.deleted.size) + self.tail_size
 
     @property
     def exact(self) -> bool:
         """True when every score comes from exact search (no approximate snapshot)."""
         return self.build.type == "flat"
+
+    @property
+    def refined(self) -> bool:
+        """True when the snapshot re-scores its candidates from codes it holds in memory."""
+        return self.base is not None and refined(self.build.factory)
 
     def meta(self, model: str) -> dict[str, Any]:
         """The metadata of what is held: sizes and watermarks that belong together."""
@@ -88,4 +109,5 @@ class Held:
                 "type": self.build.type, "requested": self.requested,
                 "size": self.snapshot_size, "watermark": self.base_watermark,
                 "tail_size": self.tail_size, "tail_watermark": self.watermark,
-                "build": self.build.to_json()}
+                "build": self.build.to_json()} | (
+                    {"deleted": int(self.deleted.size)} if self.deleted.size else {})

@@ -23,11 +23,12 @@ from indexer.vectors.compaction import (
     needs_build,
     refuse_small,
     tail_limit,
+    too_many_deleted,
     verify,
 )
 from indexer.vectors.exact import l2_normalise
 from indexer.vectors.files import IndexFiles, read_tail, save_error, tail_record
-from indexer.vectors.held import Held, index_ids
+from indexer.vectors.held import Held, codes_bytes, index_ids
 from indexer.vectors.types import BUILD_BATCH, BuildReport, VectorSource, build_from, fitting_type
 
 __all__ = ["TAIL_MIN", "IndexInfo", "StoreSource", "VectorIndex", "l2_normalise", "read_tail",
@@ -53,6 +54,8 @@ class IndexInfo:
     bytes_per_vector: float = 0.0
     memory_bytes: int = 0
     mmap: bool = False
+    codes_bytes: int = 0  # the snapshot's re-scoring codes of the full vectors (0: none)
+    deleted: int = 0  # rows deleted since the snapshot was built, passed over by searches
 
 
 class VectorIndex:
@@ -238,7 +241,17 @@ class VectorIndex:
             removed = int(held.tail.remove_ids(wanted))
             if removed:
                 held.tail_saved = 0  # rows moved: the tail file is written again whole
-            if held.base is not None and held.build.type == "hnsw":
+            if held.base is not None and held.refined:
+                # The re-scoring codes cannot drop a vector in place: searches pass the
+                # deleted ids over (``search.live_params``); the save writes their list.
+                found = np.setdiff1d(np.intersect1d(index_ids(held.base), wanted),
+                                     held.deleted, assume_unique=True)
+                removed += int(found.size)
+                if found.size:
+                    held.deleted = np.union1d(held.deleted, found)
+            elif held.base is not None and held.build.type == "hnsw":
+                # HNSW cannot drop a vector in place: the snapshot is built again at the
+                # next save; until then the database read drops the rows.
                 found = np.intersect1d(index_ids(held.base), wanted)
                 removed += int(found.size)
                 held.stale_base = held.stale_base or bool(found.size)
@@ -252,10 +265,14 @@ class VectorIndex:
         return removed
 
     def ids(self) -> np.ndarray:
-        """The row ids held, int64 (n,): the snapshot's, then the tail's."""
+        """The row ids held, int64 (n,): the snapshot's (less its deleted rows), then the
+        tail's."""
         parts = [index_ids(self._held.tail)]
         if self._held.base is not None:
-            parts.insert(0, index_ids(self._held.base))
+            held = index_ids(self._held.base)
+            if self._held.deleted.size:
+                held = held[np.isin(held, self._held.deleted, invert=True)]
+            parts.insert(0, held)
         return np.concatenate(parts)
 
     def vector(self, row_id: int) -> np.ndarray:
@@ -308,7 +325,7 @@ class VectorIndex:
         with self._saving():
             held = self._held
             if (held.base is None or held.stale_base or held.base_changed
-                    or held.tail_size > tail_limit(held)):
+                    or held.tail_size > tail_limit(held) or too_many_deleted(held)):
                 self._compact()
             else:
                 self._write(snapshot=False)
@@ -397,6 +414,7 @@ class VectorIndex:
                 self.files.write_next(held.base)
             if held.tail_size:
                 self.files.append_tail(held)
+            self.files.write_deleted(held)
             meta = held.meta(self.model)
             if snapshot:
                 self._commit({**meta, "next": self.next_path.name})
@@ -406,6 +424,8 @@ class VectorIndex:
             self._removed = set()
             if not held.tail_size:
                 self.tail_path.unlink(missing_ok=True)
+            if not held.deleted.size:
+                self.files.deleted_path.unlink(missing_ok=True)
         except OSError as exc:
             if snapshot and not committed:
                 self.next_path.unlink(missing_ok=True)
@@ -425,4 +445,5 @@ class VectorIndex:
                          factory=held.build.factory, params=dict(held.build.params),
                          recall_at_10=held.build.recall_at_10,
                          bytes_per_vector=round(per_vector, 1), memory_bytes=memory,
-                         mmap=held.mmapped)
+                         mmap=held.mmapped, codes_bytes=codes_bytes(held),
+                         deleted=int(held.deleted.size))

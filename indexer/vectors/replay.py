@@ -85,6 +85,7 @@ def adopt_newer_files(files: IndexFiles, held: Held, reads: Reads | None) -> Hel
     if usable:
         return fresh
     held.tail_saved = 0
+    held.deleted_saved = -1  # the deleted list is written again too
     held.base_changed = held.base_changed or held.base is not None
     held.disk_meta = None
     return held

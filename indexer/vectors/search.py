@@ -1,17 +1,21 @@
 """Searching what an index holds: the exact tail and the snapshot, whose approximate
-candidates are re-ranked by exact cosines of vectors re-read from the database."""
+candidates are re-scored from codes in memory (or, in snapshots without them, re-ranked by
+exact cosines of vectors re-read from the database)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from indexer.errors import VectorIndexError
 from indexer.store.reads import Reads
 from indexer.vectors.exact import l2_normalise, rerank
-from indexer.vectors.held import Held
-from indexer.vectors.types import refine_count
+from indexer.vectors.held import Held, index_ids
+from indexer.vectors.types import EXACT_DEPTH, refine_count, refine_params, skipping
 
-__all__ = ["FEW_QUERIES", "rerank_stored", "search", "vector"]
+__all__ = ["FEW_QUERIES", "live_params", "rerank_stored", "rescored", "search",
+           "vector"]
 
 FEW_QUERIES = 4  # searches of this many queries or fewer run on one thread
 
@@ -28,6 +32,47 @@ def rerank_stored(reads: Reads | None, queries: np.ndarray, candidates: np.ndarr
     return rerank(queries, candidates, rows, vectors, k)
 
 
+def _read(reads: Reads, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, unit vectors) of the valid ids among ``ids`` still in the database."""
+    wanted = np.unique(ids[ids >= 0])
+    if not wanted.size:
+        return wanted, np.zeros((0, 0), np.float32)
+    rows, vectors = reads.vectors_for_rows(wanted.tolist())
+    return rows, (l2_normalise(vectors) if rows.size else vectors)
+
+
+def live_params(held: Held) -> Any:
+    """The coarse search parameters that pass over a refined snapshot's deleted rows (None
+    when it has none), built once per deletion count: a deletion costs a search one
+    membership test a scanned code, not a rebuild of the snapshot."""
+    count = int(held.deleted.size)
+    if not count:
+        return None
+    cached = held.live_params
+    if cached is not None and cached[0] == count:
+        return cached[1]
+    positions = np.flatnonzero(np.isin(index_ids(held.base), held.deleted))
+    params = skipping(held.base, positions)
+    held.live_params = (count, params)
+    return params
+
+
+def rescored(held: Held, reads: Reads | None, queries: np.ndarray,
+             k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of a refined snapshot: its candidates re-scored from the codes it holds, then
+    the best ``EXACT_DEPTH`` * k rows alone read from the database and ranked by their exact
+    cosines (a row deleted there drops out); without a database the scores are the codes'
+    cosines (within about 1e-3 of exact)."""
+    depth = min(EXACT_DEPTH * k, held.snapshot_size)
+    params = refine_params(k, held.build.params, depth, live_params(held))
+    distances, ranked = held.base.search(queries, depth, params=params)
+    if reads is None:  # squared L2 between unit vectors is 2 - 2 cos
+        scores = np.where(ranked >= 0, 1.0 - distances / 2.0, -np.inf).astype(np.float32)
+        return scores[:, :k], ranked[:, :k]
+    rows, vectors = _read(reads, ranked)
+    return rerank(queries, ranked, rows, vectors, k)
+
+
 def _parts(held: Held, reads: Reads | None, queries: np.ndarray,
            k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(scores, ids) of the tail and of the snapshot, each exact, to be merged."""
@@ -36,6 +81,8 @@ def _parts(held: Held, reads: Reads | None, queries: np.ndarray,
         parts.append(held.tail.search(queries, min(k, held.tail_size)))
     if held.snapshot_size and held.exact:
         parts.append(held.base.search(queries, min(k, held.snapshot_size)))
+    elif held.snapshot_size and held.refined:
+        parts.append(rescored(held, reads, queries, k))
     elif held.snapshot_size:
         wanted = refine_count(k, held.build.params)
         _, candidates = held.base.search(queries, min(wanted, held.snapshot_size))

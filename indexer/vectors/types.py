@@ -13,11 +13,12 @@ from indexer.bounds import quote
 from indexer.errors import InputError, VectorIndexError
 from indexer.vectors.exact import rerank
 
-__all__ = ["BUILD_BATCH", "FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET", "REFINE_MIN",
+__all__ = ["BUILD_BATCH", "BYTES_BUDGET", "EXACT_DEPTH", "FLAT_MAX", "INDEX_TYPES", "RECALL_TARGET",
+           "REFINE_MIN",
            "ArraySource", "BuildReport", "VectorSource", "apply_params", "build_from",
            "build_index", "candidates_for", "choose_type", "drifted", "exact_neighbours",
            "exact_positions", "fit_figures", "fitting_type", "minimum_size", "recall_at",
-           "refine_count", "too_small"]
+           "refine_count", "refine_params", "refined", "skipping", "too_small"]
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 FLAT_MAX = 50_000  # exact search below this many vectors: a few ms a query, no training
@@ -38,6 +39,22 @@ REFINE_MIN = 40
 # Numbers of candidates re-scored that tuning tries, each with the smallest search
 # parameter that reaches the recall target; the cheapest lookup of those is kept.
 _CANDIDATES = (REFINE_MIN, 100, 200)
+# Re-scoring codes kept in memory beside the IVF (``_refine_codes``): every dimension of the
+# full vector in the finest scalar code that fits, 6 bits at 1280-d (960 B a vector), so with
+# the 32 B of fast-scan codes and two 8 B ids a vector stays inside 1 KiB. Their cosines are
+# within about 1e-3 of exact (8-bit codes would take 1,280 B; PCA-reduced codes lose the
+# dimensions that tell cluster mates apart). The candidates are re-scored from them, and
+# only the final k rows are read back.
+BYTES_BUDGET = 1024  # memory a vector of an approximate index may take at most
+# A refined index's best k * 2 by its codes are read from the database and re-scored exactly:
+# the 6-bit codes order nearly tied neighbours slightly wrong (recall@10 0.951 by the codes
+# alone on the benchmark's clustered data at 100,000; 1.0 with 2k re-scored exactly), and the
+# extra rows stand in for rows deleted there but not yet in the index.
+EXACT_DEPTH = 2
+# A refined IVF vector besides its codes: 4-bit fast-scan codes, its id in its list, its row id.
+REFINED_OVERHEAD = PCA_DIM // PQ_DIMS_PER_CODE // 2 + 8 + 8
+REFINE_CODE_SECONDS = 1e-6  # what re-scoring one candidate from the codes costs a lookup
+_REFINED_CANDIDATES = (REFINE_MIN, 100, 200, 400)  # cheap in memory: wider pools are tried
 DRIFT_ENERGY = 0.05  # retrain when new vectors keep 5 points less of their variance...
 DRIFT_DISTANCE = 1.25  # ...or sit 25% farther from their nearest IVF centroid
 EXACT_CHUNK = 100_000
@@ -57,6 +74,41 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 _NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _EF_SEARCH = (16, 32, 64, 128, 256, 512)
+
+
+def refined(factory: str) -> bool:
+    """True when an index of ``factory`` re-scores its candidates from codes it holds."""
+    return "Refine(" in factory
+
+
+def refine_params(k: int, params: dict[str, int] | None = None,
+                  depth: int | None = None, base: Any = None) -> Any:
+    """FAISS search parameters of a refined index for a top-``k`` answer: its candidates
+    (``refine_count``) re-scored from the codes in memory, the best ``depth`` (default k)
+    of them returned. ``nprobe`` is set on the index by ``apply_params``; ``base``: the
+    coarse search's own parameters (``skipping``), which then carry it."""
+    import faiss
+
+    out = faiss.IndexRefineSearchParameters()
+    out.k_factor = max(1.0, refine_count(k, params) / max(1, depth or k))
+    if base is not None:
+        out.base_index_params = base
+    return out
+
+
+def skipping(index: Any, positions: np.ndarray) -> Any:
+    """Coarse search parameters of a refined ``IDMap,...,Refine`` index that pass over the
+    vectors at ``positions`` (places in its id map, not row ids) at the index's ``nprobe``:
+    the IVF scan never proposes them, so every candidate re-scored is a live one."""
+    import faiss
+
+    batch = faiss.IDSelectorBatch(np.ascontiguousarray(positions, dtype=np.int64))
+    others = faiss.IDSelectorNot(batch)
+    out: Any = faiss.SearchParametersIVF()
+    out.sel = others
+    out.nprobe = int(faiss.extract_index_ivf(index).nprobe)
+    out.referenced = (batch, others)  # the C++ side holds plain pointers to both
+    return out
 
 
 def refine_count(k: int, params: dict[str, int] | None = None) -> int:
@@ -174,10 +226,12 @@ def candidates_for(kind: str, size: int, dim: int, train: int | None = None) -> 
     Exact (flat) while the corpus is small; past ``FLAT_MAX`` vectors an approximate index
     whose search parameter is raised until recall@10 against exact search, measured on a
     sample of the corpus at build time, reaches ``RECALL_TARGET``. Approximate indexes only
-    propose candidates: the final scores are exact cosines re-read from the database (the
-    source of truth), so they can hold compact codes (a PCA learned on the corpus, then 4-bit
-    product quantisation scanned with SIMD, or 8-bit scalar quantisation) and still rank like
-    exact search.
+    propose candidates from compact codes (a PCA learned on the corpus, then 4-bit product
+    quantisation scanned with SIMD, or 8-bit scalar quantisation). The first choice for ivf
+    re-scores them from scalar codes of the full vectors it holds in memory (``IDMap,...,
+    Refine(SQn)``, see ``REFINE_CODES``), so only the final k rows are read from the
+    database (the source of truth) for their exact cosines; the others re-read every
+    candidate from it.
 
     Approximate indexes search by L2 distance: on unit vectors it ranks like inner product,
     and it survives the mean removal of PCA, which inner product does not.
@@ -201,11 +255,23 @@ def candidates_for(kind: str, size: int, dim: int, train: int | None = None) -> 
                 if reduced % PQ_DIMS_PER_CODE == 0 and codes % 2 == 0
                 and train >= PQ_TRAIN_MIN else [])
         bodies = [*fast, f"IVF{_nlist(size)},SQ8"]
-        return [",".join([*pca, b]) for b in bodies] + ([bodies[-1]] if pca else [])
+        codes_with = _refine_codes(dim)
+        kept = [f"IDMap,{','.join([*pca, fast[0]])},Refine({codes_with})"] \
+            if fast and codes_with else []
+        return kept + [",".join([*pca, b]) for b in bodies] + ([bodies[-1]] if pca else [])
     if kind == "hnsw":
         body = f"HNSW{HNSW_M},SQ8"
         return [",".join(["IDMap", *pca, body]), f"IDMap,{body}"] if pca else [f"IDMap,{body}"]
     raise InputError(f"unknown index type {quote(kind)}")
+
+
+def _refine_codes(dim: int) -> str | None:
+    """The finest scalar code of ``dim`` dimensions that keeps a refined IVF vector inside
+    ``BYTES_BUDGET`` beside its fast-scan codes and ids (None: none does)."""
+    for bits in (8, 6, 4):
+        if dim * bits // 8 + REFINED_OVERHEAD <= BYTES_BUDGET:
+            return f"SQ{bits}"
+    return None
 
 
 def _hnsw_of(index: Any) -> Any:
@@ -244,6 +310,8 @@ def fit_figures(index: Any, vectors: np.ndarray) -> dict[str, float]:
     if not len(vectors):
         return out
     inner: Any = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    if isinstance(inner, faiss.IndexRefine):
+        inner = faiss.downcast_index(inner.base_index)
     pca: Any = None
     if isinstance(inner, faiss.IndexPreTransform):
         chain: Any = inner.chain
@@ -507,7 +575,8 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
     exact top-k of the tuning queries merged in the same pass), then the search parameter
     is raised; for each number of candidates re-scored, the smallest setting whose
     recall@10 against exact search on the queries (themselves left out of both answers;
-    candidates re-ranked by exact cosine of vectors read from the source) reaches
+    candidates re-scored from the index's own codes when it holds them, else re-ranked by
+    exact cosine of vectors read from the source) reaches
     ``RECALL_TARGET`` is noted with its lookup cost (the measured scan plus
     ``RERANK_SECONDS`` a candidate), and the cheapest is kept. The first factory that
     reaches the target wins, else the setting with the best recall.
@@ -549,6 +618,7 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
         index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
         mark = time.perf_counter()
         index.train(np.ascontiguousarray(train))
+        _drop_pca_scratch(index)
         phases["train_s"] = phases.get("train_s", 0.0) + time.perf_counter() - mark
         if kind == "hnsw":
             _hnsw_of(index).efConstruction = HNSW_EF_CONSTRUCTION
@@ -563,18 +633,23 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
         steps = [{"nprobe": p} for p in _NPROBES if p <= faiss.extract_index_ivf(index).nlist] \
             if kind == "ivf" else [{"efSearch": e} for e in _EF_SEARCH]
         cheapest: tuple[float, BuildReport] | None = None  # (seconds a lookup, report)
-        open_counts = list(_CANDIDATES)  # candidate counts still short of the target
+        in_memory = refined(factory)
+        # candidate counts still short of the target
+        open_counts = list(_REFINED_CANDIDATES if in_memory else _CANDIDATES)
         for step in steps:
             grid = [{**step, "candidates": c} for c in open_counts]
-            widths = [refine_count(k + 1, params) for params in grid]
             apply_params(index, step)
-            began = time.perf_counter()
-            _, cands = index.search(queries, max(widths))
-            scan = (time.perf_counter() - began) * threads / len(queries)
-            founds = _rerank(source, queries, cands, widths, k + 1)
+            if in_memory:
+                scan, founds = _refined_search(index, source, queries, grid, k + 1, threads)
+            else:
+                widths = [refine_count(k + 1, params) for params in grid]
+                began = time.perf_counter()
+                _, cands = index.search(queries, max(widths))
+                scan = (time.perf_counter() - began) * threads / len(queries)
+                founds = _rerank(source, queries, cands, widths, k + 1)
             for params, found in zip(grid, founds, strict=True):
                 recall = recall_at(_without_self(found, query_ids, k), truth)
-                cost = _lookup_seconds(scan, params["candidates"])
+                cost = _lookup_seconds(scan, params["candidates"], in_memory)
                 tried.append({"factory": factory, **params, "recall_at_10": round(recall, 4),
                               "lookup_ms": round(cost * 1000, 3)})
                 if log is not None:
@@ -591,7 +666,7 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
             # A larger step scans more: once even the fewest candidates left cannot beat
             # the cheapest setting found, raising it further is pointless.
             if not open_counts or (cheapest is not None and _lookup_seconds(
-                    scan, min(open_counts)) >= cheapest[0]):
+                    scan, min(open_counts), in_memory) >= cheapest[0]):
                 break
         phases["tune_s"] = phases.get("tune_s", 0.0) + time.perf_counter() - mark
         if cheapest is not None:  # the first factory that reaches the target wins
@@ -608,9 +683,48 @@ def build_from(source: VectorSource, kind: str, *, seed: int = 0,
     return index, report
 
 
-def _lookup_seconds(scan: float, candidates: int) -> float:
-    """What one lookup costs at a tuning setting: the scan, then its candidates re-read."""
-    return scan + refine_count(RECALL_K, {"candidates": candidates}) * RERANK_SECONDS
+def _drop_pca_scratch(index: Any) -> None:
+    """Empty a trained PCA's full eigenvector matrix (d x d floats, 6.5 MB at 1280-d): only
+    its first rows, kept apart, project vectors; the rest would be saved and loaded with
+    every snapshot."""
+    import faiss
+
+    inner: Any = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    if isinstance(inner, faiss.IndexRefine):
+        inner = faiss.downcast_index(inner.base_index)
+    if not isinstance(inner, faiss.IndexPreTransform):
+        return
+    chain: Any = inner.chain
+    for number in range(chain.size()):
+        step: Any = faiss.downcast_VectorTransform(chain.at(number))
+        if isinstance(step, faiss.PCAMatrix):
+            step.PCAMat.clear()
+
+
+def _lookup_seconds(scan: float, candidates: int, in_memory: bool = False) -> float:
+    """What one lookup costs at a tuning setting: the scan, then its candidates re-scored
+    (from codes in memory, or re-read from the database)."""
+    each = REFINE_CODE_SECONDS if in_memory else RERANK_SECONDS
+    return scan + refine_count(RECALL_K, {"candidates": candidates}) * each
+
+
+def _refined_search(index: Any, source: VectorSource, queries: np.ndarray,
+                    grid: list[dict[str, int]], k: int,
+                    threads: int) -> tuple[float, list[np.ndarray]]:
+    """Top-k ids of ``queries`` from a refined index at each setting of ``grid`` (its
+    candidates re-scored from the codes it holds, the best ``EXACT_DEPTH`` * k of them by
+    exact cosines read from the source, as a lookup does), and the seconds a lookup of the
+    scan alone takes (the fewest candidates: re-scoring is priced by ``_lookup_seconds``)."""
+    founds = []
+    scan = 0.0
+    depth = EXACT_DEPTH * k
+    for params in grid:
+        began = time.perf_counter()
+        ranked = index.search(queries, depth, params=refine_params(k, params, depth))[1]
+        if not scan:
+            scan = (time.perf_counter() - began) * threads / len(queries)
+        founds.append(_rerank(source, queries, ranked, [depth], k)[0])
+    return scan, founds
 
 
 def _rounded(phases: dict[str, float]) -> dict[str, float]:

@@ -8,7 +8,7 @@ import typer
 
 from search.cli.helptext import examples
 from search.cli.output import echo_json
-from search.cli.tables import Cell, Column, echo_table
+from search.cli.tables import Cell, Column, echo_table, human_size
 
 if TYPE_CHECKING:
     from indexer.doctor import DoctorReport
@@ -39,7 +39,11 @@ def doctor_rows(report: DoctorReport, verbose: bool) -> list[tuple[Cell, ...]]:
     ]
     if verbose:
         rows += [("snapshot", f"{report.snapshot_size} vectors, watermark "
-                              f"{report.snapshot_watermark}"),
+                              f"{report.snapshot_watermark}"
+                              + (f"; re-scoring codes {human_size(report.codes_bytes)}"
+                                 if report.codes_bytes else "")
+                              + (f"; {report.deleted} deleted rows passed over"
+                                 if report.deleted else "")),
                  ("last row", report.last_row_id)]
     return rows
 

@@ -30,7 +30,11 @@ def _internals(index: dict[str, Any]) -> list[tuple[Cell, ...]]:
                          f"vectors, watermark {index['watermark']}; {index['snapshot']} "
                          f"({index['snapshot_bytes']} bytes)"),
             ("per vector", f"{index['bytes_per_vector']:.0f} bytes a vector"
-                           + (", memory-mapped" if index["mmap"] else ""))]
+                           + (", memory-mapped" if index["mmap"] else "")
+                           + (f"; re-scoring codes {human_size(index['codes_bytes'])}"
+                              if index.get("codes_bytes") else "")
+                           + (f"; {index['deleted']} deleted rows passed over"
+                              if index.get("deleted") else ""))]
 
 
 def _quota_line(quota: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ IMAGES = 60
 def stand_in_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default model's id and size without loading it (the real one is not the point)."""
     spec = model_spec(Settings.from_env().model)
-    monkeypatch.setattr("indexer.service.settings_embedder", lambda settings, weights=None: (
+    monkeypatch.setattr("indexer.service.settings_embedder", lambda *_, **__: (
         StandInEmbedder(spec.model_id, spec.dim, spec.input_size)))
 
 
@@ -115,7 +115,7 @@ def test_add_on_a_terminal_shows_a_bar(isolated_env: Path, tmp_path: Path) -> No
         "from tests.fakes.embedder import StandInEmbedder\n"
         "from search.cli import main\n"
         "spec = model_spec(Settings.from_env().model)\n"
-        "indexer.service.settings_embedder = lambda settings, weights=None: StandInEmbedder(\n"
+        "indexer.service.settings_embedder = lambda *_, **__: StandInEmbedder(\n"
         "    spec.model_id, spec.dim, spec.input_size)\n"
         f"sys.argv = ['thumbsearch', 'add', {str(folder)!r}]\n"
         "main()\n")

@@ -10,7 +10,8 @@ from bench.table import figures_table, targets_table
 NAMES = ["ingest_vs_model", "nonmodel_cpu_vs_model", "default_vs_keras_predict",
          "vgg16_sgemm_fraction",
          "vgg16_bf16_speedup", "vs_notebook_default", "vs_notebook_vgg16",
-         "add_1000_at_1m_vs_10k", "lookup_p50_ms_1m", "recall_at_10_1m",
+         "add_1000_at_1m_vs_10k", "lookup_p50_ms_1m", "lookup_p99_ms_1m",
+         "lookup_p99_cold_ms_1m", "recall_at_10_1m",
          "bytes_per_vector_1m", "int8_speedup", "int8_recall1_drop",
          "serve_vs_library_16", "serve_p99_ms_16"]
 
@@ -34,7 +35,9 @@ def _figures(cpu_bf16: bool) -> dict[str, Any]:
             "10000": {"type": "flat", "add_1000_s": 0.5, "lookup_p50_ms": 1.0,
                       "recall_at_10": 1.0, "bytes_per_vector": 5128},
             "1000000": {"type": "ivf", "params": {"nprobe": 16}, "add_1000_s": 0.6,
-                        "lookup_p50_ms": 6.0, "recall_at_10": 0.96,
+                        "lookup_p50_ms": 6.0, "lookup_p99_ms": 15.0,
+                        "lookup_cold_p50_ms": 9.0, "lookup_cold_p99_ms": 25.0,
+                        "recall_at_10": 0.96,
                         "bytes_per_vector": 1000}}},
         "serve": {"vectors": 1_000_000, "serve_vs_library_16": 0.6, "serve_p99_ms_16": 60.0,
                   "library_1_thread_s": 400.0, "library_2_threads_s": 500.0,
@@ -52,13 +55,15 @@ def test_every_target_is_computed_from_the_raw_figures() -> None:
         "ingest_vs_model": 0.95, "nonmodel_cpu_vs_model": 0.2, "default_vs_keras_predict": 3.0,
         "vgg16_sgemm_fraction": 0.8, "vgg16_bf16_speedup": 1.6, "vs_notebook_default": 30.0,
         "vs_notebook_vgg16": 1.2, "add_1000_at_1m_vs_10k": 1.2, "lookup_p50_ms_1m": 6.0,
+        "lookup_p99_ms_1m": 15.0, "lookup_p99_cold_ms_1m": 25.0,
         "recall_at_10_1m": 0.96, "bytes_per_vector_1m": 1000.0,
         "int8_speedup": 1.8, "int8_recall1_drop": 0.012, "serve_vs_library_16": 0.6,
         "serve_p99_ms_16": 60.0}
     missed = {name for name, entry in block.items() if not entry["met"]}
     # int8's mAP drop (0.012) counts against it though its recall@1 did not move.
     assert missed == {"nonmodel_cpu_vs_model", "vgg16_sgemm_fraction", "vs_notebook_vgg16",
-                      "lookup_p50_ms_1m", "int8_recall1_drop", "serve_p99_ms_16"}
+                      "lookup_p50_ms_1m", "lookup_p99_cold_ms_1m", "int8_recall1_drop",
+                      "serve_p99_ms_16"}
 
 
 def test_bf16_counts_only_on_a_cpu_that_has_it() -> None:
@@ -88,6 +93,7 @@ def test_tables_name_every_target_and_size() -> None:
     assert "| `lookup_p50_ms_1m` | 6 | <= 5 | no |" in rows
     raw = figures_table(figures)
     assert "1,000,000 vectors (ivf, nprobe 16): lookup p50 / p99 (ms)" in raw
+    assert "| 1,000,000 vectors: lookup p50 / p99, database not cached (ms) | 9 / 25 |" in raw
     assert "| m on litert (img/s, batch 8) | 150 |" in raw
     assert "| ingest CPU a thumbnail besides the model / the model's (µs) | 1,000 / 5,000 |" in raw
     assert ("| `thumbsearch serve` at 1,000,000 vectors, stored-id lookups, 16 connections "

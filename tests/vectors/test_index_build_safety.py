@@ -121,8 +121,9 @@ def test_fitted_parameters_follow_the_training_sample() -> None:
     minimum_size = index_types.minimum_size
     assert candidates_for("hnsw", 30, DIM) == ["IDMap,PCA24,HNSW32,SQ8", "IDMap,HNSW32,SQ8"]
     assert candidates_for("ivf", 160, DIM) == ["PCA152,IVF4,SQ8", "IVF4,SQ8"]
-    assert candidates_for("ivf", 2_000, DIM)[0] == "PCA256,IVF51,PQ64x4fs"
-    assert candidates_for("ivf", 100_000, DIM)[0] == "PCA256,IVF632,PQ64x4fs"
+    assert candidates_for("ivf", 2_000, DIM)[0] == "IDMap,PCA256,IVF51,PQ64x4fs,Refine(SQ6)"
+    assert candidates_for("ivf", 100_000, DIM)[:2] == [
+        "IDMap,PCA256,IVF632,PQ64x4fs,Refine(SQ6)", "PCA256,IVF632,PQ64x4fs"]
     assert (minimum_size("ivf"), minimum_size("hnsw"), minimum_size("flat")) == (78, 11, 0)
     # Maintenance (compaction, `index rebuild`) keeps exact search below the minimum.
     assert fitting_type(77, "ivf") == "flat" and fitting_type(78, "ivf") == "ivf"

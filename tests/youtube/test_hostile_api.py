@@ -54,7 +54,7 @@ def no_model(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     if request.node.get_closest_marker("slow") is not None:
         return
     spec = model_spec(Settings.from_env().model)
-    monkeypatch.setattr("indexer.service.settings_embedder", lambda settings, weights=None: (
+    monkeypatch.setattr("indexer.service.settings_embedder", lambda *_, **__: (
         StandInEmbedder(spec.model_id, spec.dim, spec.input_size)))
 
 
