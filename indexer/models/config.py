@@ -1,8 +1,9 @@
-"""Model ids with options: ``<base>[+unbar][+squash|crop|pad][+avg|max|gem][+int8]``."""
+"""Model ids with options:
+``<base>[+unbar][+inset][+squash|crop|pad][+avg|max|gem][+int8]``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from indexer.bounds import quote
 from indexer.errors import UnknownModelError
@@ -24,6 +25,8 @@ BASE_POOLING: dict[str, str] = {
 }
 
 _UNBAR = "unbar"
+#: The option cutting a picture-in-picture's picture out of its smooth surround.
+_INSET = "inset"
 
 #: The option running the model int8-quantised on LiteRT. Its vectors are not those of fp32
 #: (cosine about 0.97 at worst on the sample photos), so it is part of the model id: an index
@@ -40,6 +43,7 @@ class ModelConfig:
     resize: str = "squash"
     pooling: str = ""  # "" = the base model's own
     int8: bool = False  # post-training int8 quantisation, run on LiteRT
+    inset: bool = False  # a picture on a smooth surround is cut out before embedding
 
     @property
     def pooling_used(self) -> str:
@@ -49,12 +53,12 @@ class ModelConfig:
     @property
     def preprocessing(self) -> Preprocessing:
         """The image-side part of the configuration."""
-        return Preprocessing(unbar=self.unbar, resize=self.resize)
+        return Preprocessing(unbar=self.unbar, resize=self.resize, inset=self.inset)
 
     @property
     def fp32(self) -> ModelConfig:
         """The same configuration without int8 quantisation."""
-        return ModelConfig(self.base, self.unbar, self.resize, self.pooling)
+        return replace(self, int8=False)
 
     @property
     def model_id(self) -> str:
@@ -62,6 +66,8 @@ class ModelConfig:
         parts = [self.base]
         if self.unbar:
             parts.append(_UNBAR)
+        if self.inset:
+            parts.append(_INSET)
         if self.resize != "squash":
             parts.append(self.resize)
         if self.pooling_used != BASE_POOLING[self.base]:
@@ -90,11 +96,14 @@ def parse_model_id(text: str) -> ModelConfig:
     if base not in BASE_POOLING:
         raise UnknownModelError(
             f"unknown model {quote(base)}; known models: {', '.join(BASE_POOLING)} "
-            f"(options: +{_UNBAR}, +{'|'.join(RESIZE_MODES)}, +{'|'.join(POOLINGS)}, +{INT8})")
-    unbar, int8, resize, pooling = False, False, "", ""
+            f"(options: +{_UNBAR}, +{_INSET}, +{'|'.join(RESIZE_MODES)}, "
+            f"+{'|'.join(POOLINGS)}, +{INT8})")
+    unbar, inset, int8, resize, pooling = False, False, False, "", ""
     for option in options:
         if option == _UNBAR and not unbar:
             unbar = True
+        elif option == _INSET and not inset:
+            inset = True
         elif option in RESIZE_MODES and not resize:
             resize = option
         elif option in POOLINGS and not pooling:
@@ -104,8 +113,8 @@ def parse_model_id(text: str) -> ModelConfig:
         else:
             raise UnknownModelError(
                 f"model {quote(text)}: option {quote(option)} is unknown or repeated; options "
-                f"are +{_UNBAR}, one of +{'|'.join(RESIZE_MODES)}, "
+                f"are +{_UNBAR}, +{_INSET}, one of +{'|'.join(RESIZE_MODES)}, "
                 f"one of +{'|'.join(POOLINGS)}, +{INT8}")
     pooling = "" if pooling == BASE_POOLING[base] else pooling
     return ModelConfig(base=base, unbar=unbar, resize=resize or "squash", pooling=pooling,
-                       int8=int8)
+                       int8=int8, inset=inset)
