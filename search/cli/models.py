@@ -40,8 +40,9 @@ def models(
     they are here (checked without downloading).
 
     Any model takes preprocessing options in its id, e.g. efficientnet-lite0+unbar+crop+gem:
-    +unbar removes letterbox bars; +squash (default), +crop or +pad fits the input size;
-    +avg, +max or +gem pools the last feature map.
+    +unbar removes letterbox bars; +inset cuts a picture-in-picture back to its picture;
+    +squash (default), +crop or +pad fits the input size; +avg, +max or +gem pools the last
+    feature map.
     """
     rows = list_models(ctx.obj)
     if as_json:
