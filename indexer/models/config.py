@@ -1,5 +1,5 @@
 """Model ids with options:
-``<base>[+unbar][+squash|crop|pad][+rmac][+avg|max|gem][+flip][+int8]``."""
+``<base>[+unbar][+inset][+squash|crop|pad][+rmac][+avg|max|gem][+flip][+int8]``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ BASE_POOLING: dict[str, str] = {
 }
 
 _UNBAR = "unbar"
+#: The option cutting a picture-in-picture's picture out of its smooth surround.
+_INSET = "inset"
 
 #: Regional pooling (R-MAC, Tolias et al. 2016): regions at 3 scales of the last feature map,
 #: each max- (or with ``+gem`` GeM-) pooled and L2-normalised, summed.
@@ -51,7 +53,7 @@ FLIP = "flip"
 #: never mixes the two, and switching needs ``thumbsearch reembed``.
 INT8 = "int8"
 
-_OPTIONS_HELP = (f"+{_UNBAR}, one of +{'|'.join(RESIZE_MODES)}, +{RMAC}, "
+_OPTIONS_HELP = (f"+{_UNBAR}, +{_INSET}, one of +{'|'.join(RESIZE_MODES)}, +{RMAC}, "
                  f"one of +{'|'.join(POOLINGS)} (+{'|'.join(REGION_POOLINGS)} with +{RMAC}), "
                  f"+{FLIP}, +{INT8}")
 
@@ -67,6 +69,7 @@ class ModelConfig:
     int8: bool = False  # post-training int8 quantisation, run on LiteRT
     rmac: bool = False  # regional pooling (R-MAC) instead of one global pooling
     flip: bool = False  # the mean of the image's and its mirror's unit vectors
+    inset: bool = False  # a picture on a smooth surround is cut out before embedding
 
     @property
     def pooling_used(self) -> str:
@@ -78,7 +81,7 @@ class ModelConfig:
     @property
     def preprocessing(self) -> Preprocessing:
         """The image-side part of the configuration."""
-        return Preprocessing(unbar=self.unbar, resize=self.resize)
+        return Preprocessing(unbar=self.unbar, resize=self.resize, inset=self.inset)
 
     @property
     def fp32(self) -> ModelConfig:
@@ -91,6 +94,8 @@ class ModelConfig:
         parts = [self.base]
         if self.unbar:
             parts.append(_UNBAR)
+        if self.inset:
+            parts.append(_INSET)
         if self.resize != "squash":
             parts.append(self.resize)
         if self.rmac:
@@ -130,7 +135,7 @@ def parse_model_id(text: str) -> ModelConfig:
     flags: set[str] = set()
     resize, pooling = "", ""
     for option in options:
-        if option in (_UNBAR, RMAC, FLIP, INT8) and option not in flags:
+        if option in (_UNBAR, _INSET, RMAC, FLIP, INT8) and option not in flags:
             flags.add(option)
         elif option in RESIZE_MODES and not resize:
             resize = option
@@ -148,4 +153,4 @@ def parse_model_id(text: str) -> ModelConfig:
     default = REGION_POOLINGS[0] if rmac else BASE_POOLING[base]
     return ModelConfig(base=base, unbar=_UNBAR in flags, resize=resize or "squash",
                        pooling="" if pooling == default else pooling, int8=INT8 in flags,
-                       rmac=rmac, flip=FLIP in flags)
+                       rmac=rmac, flip=FLIP in flags, inset=_INSET in flags)

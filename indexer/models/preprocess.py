@@ -1,5 +1,5 @@
-"""Preprocessing before a model sees an image: letterbox-bar removal and resizing to the
-model's input. Pure functions on Pillow images."""
+"""Preprocessing before a model sees an image: letterbox-bar removal, picture-in-picture
+surround removal and resizing to the model's input. Pure functions on Pillow images."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from indexer.errors import ImageDecodeError
+from indexer.models.inset import remove_surround
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -44,10 +45,11 @@ _MIN_BAR = 2
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How an image becomes model input: bar removal, then a resize mode."""
+    """How an image becomes model input: bar removal, surround removal, then a resize mode."""
 
     unbar: bool = False
     resize: str = "squash"
+    inset: bool = False
 
     def __post_init__(self) -> None:
         """Refuse an unknown resize mode."""
@@ -141,10 +143,13 @@ def resize_image(image: Image.Image, size: tuple[int, int], mode: str = "squash"
 
 def prepare_rgb(image: Image.Image, size: tuple[int, int],
                 preprocessing: Preprocessing = Preprocessing()) -> FloatArray:
-    """Any image -> (height, width, 3) float32 RGB 0..255 after bar removal and resizing."""
+    """Any image -> (height, width, 3) float32 RGB 0..255 after bar and surround removal and
+    resizing."""
     try:
         if preprocessing.unbar:
             image = remove_letterbox(image)
+        if preprocessing.inset:
+            image = remove_surround(image)
         resized = resize_image(image, size, preprocessing.resize)
         return np.asarray(resized, dtype=np.float32)
     except (OSError, ValueError) as exc:  # PIL decodes lazily, so a truncated file fails here

