@@ -60,13 +60,13 @@ EVAL_DIR ?= build/eval
 TUXPAINT_STAMPS ?= /usr/share/tuxpaint/stamps
 HARDSET_PACKAGES ?= mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers palapeli-data
 HARDSET_ARGS ?= --photos 50 --distractors 2000 --seed 0
-# Columns of the README table: the default, then preprocessing and pooling choices, then
-# regional pooling, flip-invariance and the larger Lites (docs/evaluation.md, model options).
-EVAL_MODELS ?= efficientnet-lite0 efficientnet-lite0+unbar efficientnet-lite0+crop \
-	efficientnet-lite0+pad efficientnet-lite0+max efficientnet-lite0+gem \
-	efficientnet-lite0+unbar+crop+gem efficientnet-lite0+unbar+rmac \
-	efficientnet-lite0+unbar+rmac+gem efficientnet-lite0+unbar+flip efficientnet-lite1+unbar \
-	efficientnet-lite2+unbar
+# Columns of the README table: the plain model, the earlier default, then picture-in-picture
+# cutting, regional and GeM pooling, flip-invariance and the larger Lites on top of it
+# (docs/evaluation.md, model options); the default is efficientnet-lite0+unbar+inset+rmac.
+EVAL_MODELS ?= efficientnet-lite0 efficientnet-lite0+unbar efficientnet-lite0+unbar+inset \
+	efficientnet-lite0+unbar+inset+rmac efficientnet-lite0+unbar+inset+gem \
+	efficientnet-lite0+unbar+inset+rmac+gem efficientnet-lite0+unbar+inset+flip \
+	efficientnet-lite1+unbar+inset efficientnet-lite2+unbar+inset
 EVAL_SETS = $(EVAL_DIR)/hard $(EVAL_DIR)/neardup-samples $(EVAL_DIR)/tuxpaint-classes
 # More columns: search options (`thumbsearch eval --rerank`) on the default model.
 EVAL_RERANK ?= aqe kr

@@ -3,7 +3,7 @@
 Figures (keys of ``measure()``):
 - ``sgemm_gflops``: numpy float32 matmul rate (4096 x 4096), the best seen in the run
   (measured at the start and between the VGG16 rounds): the reference compute rate.
-- the default model (``efficientnet-lite0+unbar``) in img/s on each runtime, each at its
+- the default model (``indexer.settings.DEFAULT_MODEL``) in img/s on each runtime, each at its
   best batch size from a sweep whose rounds interleave the runtimes (so a neighbour's
   load hits them alike): Keras ``predict`` (the whole set in one call, batched), a traced
   ``tf.function``, the same with XLA, and LiteRT (XNNPACK, one thread per core, and one
@@ -49,9 +49,10 @@ from typing import Any
 
 import numpy as np
 
+from indexer.settings import DEFAULT_MODEL
+
 __all__ = ["DEFAULT_MODEL", "main", "measure", "sgemm_gflops", "vgg16_flops_per_image"]
 
-DEFAULT_MODEL = "efficientnet-lite0+unbar"
 _RUNTIMES = ("keras_predict", "tf_function", "xla", "litert")
 
 
@@ -276,9 +277,9 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
 
     graph = load_embedder(DEFAULT_MODEL, runtime="function")
     assert isinstance(graph, GraphEmbedder)
-    model = graph.model
-    xla = GraphEmbedder(DEFAULT_MODEL, model, scale_lite, preprocessing=graph.preprocessing,
-                        runtime="xla")
+    # Every runtime through the product's loader, so options (regions, flips) apply alike.
+    keras_runtime = load_embedder(DEFAULT_MODEL, runtime="keras")
+    xla = load_embedder(DEFAULT_MODEL, runtime="xla")
     started = time.perf_counter()
     tflite = convert_to_tflite(graph)
     convert_s = time.perf_counter() - started
@@ -293,8 +294,7 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
     litert_int8 = LiteRtEmbedder(f"{DEFAULT_MODEL}+int8", int8_tflite, scale_lite,
                                  input_size=graph.input_size,
                                  preprocessing=graph.preprocessing, threads=threads)
-    bf16 = GraphEmbedder(DEFAULT_MODEL, model, scale_lite, preprocessing=graph.preprocessing,
-                         runtime="bf16")
+    bf16 = load_embedder(DEFAULT_MODEL, runtime="bf16")
 
     photos = np.stack([graph.preprocess(image) for image in _real_images(1 if quick else 2)])
     batches = (8, 32) if quick else (1, 8, 16, 32)
@@ -304,7 +304,7 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
 
     def predict(b: int) -> Callable[[], object]:
         x = pool[:max(b, min_images)]
-        return lambda: model.predict(x, batch_size=b, verbose=0)
+        return lambda: _in_chunks(keras_runtime.embed, x, b)
 
     def call(embedder: Any, b: int) -> Callable[[], object]:
         x = pool[:b]
@@ -338,7 +338,7 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
     litert.chunk = litert_1.chunk = best_batch["litert"]
     litert_int8.chunk = best_batch["litert_int8"]
 
-    reference = model.predict(photos, batch_size=32, verbose=0)
+    reference = _in_chunks(keras_runtime.embed, photos, 32)
     outputs = {"tf_function": _in_chunks(graph.embed, photos, 32),
                "xla": _in_chunks(xla.embed, photos, 32),
                "litert": litert.embed(photos)}
@@ -347,7 +347,7 @@ def _default_model(quick: bool, cache_dir: Path) -> dict[str, Any]:
 
     images, labels = near_duplicate_set(2 if quick else 9, 0)
     neardup = np.stack([graph.preprocess(image) for image in images])
-    recall = {"keras_predict": _recall(model.predict(neardup, batch_size=32, verbose=0), labels),
+    recall = {"keras_predict": _recall(_in_chunks(keras_runtime.embed, neardup, 32), labels),
               "tf_function": _recall(_in_chunks(graph.embed, neardup, 32), labels),
               "litert": _recall(litert.embed(neardup), labels)}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from indexer.errors import EmptyCorpusError
 from indexer.progress import NullProgress, Progress
 from indexer.settings import Settings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
     from indexer.youtube.quota import QuotaLedger
 
 __all__ = ["Corpus", "FetcherOnFirstUse", "Service", "build_service", "image_fetcher",
-           "settings_embedder"]
+           "keep_corpus_model", "settings_embedder"]
 
 _PARTS = ("store", "embedder", "youtube", "index")  # the lazily built parts of a Service
 
@@ -229,6 +233,26 @@ class Service:
         self.close()
 
 
+def keep_corpus_model(settings: Settings) -> Settings:
+    """``settings``, or with the model of an earlier default when no model was named and the
+    corpus' index was built with that model only: a corpus keeps answering after an upgrade
+    changes the default, until ``thumbsearch reembed --model NEW`` moves it."""
+    from indexer.settings import PREVIOUS_DEFAULT_MODELS
+    from indexer.vectors.files import indexed_models
+
+    if settings.model_chosen:
+        return settings
+    held = indexed_models(settings.index_dir)
+    if settings.model in held:
+        return settings
+    earlier = [model for model in held if model in PREVIOUS_DEFAULT_MODELS]
+    if len(earlier) != 1:
+        return settings
+    log.info("the corpus at %s was built with %s: using it (thumbsearch reembed --model %s "
+             "moves it to the default)", settings.home, earlier[0], settings.model)
+    return dataclasses.replace(settings, model=earlier[0])
+
+
 def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
                   youtube: YouTubeApi | None = None,
                   embedder: Embedder | None = None,
@@ -256,6 +280,8 @@ def build_service(settings: Settings, *, fetcher: ImageFetcher | None = None,
     from indexer.store.reads import SqliteReads, sqlite_file
 
     keep_large_blocks_mapped()
+    if embedder is None:
+        settings = keep_corpus_model(settings)
     spec = model_spec(settings.model) if embedder is None else ModelSpec(
         embedder.model_id, embedder.dim, embedder.input_size, "given by the caller")
     lean_file = sqlite_file(settings.database_url) if lookups_only else None

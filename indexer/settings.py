@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_WEB_FETCH_TIMEOUT",
     "DEFAULT_YOUTUBE_ENDPOINT",
     "ENV_HELP",
+    "PREVIOUS_DEFAULT_MODELS",
     "RUNTIMES",
     "Settings",
     "parse_runtime",
@@ -35,9 +37,12 @@ DEFAULT_YOUTUBE_ENDPOINT = "https://youtube.googleapis.com/"
 DEFAULT_THUMBNAIL_BASE = "https://i.ytimg.com/vi"
 DEFAULT_ALLOWED_HOSTS = ("i.ytimg.com", "i1.ytimg.com", "i2.ytimg.com", "i3.ytimg.com",
                          "i4.ytimg.com", "i9.ytimg.com", "img.youtube.com")
-# Letterbox-bar removal never lost and sometimes won in the evaluation (README: "How well
-# does it work?"), so the default model removes bars before squashing to 224x224.
-DEFAULT_MODEL = "efficientnet-lite0+unbar"
+# The best choice on the evaluation's hard set within the ingest budget (docs/evaluation.md,
+# "Choosing the default model"): letterbox bars and a picture-in-picture's surround cut
+# before squashing to 224x224, the last feature map pooled by regions (R-MAC).
+DEFAULT_MODEL = "efficientnet-lite0+unbar+inset+rmac"
+#: The default model of earlier releases: corpora built with it keep it until re-embedded.
+PREVIOUS_DEFAULT_MODELS = ("efficientnet-lite0+unbar",)
 DEFAULT_HTTP_TIMEOUT = 20.0
 # Seconds `serve` gives the whole download of an unknown video's thumbnail (retries
 # included): a page waiting on it is answered 404 past it, not left hanging.
@@ -68,8 +73,10 @@ Environment (read once at start):
   THUMBSEARCH_THUMBNAIL_BASE    thumbnail root (default https://i.ytimg.com/vi)
   THUMBSEARCH_ALLOWED_HOSTS     comma-separated host[:port] images may come from
                                 (default: the i.ytimg.com hosts)
-  THUMBSEARCH_MODEL             embedding model (default efficientnet-lite0+unbar);
-                                options in the id: +rmac, +gem, +flip, ... (see
+  THUMBSEARCH_MODEL             embedding model (default
+                                efficientnet-lite0+unbar+inset+rmac; unset, a corpus
+                                built with an earlier default keeps it); options in
+                                the id: +inset, +rmac, +gem, +flip, ... (see
                                 `thumbsearch models`)
   THUMBSEARCH_WEIGHTS_DIR       directory of model weight files (<model>.weights.h5,
                                 <model>.pth); see `thumbsearch models`
@@ -157,6 +164,9 @@ class Settings:
     thumbnail_base: str = DEFAULT_THUMBNAIL_BASE
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
     model: str = DEFAULT_MODEL
+    # True when the model was named (THUMBSEARCH_MODEL, --model); else a corpus built with
+    # an earlier default keeps its model (indexer.service.build_service).
+    model_chosen: bool = False
     http_timeout: float = DEFAULT_HTTP_TIMEOUT
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_ids_file_bytes: int = DEFAULT_MAX_IDS_FILE_BYTES
@@ -202,6 +212,7 @@ class Settings:
             thumbnail_base=thumb_base,
             allowed_hosts=allowed,
             model=env.get("THUMBSEARCH_MODEL", "").strip() or DEFAULT_MODEL,
+            model_chosen=bool(env.get("THUMBSEARCH_MODEL", "").strip()),
             weights_dir=_optional_path(env.get("THUMBSEARCH_WEIGHTS_DIR", "")),
             search_quota=_env_int(env, "THUMBSEARCH_SEARCH_QUOTA", DEFAULT_SEARCH_QUOTA,
                                   0, _MAX_QUOTA),
@@ -220,6 +231,10 @@ class Settings:
             web_fetch_timeout=_seconds(env, "THUMBSEARCH_WEB_FETCH_TIMEOUT",
                                        DEFAULT_WEB_FETCH_TIMEOUT),
         )
+
+    def with_model(self, model_id: str) -> Settings:
+        """These settings with ``model_id`` named as the model (a ``--model`` option)."""
+        return dataclasses.replace(self, model=model_id, model_chosen=True)
 
     @property
     def index_dir(self) -> Path:

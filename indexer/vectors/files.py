@@ -19,11 +19,31 @@ from indexer.vectors.held import Held, index_ids
 from indexer.vectors.types import BuildReport, apply_params, refined
 from indexer.writable import path_problem
 
-__all__ = ["IndexFiles", "read_tail", "save_error", "tail_record"]
+__all__ = ["IndexFiles", "indexed_models", "read_tail", "save_error", "tail_record"]
 
 # The database holds every vector: the next open replays what the index could not save.
 _SAVE_FIX = ("make it writable, or set THUMBSEARCH_HOME to a writable directory (nothing "
              "stored was lost: the index is rebuilt from the database)")
+
+
+def indexed_models(directory: Path) -> list[str]:
+    """Model ids with an index snapshot in ``directory`` (from their metadata files), sorted;
+    unreadable or foreign files are skipped: this only tells which models a corpus holds."""
+    models = set()
+    try:
+        paths = sorted(directory.glob("*.json"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            if path.stat().st_size > 1_000_000:
+                continue
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("model") == path.stem:
+            models.add(path.stem)
+    return sorted(models)
 
 
 def save_error(exc: OSError, directory: Path) -> ThumbsearchError:

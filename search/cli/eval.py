@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -108,7 +107,7 @@ def evaluate(
     if label_by is not None and label_by not in LABEL_BY:
         raise UsageError(f"--label-by must be one of {', '.join(LABEL_BY)}, "
                          f"got {quote(label_by)}")
-    settings = ctx.obj if model is None else dataclasses.replace(ctx.obj, model=model)
+    settings = ctx.obj if model is None else ctx.obj.with_model(model)
     with progress_reporter(as_json) as progress, \
             build_service(settings, progress=progress) as service:
         if corpus:

@@ -57,7 +57,7 @@ def models(
                           "x".join(str(n) for n in row["input_size"]), row["weights"],
                           f"{'yes' if row['available'] else 'no'} ({row['why']})")
                          for row in rows])
-    typer.echo(f"* the configured model's network (THUMBSEARCH_MODEL={ctx.obj.model})")
+    typer.echo(f"* the configured model's network: {ctx.obj.model}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +33,7 @@ def reembed(
     from indexer.models import model_spec
     from indexer.service import build_service
 
-    settings = dataclasses.replace(ctx.obj, model=model_spec(model).model_id)
+    settings = ctx.obj.with_model(model_spec(model).model_id)
     with progress_reporter(as_json) as progress, \
             build_service(settings, weights=weights, progress=progress) as service:
         summary = reembed_corpus(service, progress=progress)

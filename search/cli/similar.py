@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -118,8 +117,8 @@ def similar(
     from indexer.models import model_spec
     from indexer.service import FetcherOnFirstUse, build_service
 
-    settings = ctx.obj if model is None else dataclasses.replace(
-        ctx.obj, model=model_spec(model).model_id)
+    settings = ctx.obj if model is None else ctx.obj.with_model(
+        model_spec(model).model_id)
     if ids_file is not None:
         from search.idlist import read_id_list, similar_to_listed
 
