@@ -63,14 +63,18 @@ def crop_window(image: Image.Image, rng: Rng) -> Image.Image:
                         box=(left, top, left + keep_w, top + keep_h))
 
 
-def zoom(image: Image.Image, rng: Rng) -> Image.Image:
-    """Zoom in on the centre by 1.2-1.6x (a Ken Burns still), the size kept."""
-    factor = rng.uniform(1.2, 1.6)
+def _centre_zoom(image: Image.Image, factor: float) -> Image.Image:
+    """The centre 1/factor of ``image`` enlarged back to its size."""
     width, height = image.size
     keep_w, keep_h = width / factor, height / factor
     box = ((width - keep_w) / 2, (height - keep_h) / 2, (width + keep_w) / 2,
            (height + keep_h) / 2)
     return image.resize(image.size, Image.Resampling.LANCZOS, box=box)
+
+
+def zoom(image: Image.Image, rng: Rng) -> Image.Image:
+    """Zoom in on the centre by 1.2-1.6x (a Ken Burns still), the size kept."""
+    return _centre_zoom(image, float(rng.uniform(1.2, 1.6)))
 
 
 def rotate(image: Image.Image, rng: Rng) -> Image.Image:
@@ -83,12 +87,7 @@ def rotate(image: Image.Image, rng: Rng) -> Image.Image:
     # 1 / (cos a + sin a * aspect).
     radians = np.deg2rad(abs(angle))
     aspect = max(image.width / image.height, image.height / image.width)
-    factor = float(np.cos(radians) + np.sin(radians) * aspect)
-    width, height = image.size
-    keep_w, keep_h = width / factor, height / factor
-    box = ((width - keep_w) / 2, (height - keep_h) / 2, (width + keep_w) / 2,
-           (height + keep_h) / 2)
-    return turned.resize(image.size, Image.Resampling.LANCZOS, box=box)
+    return _centre_zoom(turned, float(np.cos(radians) + np.sin(radians) * aspect))
 
 
 def grade(image: Image.Image, rng: Rng) -> Image.Image:
