@@ -40,12 +40,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-MODEL = "efficientnet-lite0+unbar"
+from indexer.settings import DEFAULT_MODEL
+
+MODEL = DEFAULT_MODEL  # the vectors are synthetic; the id is the product's default
 DIM = 1280
 BATCH = 1000
 CLUSTER = 50  # vectors a cluster: a corpus of n vectors draws from its first n / 50 centres
@@ -170,8 +173,12 @@ def _per_type(service: Any) -> dict[str, Any]:
 
 
 def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
-            quick: bool = False) -> dict[str, Any]:
-    """Build the corpus up through ``sizes`` and return the figures (see module docstring)."""
+            quick: bool = False, *,
+            then: Callable[[Path, list[str]], None] | None = None) -> dict[str, Any]:
+    """Build the corpus up through ``sizes`` and return the figures (see module docstring).
+
+    ``then(home, video_ids)`` runs on the largest corpus before it is deleted (``make bench``
+    loads ``serve`` on it rather than building a second one)."""
     import dataclasses
 
     from indexer.doctor import rebuild_index
@@ -248,6 +255,8 @@ def measure(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
                 if size == per_type_at:
                     out["per_type"] = _per_type(service)
                     print(json.dumps({"per_type": out["per_type"]}), file=sys.stderr, flush=True)
+        if then is not None:
+            then(home, videos)
     return out
 
 

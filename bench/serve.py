@@ -292,8 +292,16 @@ def _upload_library(service: Any, jpegs: list[bytes], seconds: float) -> dict[st
 
 
 def measure(quick: bool = False, *, size: int | None = None, seconds: float | None = None,
-            rounds: int | None = None) -> dict[str, Any]:
-    """Build the corpus, load the server, measure the library; see the module docstring."""
+            rounds: int | None = None, home: Path | None = None,
+            videos: Sequence[str] | None = None) -> dict[str, Any]:
+    """Build the corpus, load the server, measure the library; see the module docstring.
+
+    With ``home`` and its stored ``videos`` (``make bench`` passes the index part's largest
+    corpus, an ``ivf`` index built) no corpus is built."""
+    if home is not None and videos is not None:
+        out = measure_home(home, videos, seconds or (3.0 if quick else 10.0),
+                           rounds=rounds or (1 if quick else 3))
+        return {"vectors": len(videos), "index": "the index part's largest corpus", **out}
     size = size or (QUICK_SIZE if quick else FULL_SIZE)
     with tempfile.TemporaryDirectory(prefix="thumbsearch-bench-serve-") as tmp:
         home = Path(tmp) / "home"
