@@ -56,13 +56,14 @@ def measure(quick: bool = False, *, videos: int | None = None) -> dict[str, Any]
         models = Path(root) / "warm" / "models"
         with build_service(Settings.from_env(youtube_env(fake, str(models.parent),
                                                          DEFAULT_MODEL))) as warm:
-            embedder = warm.embedder  # converts the model once, into warm/models
+            embedder = warm.embedder  # a LiteRT model is converted once, into warm/models
         out["runtime"] = type(embedder).__name__
         model_rate(embedder, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)  # warm-up
         out["model_img_s"] = round(model_rate(embedder, DEFAULT_BATCH_SIZE, 256), 1)
         for name, workers in WAYS:
             home = Path(root) / name
-            shutil.copytree(models, home / "models")
+            if models.is_dir():  # the bf16 runtime keeps no converted file
+                shutil.copytree(models, home / "models")
             settings = Settings.from_env(youtube_env(fake, str(home), DEFAULT_MODEL))
             with build_service(settings) as service:
                 stage = None if workers is None else RayStage(RayOptions(workers=workers), settings)
