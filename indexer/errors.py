@@ -39,6 +39,7 @@ __all__ = [
     "VectorIndexError",
     "VideoIdError",
     "VideoNotFoundError",
+    "WatchNotFoundError",
     "WriterBusyError",
     "YouTubeError",
     "disk_full",
@@ -102,6 +103,10 @@ class QueriesFileError(InputError):
 
 class NotFoundError(ThumbsearchError):
     """The thing asked about is not there."""
+
+
+class WatchNotFoundError(NotFoundError):
+    """No watched item has the name given."""
 
 
 class EmptyCorpusError(NotFoundError):

@@ -24,10 +24,13 @@ __all__ = [
     "MAX_K",
     "Neighbour",
     "SimilarResult",
+    "embed_image",
+    "image_source_bytes",
     "similar_to_bytes",
     "similar_to_image",
     "similar_to_video",
     "similar_to_videos",
+    "video_thumbnail_bytes",
 ]
 
 MAX_K = 1000
@@ -65,7 +68,8 @@ def _check_k(k: int) -> None:
         raise UsageError(f"-k must be between 1 and {MAX_K}, got {k}")
 
 
-def _embed_one(service: Service, image: Image.Image) -> np.ndarray:
+def embed_image(service: Service, image: Image.Image) -> np.ndarray:
+    """The L2-normalised vector (dim,) of one image under the service's model."""
     from indexer.vectors.index import l2_normalise
 
     embedder = service.embedder
@@ -106,6 +110,21 @@ def _neighbours(corpus: Corpus, queries: np.ndarray, k: int, exclude: Sequence[i
     return answers
 
 
+def video_thumbnail_bytes(service: Service, video_id: str) -> bytes:
+    """The thumbnail of a video that is not stored, downloaded from the thumbnail host;
+    VideoNotFoundError when YouTube has none (or the id names a local file)."""
+    from indexer.ingest.local import LOCAL_ID_PREFIX
+
+    if video_id.startswith(LOCAL_ID_PREFIX):
+        raise VideoNotFoundError(f"{video_id} is not in the corpus")
+    try:
+        return service.fetcher.fetch(service.settings.thumbnail_url(video_id))
+    except ThumbnailMissingError as exc:
+        raise VideoNotFoundError(
+            f"video {video_id} is not in the corpus and YouTube has no thumbnail for it "
+            "(404): check the id") from exc
+
+
 def similar_to_video(service: Service, video_id: str, k: int = 10,
                      rerank: Rerank = NO_RERANK) -> SimilarResult:
     """Neighbours of a video: its stored vector, or its thumbnail embedded on the fly;
@@ -118,18 +137,10 @@ def similar_to_video(service: Service, video_id: str, k: int = 10,
         results = _neighbours(corpus, vector[None, :], k, [row_id], rerank)[0]
     else:
         from indexer.images.decode import decode_image
-        from indexer.ingest.local import LOCAL_ID_PREFIX
 
-        if video_id.startswith(LOCAL_ID_PREFIX):
-            raise VideoNotFoundError(f"{video_id} is not in the corpus")
-        url = service.settings.thumbnail_url(video_id)
-        try:
-            image = decode_image(service.fetcher.fetch(url), url)
-        except ThumbnailMissingError as exc:
-            raise VideoNotFoundError(
-                f"video {video_id} is not in the corpus and YouTube has no thumbnail for it "
-                "(404): check the id") from exc
-        results = _neighbours(corpus, _embed_one(service, image)[None, :], k, [None],
+        image = decode_image(video_thumbnail_bytes(service, video_id),
+                             service.settings.thumbnail_url(video_id))
+        results = _neighbours(corpus, embed_image(service, image)[None, :], k, [None],
                               rerank)[0]
     return SimilarResult(query={"video_id": video_id}, model=service.spec.model_id,
                          results=results)
@@ -163,27 +174,42 @@ def similar_to_videos(service: Service, video_ids: Sequence[str], k: int = 10,
             if v in answers else None for v in video_ids]
 
 
-def similar_to_image(service: Service, source: str, k: int = 10,
-                     rerank: Rerank = NO_RERANK) -> SimilarResult:
-    """Neighbours of an image file or an http(s) image URL (from an allowed host)."""
-    from indexer.images.decode import decode_image, read_image_file
-
-    _check_k(k)
+def _source_scheme(source: str) -> str:
+    """``http``/``https`` for an image URL (checked), ``""`` for a file path; InputError for
+    any other scheme."""
     # Not urlsplit: it raises on a malformed URL ("http://[::1") before it names the scheme.
     named = _SCHEME.match(source)
     scheme = named.group(1).lower() if named else ""
     if scheme in ("http", "https"):
         checked_url(source)  # one line for a malformed URL, before anything is opened
-    elif len(scheme) > 1:  # a one-letter scheme is a Windows drive, i.e. a path
+        return scheme
+    if len(scheme) > 1:  # a one-letter scheme is a Windows drive, i.e. a path
         raise InputError(f"{quote(source)}: only image files and http(s) URLs are accepted, "
                          f"not {quote(scheme)} URLs")
+    return ""
+
+
+def image_source_bytes(service: Service, source: str) -> bytes:
+    """The bytes of an image file or an http(s) image URL (from an allowed host), read
+    within the size limit; one clear line for anything else."""
+    from indexer.images.decode import read_image_bytes
+
+    if _source_scheme(source):
+        return service.fetcher.fetch(source)
+    return read_image_bytes(Path(source), service.settings.max_image_bytes)
+
+
+def similar_to_image(service: Service, source: str, k: int = 10,
+                     rerank: Rerank = NO_RERANK) -> SimilarResult:
+    """Neighbours of an image file or an http(s) image URL (from an allowed host)."""
+    from indexer.images.decode import decode_image
+
+    _check_k(k)
+    label = quote(source) if _source_scheme(source) else source
     corpus = service.require_corpus()
-    if scheme in ("http", "https"):
-        image = decode_image(service.fetcher.fetch(source), quote(source))
-    else:
-        image = read_image_file(Path(source), service.settings.max_image_bytes)
+    image = decode_image(image_source_bytes(service, source), label)
     return SimilarResult(query={"image": source}, model=service.spec.model_id,
-                         results=_neighbours(corpus, _embed_one(service, image)[None, :], k,
+                         results=_neighbours(corpus, embed_image(service, image)[None, :], k,
                                              [None], rerank)[0])
 
 
@@ -196,5 +222,5 @@ def similar_to_bytes(service: Service, data: bytes, name: str, k: int = 10,
     corpus = service.require_corpus()
     image = decode_image(data, name)
     return SimilarResult(query={"image": name}, model=service.spec.model_id,
-                         results=_neighbours(corpus, _embed_one(service, image)[None, :], k,
+                         results=_neighbours(corpus, embed_image(service, image)[None, :], k,
                                              [None], rerank)[0])

@@ -62,6 +62,8 @@ class IdListSummary:
             "unenriched": self.unenriched,
             "api_calls": {"search": run.search_calls, "videos": run.videos_calls},
             "skipped": dict(run.skipped),
+            "run_id": run.run_id,
+            "watch_matches": run.matches,
             **({"nothing_to_do": self.nothing_to_do} if self.nothing_to_do else {}),
         }
 
@@ -69,7 +71,7 @@ class IdListSummary:
         """What the run did, in one line: ``40 new, 80 already known, 0 gone, 0 failed``."""
         run = self.run
         line = (f"{run.new} new, {run.known} already known, {len(self.gone)} gone, "
-                f"{len(run.failed)} failed, details {run.enriched}")
+                f"{len(run.failed)} failed, details {run.enriched}{run.matches_part()}")
         return line + ("; details stopped by the quota" if self.stopped else "")
 
 

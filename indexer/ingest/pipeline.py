@@ -100,6 +100,8 @@ class Finished(Generic[T]):
 Loader = Callable[[WorkItem], bytes]
 # (metadata, L2-normalised (n, dim) vectors, model id) -> embedding row ids int64 (n,)
 Writer = Callable[[list[VideoMeta], np.ndarray, str], np.ndarray]
+# (video ids, their L2-normalised vectors) once stored: the watchlist's check
+OnStored = Callable[[list[str], np.ndarray], object]
 
 
 def make_loader(fetcher: ImageFetcher, max_file_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Loader:
@@ -225,12 +227,13 @@ class Pipeline(Generic[T]):
 
     def __init__(self, *, loader: Loader, embedder: Embedder, store: Store, index: VectorIndex,
                  cache: ThumbnailCache | None = None, batch_size: int = 32, workers: int = 8,
-                 write: Writer | None = None) -> None:
+                 write: Writer | None = None, on_stored: OnStored | None = None) -> None:
         """Stages over ``loader`` (bytes of an item), ``embedder`` and the writer.
 
         ``write`` replaces the default database writer (``store.add_embedded``: metadata
         and vectors); with a ``cache``, the bytes of every image that decoded are kept
-        there and their digest is stored with the video.
+        there and their digest is stored with the video. ``on_stored`` hears each batch
+        once it is in the database and the index (on the writer thread).
         """
         self.loader = loader
         self.embedder = embedder
@@ -239,6 +242,7 @@ class Pipeline(Generic[T]):
         self.batch_size = max(1, batch_size)
         self.workers = max(1, workers)
         self.write = write or store.add_embedded
+        self.on_stored = on_stored
         self.times = StageTimes()
         # Items loading or loaded but not yet embedded: enough for the next batch to be
         # ready when the current one is done, and bounded, as each holds a model input.
@@ -482,6 +486,8 @@ class Pipeline(Generic[T]):
         metas = [meta for _, meta in message.entries]
         ids = self.write(metas, message.vectors, self.embedder.model_id)
         self.index.add_stored(ids, message.vectors)  # replays rows other workers stored
+        if self.on_stored is not None:
+            self.on_stored([meta.video_id for meta in metas], message.vectors)
         self.times.write += time.perf_counter() - start
         self.times.cpu["write"] += time.thread_time() - cpu
         with self._cv:

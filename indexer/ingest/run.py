@@ -14,6 +14,7 @@ from indexer.errors import QuotaExceededError, ThumbsearchError
 from indexer.ingest.claims import Claims
 from indexer.ingest.pipeline import Finished, Pipeline, PipelineResult, WorkItem, make_loader
 from indexer.ingest.summary import IngestSummary
+from indexer.ingest.watch import WatchCheck
 from indexer.records import VideoMeta
 from indexer.service import Service
 from indexer.store.metadata import Store
@@ -38,13 +39,15 @@ class IngestRun:
     """
 
     def __init__(self, service: Service, summary: IngestSummary,
-                 claims: Claims | None = None) -> None:
+                 claims: Claims | None = None, run_id: int | None = None) -> None:
         self.service = service
         self.summary = summary
         settings = service.settings
         self.claims = claims or Claims(service.store, settings.claim_lease,
                                        settings.worker_name)
         self.index: VectorIndex | None = None
+        # Every batch stored is checked against the watchlist (indexer.ingest.watch).
+        self.watch = WatchCheck(service.store, service.spec.model_id, run_id)
         self._loader = make_loader(service.fetcher, settings.max_image_bytes)
         self._pipeline: Pipeline[Any] | None = None
 
@@ -56,7 +59,8 @@ class IngestRun:
             self._pipeline = Pipeline(loader=self._loader, embedder=self.service.embedder,
                                       store=self.service.store, index=self.index,
                                       cache=self.service.cache, batch_size=settings.batch_size,
-                                      workers=settings.download_workers)
+                                      workers=settings.download_workers,
+                                      on_stored=self.watch.check)
         return self._pipeline
 
     def submit(self, items: Sequence[WorkItem], tag: T) -> list[Finished[T]]:
@@ -79,6 +83,7 @@ class IngestRun:
             self.index = self.service.index()
         ids = self.service.store.add_embedded(list(metas), vectors, self.service.spec.model_id)
         self.index.add_stored(ids, vectors)  # replays rows other workers stored
+        self.watch.check([meta.video_id for meta in metas], vectors)
 
     def close(self, cancel: bool = False) -> None:
         """Stop the pipeline (finishing its work, unless ``cancel``) and add up its times."""
@@ -116,8 +121,8 @@ def ingest_run(service: Service, kind: str, *, wait: float = 0.0,
 def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
     service.prepare_for_writing()
     store = service.store
-    run = IngestRun(service, IngestSummary())
     run_id = store.start_run(kind)
+    run = IngestRun(service, IngestSummary(run_id=run_id), run_id=run_id)
     started = time.perf_counter()
     status = "failed"
     try:
@@ -132,6 +137,8 @@ def _recorded_run(service: Service, kind: str) -> Iterator[IngestRun]:
         status = "quota"
     finally:
         run.close(cancel=True)
+        run.summary.matches = run.watch.found
+        run.summary.watched = run.watch.watched
         run.summary.times.wall = time.perf_counter() - started
         save_and_record(store, lambda: run.index or service.index(), run_id, status,
                         run.summary.record())

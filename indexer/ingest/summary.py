@@ -43,17 +43,29 @@ class IngestSummary:
                 self.skipped[reason] = self.skipped.get(reason, 0) + total - before.get(reason, 0)
     ignored_fields: list[str] = field(default_factory=list)  # bad .info.json fields left out
     nothing_to_do: str | None = None  # why the run had nothing to do, when it had not
+    run_id: int | None = None  # the run's record (ingest_runs)
+    matches: int = 0  # re-uploads of watched items this run recorded (indexer.ingest.watch)
+    watched: int = 0  # watched items the run checked against
 
     def totals(self) -> str:
         """What the run stored, in one line: ``12 new, 88 already known, 0 failed``."""
         line = f"{self.new} new, {self.known} already known, {len(self.failed)} failed"
+        line += self.matches_part()
         return line + ("; stopped by the quota" if self.stopped else "")
+
+    def matches_part(self) -> str:
+        """``, 2 watch matches`` when something is watched (else nothing), for summary lines."""
+        if not (self.watched or self.matches):
+            return ""
+        return f", {self.matches} watch match{'es' if self.matches != 1 else ''}"
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape of ``ingest --json`` and ``add --json``.
 
         ``ignored_fields`` is there only when ``add`` left out bad .info.json fields, and
-        ``nothing_to_do`` only when the run had nothing to do (it says why).
+        ``nothing_to_do`` only when the run had nothing to do (it says why); ``run_id``
+        names the run (``thumbsearch runs``), ``watch_matches`` counts the re-uploads of
+        watched items it recorded (``thumbsearch watch matches``).
         """
         out: dict[str, Any] = {
             "queries": self.queries,
@@ -63,6 +75,8 @@ class IngestSummary:
             "failed": [{"video_id": f.video_id, "reason": f.reason} for f in self.failed],
             "api_calls": {"search": self.search_calls, "videos": self.videos_calls},
             "skipped": dict(self.skipped),
+            "run_id": self.run_id,
+            "watch_matches": self.matches,
         }
         if self.ignored_fields:
             out["ignored_fields"] = list(self.ignored_fields)

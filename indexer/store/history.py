@@ -46,7 +46,8 @@ class RunRecord:
                                             "units": s.get("api_calls", {}).get("videos", 0)},
                 "per_query": s.get("per_query", {}), "stopped": s.get("stopped"),
                 "enriched": s.get("enriched", 0), "refreshed": s.get("refreshed", 0),
-                "gone": s.get("gone", 0), "pruned": s.get("pruned", 0)}
+                "gone": s.get("gone", 0), "pruned": s.get("pruned", 0),
+                "watch_matches": s.get("watch_matches")}
 
 
 def _flock_held(path: Path) -> bool | None:

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -27,6 +28,8 @@ __all__ = [
     "query_videos",
     "quota_ledger",
     "videos",
+    "watch_items",
+    "watch_matches",
     "work_claims",
 ]
 
@@ -175,4 +178,42 @@ work_claims = Table(
     Column("owner", String(128), nullable=False, index=True),  # host:pid:random of a run
     Column("claimed_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Watched thumbnails: a stored vector each (a corpus video's, a video thumbnail embedded on the
+# fly, or an image's) with the score at or above which a new video is its re-upload
+# (revision 0008, indexer.store.watchlist). Ids are never reused, so (count, highest id)
+# changes whenever the list does.
+watch_items = Table(
+    "watch_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "video" or "image"
+    Column("source", Text, nullable=False),  # the video id, image path or image URL as given
+    Column("video_id", String(64), nullable=True),  # the watched video, never its own match
+    Column("model", String(64), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),  # float32 little-endian, L2-normalised
+    Column("threshold", Float, nullable=False),
+    Column("thumbnail_sha256", String(64), nullable=True),  # the image in the thumbnail cache
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Re-uploads found: each (watched item, video) pair once, whoever stored the video, with the
+# run that found it (NULL: found by ``watch add`` searching the corpus). The video id is kept
+# without a foreign key, so a match outlives a pruned video (revision 0008).
+watch_matches = Table(
+    "watch_matches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", Integer, ForeignKey("watch_items.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("video_id", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("run_id", Integer, nullable=True, index=True),
+    Column("found_at", DateTime(timezone=True), nullable=False, index=True),
+    UniqueConstraint("watch_id", "video_id", name="uq_watch_matches_watch_id_video_id"),
+    sqlite_autoincrement=True,
 )

@@ -83,7 +83,7 @@ def _print(summary: IdListSummary, invalid: int) -> None:
                f"already known {run.known}, gone {len(summary.gone)} "
                f"(and {summary.already_gone} gone before), failed {len(run.failed)}, "
                f"details {run.enriched} ({summary.unenriched} waiting), "
-               f"API calls: videos.list {run.videos_calls}")
+               f"API calls: videos.list {run.videos_calls}{run.matches_part()}")
     if summary.nothing_to_do:
         typer.echo(f"nothing to do: {summary.nothing_to_do}")
     for gone in summary.gone:

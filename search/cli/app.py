@@ -155,6 +155,10 @@ def _register() -> None:
 
     duplicates.register(app)
     serve.register(app)
+    # watchlist commands
+    from search.cli import watch
+
+    watch.register(app)
 
 
 _register()

@@ -25,7 +25,7 @@ def finish_ingest(summary: IngestSummary, as_json: bool) -> None:
         echo_json(summary.to_json())
     else:
         counts = (f"new videos {summary.new}, already known {summary.known}, "
-                  f"failed {len(summary.failed)}")
+                  f"failed {len(summary.failed)}{summary.matches_part()}")
         if summary.pages or summary.search_calls:
             typer.echo(f"queries {summary.queries}, pages {summary.pages}, {counts}, "
                        f"API calls: search.list {summary.search_calls}, "

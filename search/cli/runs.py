@@ -17,13 +17,15 @@ if TYPE_CHECKING:
 __all__ = ["register", "runs", "runs_rows"]
 
 
-# On a terminal the queries, pages and per-query columns are left out, to fit 80 columns.
+# On a terminal the queries, pages, units and per-query columns are left out, to fit 80
+# columns.
 _COLUMNS = (Column("id", "number"), Column("kind", "id"), Column("started", "id"),
             Column("secs", "number"), Column("status", "id"),
             Column("queries", "number", piped_only=True),
             Column("pages", "number", piped_only=True), Column("new", "number"),
             Column("known", "number"), Column("failed", "number"), Column("search", "number"),
-            Column("units", "number"), Column("per query (pages)", piped_only=True))
+            Column("units", "number", piped_only=True), Column("matches", "number"),
+            Column("per query (pages)", piped_only=True))
 
 
 def runs_rows(records: list[RunRecord]) -> list[tuple[Cell, ...]]:
@@ -39,7 +41,7 @@ def runs_rows(records: list[RunRecord]) -> list[tuple[Cell, ...]]:
                      f"{seconds:.1f}" if seconds is not None else None, record.status,
                      data["queries"], data["pages"], data["new"], data["known"],
                      data["failed"], data["quota"]["search"], data["quota"]["units"],
-                     per_query or None))
+                     data["watch_matches"], per_query or None))
     return rows
 
 
@@ -54,7 +56,8 @@ def runs(
     Status is done, quota (stopped at the day's quota; the next run resumes),
     failed, running, or interrupted (its process was killed or its host went down:
     the next run goes on where it stopped). 'search' and 'units' are the quota each
-    run spent. Times are local; secs is how long a run took.
+    run spent; matches is how many re-uploads of watched thumbnails it found
+    (`thumbsearch watch matches`). Times are local; secs is how long a run took.
     """
     from indexer.service import build_service
     from indexer.store.history import list_runs

@@ -51,7 +51,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def _batch_line(summary: IngestSummary) -> str:
     line = (f"batch: queries {summary.queries}, pages {summary.pages}, new videos "
             f"{summary.new}, already known {summary.known}, failed {len(summary.failed)}, "
-            f"API calls: search.list {summary.search_calls}, videos.list {summary.videos_calls}")
+            f"API calls: search.list {summary.search_calls}, videos.list {summary.videos_calls}"
+            f"{summary.matches_part()}")
     line += f"; nothing to do: {summary.nothing_to_do}" if summary.nothing_to_do else ""
     return line + (f"; stopped: {summary.stopped}" if summary.stopped else "")
 

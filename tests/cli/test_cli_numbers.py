@@ -47,6 +47,8 @@ def _numeric_params() -> list[tuple[list[str], Any, Any]]:
     return out
 
 
+_GROUPS = ("index", "watch")  # command groups: a command is two words
+
 # Each numeric option: the words before it (other arguments valid) and its range.
 INT_OPTIONS: list[tuple[list[str], str, int, int]] = [
     (["ingest", "cats"], "--pages", 1, 10),
@@ -64,6 +66,9 @@ INT_OPTIONS: list[tuple[list[str], str, int, int]] = [
     (["duplicates"], "--limit", 1, 100_000),
     (["doctor"], "--sample", 0, 100_000),
     (["serve"], "--port", 0, 65535),
+    (["watch", "matches"], "-n", 1, 1_000_000),
+    (["watch", "matches"], "--limit", 1, 1_000_000),
+    (["watch", "matches"], "--run", 1, 2**31 - 1),
 ]
 FLOAT_OPTIONS: list[tuple[list[str], str, float, float]] = [
     (["ingest", "cats"], "--wait", 0, 86_400),
@@ -73,6 +78,7 @@ FLOAT_OPTIONS: list[tuple[list[str], str, float, float]] = [
     (["index", "build"], "--wait", 0, 86_400),
     (["index", "rebuild"], "--wait", 0, 86_400),
     (["duplicates"], "--threshold", -1, 1),
+    (["watch", "add", VIDEO], "--threshold", 0, 1),
 ]
 NUMERIC_OPTIONS: list[tuple[list[str], str, float, float]] = [*INT_OPTIONS, *FLOAT_OPTIONS]
 # Options whose text is a duration or a list of numbers, parsed by the command.
@@ -81,6 +87,8 @@ TEXT_OPTIONS: list[tuple[list[str], str, list[str]]] = [
                                    "inf", "1e9d", "30x", "٣d", f"{LONG}d", "1d" * 100, ""]),
     (["schedule", "q.toml"], "--every", [f"{HUGE}d", "5300w", "0h", "-6h", "soon", f"{LONG}s",
                                          "1.5h"]),
+    (["watch", "matches"], "--since", [f"{HUGE}d", "999999w", "0x", "-1d", "soon", f"{LONG}s",
+                                       "1.5h", "", "2026-13-01"]),
     *((["eval", "set"], option, [HUGE, "0", "1001", "-1", "1,a", "nan", "", ",", LONG,
                                  ",".join(["1"] * 200)]) for option in ("-k", "--top-k", "--k")),
 ]
@@ -140,13 +148,13 @@ def test_every_numeric_option_has_a_documented_upper_bound(
              and option in p.opts]
     assert len(found) == 1, (before, option)
     assert (found[0].type.min, found[0].type.max) == (low, high)
-    help_text = runner.invoke(app, [*before[:1 + (before[0] == "index")], "-h"]).output
+    help_text = runner.invoke(app, [*before[:1 + (before[0] in _GROUPS)], "-h"]).output
     assert f"x<={high:g}" in help_text.replace(" ", "") or f"x<={high}" in help_text
 
 
 def test_no_numeric_option_goes_without_bounds() -> None:
     """A guard: an int or float option added later must give min and max (or fail here)."""
-    listed = {(before[0] if before[0] != "index" else " ".join(before), option)
+    listed = {(before[0] if before[0] not in _GROUPS else " ".join(before[:2]), option)
               for before, option, _, _ in NUMERIC_OPTIONS}
     for path, command, param in _numeric_params():
         where = f"{' '.join(path)} {param.opts}"

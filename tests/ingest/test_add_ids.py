@@ -372,9 +372,11 @@ def test_cli_json_text_and_warnings_with_the_real_model(youtube_env: FakeYouTube
     assert warning.count("\n") == 0 and warning.startswith("warning: skipped 4 of 7 entries")
     assert "line 5: 'https://vimeo.com/1'" in warning and "and 1 more" in warning
     data = json.loads(result.stdout)
+    assert isinstance(data.pop("run_id"), int)
     assert data == {"invalid": 4, "ids": 3, "new": 3, "known": 0, "already_gone": 0,
                     "gone": [], "failed": [], "enriched": 3, "unenriched": 0,
-                    "api_calls": {"search": 0, "videos": 1}, "skipped": {}}
+                    "api_calls": {"search": 0, "videos": 1}, "skipped": {},
+                    "watch_matches": 0}
     again = runner.invoke(app, ["add-ids", str(table), "--column", "link"])
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[0] == (
@@ -411,4 +413,4 @@ def test_console_script_end_to_end(youtube_env: FakeYouTube, tmp_path: Path,
 def test_summary_json_shape() -> None:
     keys = set(IdListSummary(ids=0).to_json())
     assert keys == {"ids", "new", "known", "already_gone", "gone", "failed", "enriched",
-                    "unenriched", "api_calls", "skipped"}
+                    "unenriched", "api_calls", "skipped", "run_id", "watch_matches"}

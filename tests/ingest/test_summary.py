@@ -14,7 +14,8 @@ def test_the_json_shape_and_ignored_fields_only_when_there_are_some() -> None:
     assert summary.to_json() == {
         "queries": 2, "pages": 3, "new": 5, "known": 1,
         "failed": [{"video_id": "aaaaaaaaaaa", "reason": "no image (404)"}],
-        "api_calls": {"search": 3, "videos": 1}, "skipped": {"no id": 2}}
+        "api_calls": {"search": 3, "videos": 1}, "skipped": {"no id": 2}, "run_id": None,
+        "watch_matches": 0}
     summary.ignored_fields.append("a.info.json: timestamp")
     assert summary.to_json()["ignored_fields"] == ["a.info.json: timestamp"]
 

@@ -58,7 +58,7 @@ def test_one_run_as_json_with_defaults_and_the_quota_of_older_summaries() -> Non
         "id": 3, "kind": "files", "started_at": START.isoformat(), "finished_at": None,
         "status": "running", "queries": 0, "pages": 0, "new": 2, "known": 0, "failed": 1,
         "quota": {"search": 4, "units": 5}, "per_query": {}, "stopped": None,
-        "enriched": 0, "refreshed": 0, "gone": 0, "pruned": 0}
+        "enriched": 0, "refreshed": 0, "gone": 0, "pruned": 0, "watch_matches": None}
     new = RunRecord(id=4, kind="search", started_at=START, finished_at=START, status="done",
                     summary={"quota": {"search": 1, "units": 2}, "api_calls": {"search": 9}})
     assert new.to_json()["quota"] == {"search": 1, "units": 2}
