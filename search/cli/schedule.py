@@ -67,6 +67,14 @@ def schedule(
     per_page: Annotated[int, typer.Option(min=1, max=50, help="Default results per page.")] = 50,
     wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
                                       help=WAIT_HELP)] = 0.0,
+    on_match: Annotated[str | None, typer.Option(
+        "--on-match", metavar="CMD",
+        help="After each batch that found re-uploads of watched items (`thumbsearch "
+             "watch`), run CMD with /bin/sh, the matches as JSON on its stdin "
+             "(docs/json.md). A failing CMD is reported; ingestion goes on.")] = None,
+    on_match_timeout: Annotated[float, typer.Option(
+        "--on-match-timeout", metavar="SECONDS", min=1, max=MAX_WAIT, callback=finite,
+        help="Kill --on-match's CMD after this long.")] = 60.0,
 ) -> None:
     """Run a queries file now and then every --every, until Ctrl-C or SIGTERM.
 
@@ -74,7 +82,8 @@ def schedule(
     quota fairly, stops cleanly when it is spent and the next batch resumes each
     query where it stopped. A stop request lets the current batch finish. The
     file is read again before each batch. One summary line per batch on stdout,
-    progress on stderr.
+    progress on stderr. With --on-match, each batch that recorded matches runs
+    the command once with them.
     """
     from indexer.ingest.schedule import run_schedule
     from indexer.service import build_service
@@ -94,9 +103,21 @@ def schedule(
     stop = threading.Event()
     try:
         with build_service(ctx.obj) as service, _stop_on_signals(stop):
+            def on_batch(summary: IngestSummary) -> None:
+                typer.echo(_batch_line(summary))
+                if on_match is None or not summary.matches:
+                    return
+                from search.notify import notify_run
+
+                count, problem = notify_run(service, summary.run_id, on_match,
+                                            timeout=on_match_timeout)
+                if problem is not None:
+                    typer.echo(f"warning: the --on-match command for run {summary.run_id} "
+                               f"({count} matches) failed: {problem}; ingestion goes on",
+                               err=True)
+
             run_schedule(service, load, interval, stop=stop, wait=wait,
-                         progress=progress_reporter,
-                         on_batch=lambda s: typer.echo(_batch_line(s)), on_error=on_error)
+                         progress=progress_reporter, on_batch=on_batch, on_error=on_error)
     except KeyboardInterrupt:
         raise ThumbsearchError("interrupted twice: stopped in the middle of a batch "
                          "(what was stored is kept; the next run resumes)") from None
