@@ -1,9 +1,11 @@
-"""The query side as a library: open a corpus, ask for neighbours, duplicates and figures."""
+"""The query side as a library: open a corpus, ask for neighbours, duplicates and figures,
+keep a watchlist."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -15,8 +17,10 @@ if TYPE_CHECKING:
     from indexer.models import Embedder
     from indexer.service import Service
     from indexer.settings import Settings
+    from indexer.store.watchlist import WatchItem, WatchMatch
     from search.duplicates import DuplicateGroup
     from search.neighbours import SimilarResult
+    from search.watch import WatchAdded
 
 __all__ = ["Thumbsearch"]
 
@@ -108,6 +112,37 @@ class Thumbsearch:
         from search.duplicates import find_duplicates
 
         return find_duplicates(self.service, threshold, across_channels=across_channels)
+
+    def watch(self, videos: Sequence[str] = (), images: Sequence[str | Path] = (), *,
+              threshold: float | None = None, name: str | None = None) -> list[WatchAdded]:
+        """Watch videos (ids or URLs) and images (paths or http(s) URLs), as ``thumbsearch
+        watch add`` does: each is searched against the corpus once, and every later run that
+        stores videos records its re-uploads (docs/watchlists.md)."""
+        from search.watch import add_to_watchlist
+
+        return add_to_watchlist(self.service, list(videos), [str(i) for i in images],
+                                threshold=threshold, name=name)
+
+    def watchlist(self) -> list[WatchItem]:
+        """The watched items, oldest first, with their match counts."""
+        from search.watch import list_watchlist
+
+        return list_watchlist(self.service)
+
+    def watch_matches(self, since: str | datetime | None = None,
+                      names: Sequence[str] = ()) -> list[WatchMatch]:
+        """Recorded re-uploads, newest first: since an age (``"1d"``) or a moment, of the
+        items ``names`` (all by default)."""
+        from search.watch import parse_since, watch_matches
+
+        moment = parse_since(since) if isinstance(since, str) else since
+        return watch_matches(self.service, since=moment, names=names)
+
+    def unwatch(self, *names: str) -> int:
+        """Stop watching ``names`` (all or none); how many recorded matches went with them."""
+        from search.watch import remove_from_watchlist
+
+        return remove_from_watchlist(self.service, names)
 
     def stats(self) -> dict[str, Any]:
         """The figures of ``thumbsearch stats --json``."""

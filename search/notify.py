@@ -68,8 +68,8 @@ def notify_run(service: Service, run_id: int | None, command: str, *,
     if not matches:
         return 0, None
     problem = run_on_match(command, matches_payload(run_id, matches), timeout=timeout,
-                           env={"THUMBSEARCH_RUN_ID": str(run_id),
-                                "THUMBSEARCH_MATCHES": str(len(matches))})
+                           env={"WATCH_RUN_ID": str(run_id),
+                                "WATCH_MATCH_COUNT": str(len(matches))})
     if problem is not None:
         log.warning("the --on-match command for run %s failed: %s", run_id, problem)
     return len(matches), problem

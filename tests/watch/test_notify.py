@@ -20,9 +20,9 @@ def test_the_command_reads_the_matches_as_json_and_sees_the_run_in_its_environme
         tmp_path: Path) -> None:
     out = tmp_path / "got.json"
     env_out = tmp_path / "env.txt"
-    problem = run_on_match(f'cat > {out}; echo "$THUMBSEARCH_RUN_ID" > {env_out}',
+    problem = run_on_match(f'cat > {out}; echo "$WATCH_RUN_ID" > {env_out}',
                            matches_payload(7, [MATCH]), timeout=30,
-                           env={"THUMBSEARCH_RUN_ID": "7"})
+                           env={"WATCH_RUN_ID": "7"})
     assert problem is None
     data = json.loads(out.read_text())
     assert data == {"run_id": 7, "count": 1, "matches": [MATCH.to_json()]}
