@@ -231,34 +231,44 @@ def measure_thresholds(service: Service, paths: Sequence[Path],
     return replace(study(sets, service.spec.model_id, rate), failed=failed)
 
 
-def _row(title: str, scores: np.ndarray, which: Sequence[tuple[str, float]]) -> str:
+def _row(title: str, scores: np.ndarray, which: Sequence[tuple[str, float]],
+         chosen: float | None, rate: bool) -> str:
+    """Count, quantiles and the share at or above the chosen threshold (kept re-uploads, or a
+    false-match ``rate``)."""
     values = _quantiles(scores, which)
     cells = "".join(f"{values[name]:>8.4f}" if values else f"{'-':>8}" for name, _ in which)
-    return f"  {title:<44}{len(scores):>10,}{cells}"
+    share = ""
+    if chosen is not None and len(scores):
+        kept = float(np.mean(scores >= chosen))
+        share = f"{kept:>10.2e}" if rate else f"{kept:>10.4f}"
+    return f"  {title:<44}{len(scores):>10,}{cells}{share}"
 
 
 def format_study(result: ThresholdStudy) -> str:
     """The printed report: distributions, the candidates' table and the chosen values."""
+    chosen = result.chosen
+    at = f"{'>= ' + format(chosen, '.2f'):>10}" if chosen is not None else ""
     lines = [f"model {result.model}; pairs are formed within each set, never across sets", "",
              f"re-upload pairs (same source photo){'count':>21}"
-             + "".join(f"{name:>8}" for name, _ in REUPLOAD_QUANTILES)]
+             + "".join(f"{name:>8}" for name, _ in REUPLOAD_QUANTILES) + at]
     for pairs in [result.total, *result.sets]:
-        lines.append(_row(f"{pairs.name}", pairs.reuploads, REUPLOAD_QUANTILES))
+        lines.append(_row(f"{pairs.name}", pairs.reuploads, REUPLOAD_QUANTILES, chosen, False))
         if len(pairs.from_original):
             lines.append(_row(f"{pairs.name}: original vs re-upload", pairs.from_original,
-                              REUPLOAD_QUANTILES))
+                              REUPLOAD_QUANTILES, chosen, False))
         if pairs is not result.total:
-            lines.extend(_row(f"{pairs.name}: original vs {kind}", scores, REUPLOAD_QUANTILES)
+            lines.extend(_row(f"{pairs.name}: original vs {kind}", scores, REUPLOAD_QUANTILES,
+                              chosen, False)
                          for kind, scores in pairs.by_kind.items())
     lines += ["", f"non-matching pairs{'count':>38}"
-              + "".join(f"{name:>8}" for name, _ in NON_MATCH_QUANTILES)]
+              + "".join(f"{name:>8}" for name, _ in NON_MATCH_QUANTILES) + at]
     for pairs in [result.total, *result.sets]:
-        lines.append(_row(pairs.name, pairs.non_matching, NON_MATCH_QUANTILES))
+        lines.append(_row(pairs.name, pairs.non_matching, NON_MATCH_QUANTILES, chosen, True))
         if len(pairs.looks_alike):
             lines.append(_row(f"{pairs.name}: other label", pairs.unrelated,
-                              NON_MATCH_QUANTILES))
+                              NON_MATCH_QUANTILES, chosen, True))
             lines.append(_row(f"{pairs.name}: looks alike, not a re-upload",
-                              pairs.looks_alike, NON_MATCH_QUANTILES))
+                              pairs.looks_alike, NON_MATCH_QUANTILES, chosen, True))
         if pairs.left_out and pairs is not result.total:
             lines.append(f"  ({pairs.name}: {pairs.left_out:,} pairs of two distractors "
                          "left out: distractors repeat stamps and photo regions)")
