@@ -96,6 +96,15 @@ eval: install
 	done
 	@echo; $(PY) -m bench.eval_table $$(ls $(EVAL_DIR)/eval-*.json | sort -V)
 
+# The re-upload threshold (search/strength.py's LIKELY_REUPLOAD, docs/evaluation.md "The
+# re-upload threshold"): pair scores of the sets `make eval` wrote, measured with the
+# default model through the same embedding cache; distributions, candidates, chosen values.
+.PHONY: thresholds
+thresholds: install
+	@for set in $(EVAL_SETS); do test -d $$set || { echo "$$set is missing: run make eval" \
+		"(EVAL_DIR=$(EVAL_DIR)) first"; exit 1; }; done
+	THUMBSEARCH_HOME=$(EVAL_DIR)/home $(PY) -m search.eval.threshold $(EVAL_SETS)
+
 # docs/cli.md, written from the command tree itself (tests/test_docs.py fails when stale).
 .PHONY: docs
 docs: install

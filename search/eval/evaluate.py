@@ -31,8 +31,10 @@ from search.rerank import NO_RERANK, Rerank
 
 __all__ = [
     "LABEL_BY",
+    "EmbeddedSet",
     "EvalRun",
     "SetEvaluation",
+    "embed_sets",
     "evaluate_corpus",
     "evaluate_sets",
     "parse_ks",
@@ -84,6 +86,17 @@ class SetEvaluation:
                             "recall_vs_exact": {str(k): round(v, 6)
                                                 for k, v in self.approximate.items()}}
         return out
+
+
+@dataclass(frozen=True)
+class EmbeddedSet:
+    """A labelled set's readable items with their vectors (L2-normalised, in item order)."""
+
+    name: str
+    items: list[EvalItem]
+    vectors: np.ndarray  # (n, dim) float32
+    failed: list[tuple[str, str]]
+    embedded: int  # images run through the model (the rest came from the cache)
 
 
 @dataclass
@@ -263,6 +276,35 @@ def evaluate_sets(service: Service, paths: Sequence[Path], ks: Sequence[int] = (
                    f"{images - embedded_count} from the cache)")
     return EvalRun(model=model_id, ks=sorted(set(ks)), index_type=index_type, sets=results,
                    rerank=rerank, whitening=None if learn is None else learn.name)
+
+
+def embed_sets(service: Service, paths: Sequence[Path],
+               progress: Progress | None = None) -> list[EmbeddedSet]:
+    """Embed every labelled set with the service's model, through the same cache as
+    evaluate_sets; ``progress`` counts each set's images."""
+    progress = progress or NullProgress()
+    labelled_sets = [load_labelled_set(Path(p), service.settings.max_ids_file_bytes)
+                     for p in paths]
+    tasks = tuple(Task(s.name, len(s.items), "images") for s in labelled_sets)
+    progress.started(Plan("embed", f"{plural(len(tasks), 'set')}, "
+                                   f"{plural(sum(t.total for t in tasks), 'image')}",
+                          tasks, "images", of="sets" if len(tasks) > 1 else ""))
+    cache = EmbeddingCache(service.settings.home / "cache" / "eval", service.spec.model_id)
+    out = []
+    try:
+        for labelled in labelled_sets:
+            kept, matrix, failed, embedded = _embed_set(service, labelled, cache, progress)
+            if not kept:
+                raise InputError(f"{labelled.name}: no usable images")
+            out.append(EmbeddedSet(labelled.name, [labelled.items[p] for p in kept], matrix,
+                                   failed, embedded))
+            progress.finished(labelled.name, f"{plural(len(kept), 'image')}")
+    finally:
+        cache.close()
+    embedded_count = sum(s.embedded for s in out)
+    progress.ended(f"{plural(sum(len(s.items) for s in out), 'image')} "
+                   f"({embedded_count} embedded)")
+    return out
 
 
 def _whitening_set(path: Path, service: Service) -> LabelledSet:

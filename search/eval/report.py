@@ -14,6 +14,7 @@ from indexer.errors import ImageDecodeError, StoreError
 from indexer.images.decode import decode_image
 from search.eval.evaluate import EvalRun, SetEvaluation
 from search.eval.metrics import average_precisions
+from search.eval.pairs import label_pair_scores
 from search.html import render
 
 __all__ = ["GALLERY_NEIGHBOURS", "GALLERY_PER_KIND", "GALLERY_QUERIES", "gallery_entries",
@@ -23,8 +24,6 @@ GALLERY_QUERIES = 6
 GALLERY_PER_KIND = 3  # worst queries shown for each variant kind
 GALLERY_NEIGHBOURS = 5
 THUMB_SIZE = (240, 180)
-MAX_PAIRS = 2_000_000  # score pairs drawn in a histogram; larger sets are subsampled
-_PAIR_CHUNK = 8192  # pairs scored at a time: two (8192, dim) float64 gathers
 
 
 def _pyplot() -> Any:
@@ -54,25 +53,8 @@ def _recall_plot(run: EvalRun, path: Path) -> None:
     plt.close(fig)
 
 
-def _pair_scores(result: SetEvaluation) -> tuple[np.ndarray, np.ndarray]:
-    vectors = result.vectors.astype(np.float64)
-    codes = np.unique(np.asarray(result.labels, dtype=object), return_inverse=True)[1].reshape(-1)
-    n = len(codes)
-    upper_i, upper_j = np.triu_indices(n, k=1)
-    if len(upper_i) > MAX_PAIRS:
-        pick = np.random.default_rng(0).choice(len(upper_i), MAX_PAIRS, replace=False)
-        upper_i, upper_j = upper_i[pick], upper_j[pick]
-    # In chunks: gathering both sides of 2M pairs at once would take 2M x dim floats each.
-    scores = np.concatenate([
-        np.einsum("ij,ij->i", vectors[upper_i[start:start + _PAIR_CHUNK]],
-                  vectors[upper_j[start:start + _PAIR_CHUNK]])
-        for start in range(0, len(upper_i), _PAIR_CHUNK)]) if len(upper_i) else np.zeros(0)
-    same = codes[upper_i] == codes[upper_j]
-    return scores[same], scores[~same]
-
-
 def _histogram(result: SetEvaluation, path: Path) -> None:
-    relevant, irrelevant = _pair_scores(result)
+    relevant, irrelevant = label_pair_scores(result.vectors, result.labels)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     low = min([-0.2, *(float(a.min()) for a in (relevant, irrelevant) if len(a))])

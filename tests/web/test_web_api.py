@@ -18,7 +18,7 @@ from search.duplicates import duplicate_components, find_duplicates
 from search.eval.samples import SampleVideo, write_ytdlp_folder
 from search.gallery import write_html, write_sheet
 from search.neighbours import similar_to_video
-from search.strength import strength
+from search.strength import LIKELY_REUPLOAD, strength
 from search.web import create_app
 from tests.fakes.embedder import TinyEmbedder
 
@@ -171,7 +171,11 @@ def test_videos_stats_duplicates_page_and_schema(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "/static/app.js" in page.text
     assert "http" not in page.text.replace("http-equiv", "")  # nothing from a CDN
-    assert client.get("/static/app.js").status_code == 200
+    # The duplicates form starts at the library's default threshold.
+    assert f'id="threshold" type="number" min="0" max="1" step="0.01" ' \
+           f'value="{LIKELY_REUPLOAD}"' in page.text
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and f'|| "{LIKELY_REUPLOAD}"' in script.text
     assert client.get("/static/../app.py").status_code == 404
     schema = client.get("/openapi.json").json()
     assert {"/api/similar", "/api/videos", "/api/stats"} <= set(schema["paths"])

@@ -184,7 +184,7 @@ async function showDuplicates() {
   const token = ++current;
   setStatus("dup-status", "grouping…", false);
   $("groups").replaceChildren();
-  const params = new URLSearchParams({ threshold: $("threshold").value || "0.92",
+  const params = new URLSearchParams({ threshold: $("threshold").value || "0.75",
                                        across_channels: String($("across").checked) });
   try {
     const data = await api(`/api/duplicates?${params}`);
