@@ -75,7 +75,7 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME or any(not c.isprintable() for c in name):
         raise UsageError(f"a watch name is 1 to {MAX_NAME} printable characters, got "
-                         f"{quote(name)}")
+                         f"{quote(name)}: give one with --name")
     return name
 
 
@@ -153,7 +153,7 @@ def add_to_watchlist(service: Service, videos: Sequence[str] = (),
         raise UsageError("--name names one watched item: give one video or one --image")
     ids = [parse_video_ref(v) for v in videos]
     names = [_check_name(name)] if name is not None else (
-        ids + [_image_name(i) for i in images])
+        ids + [_check_name(_image_name(i)[:MAX_NAME]) for i in images])
     if len(set(names)) != len(names):
         raise UsageError("two watched items would share a name: add them one at a time with "
                          "--name")

@@ -111,6 +111,13 @@ def list_items(
 
     with build_service(ctx.obj) as service:
         items = list_watchlist(service)
+        model = service.spec.model_id
+    other = [item.name for item in items if item.model != model]
+    if other:
+        typer.echo(f"warning: {len(other)} watched item(s) ({', '.join(other[:3])}"
+                   f"{', ...' if len(other) > 3 else ''}) were embedded with another model and "
+                   f"are not checked by runs of {model}: remove and add them again",
+                   err=True)
     if as_json:
         echo_json([item_json(item) for item in items])
     elif not items:
