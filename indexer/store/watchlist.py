@@ -188,9 +188,13 @@ def record_matches(store: Store, found: Sequence[NewMatch], run_id: int | None) 
                                       .where(watch_matches.c.video_id.in_(chunk)))}
         new = [{"watch_id": w, "video_id": v, "score": float(m.score), "run_id": run_id,
                 "found_at": now} for (w, v), m in rows.items() if (w, v) not in have]
-        if new:
-            conn.execute(insert_new(conn, watch_matches, ["watch_id", "video_id"]), new)
-        return len(new)
+        if not new:
+            return 0
+        # Only the rows inserted here come back: a pair another worker recorded at the same
+        # moment is skipped, and counted by that worker.
+        inserted = conn.execute(insert_new(conn, watch_matches, ["watch_id", "video_id"])
+                                .returning(watch_matches.c.id), new).all()
+        return len(inserted)
 
     added: int = store.transact("recording watch matches", write)
     return added
