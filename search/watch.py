@@ -155,7 +155,9 @@ def add_to_watchlist(service: Service, videos: Sequence[str] = (),
         raise UsageError("--name names one watched item: give one video or one --image")
     ids = [parse_video_ref(v) for v in videos]
     names = [_check_name(name)] if name is not None else (
-        ids + [_image_name(i) for i in images] + [_image_name(u) for u, _ in uploads])
+        ids + [_image_name(i) for i in images])
+    if name is None:
+        names += [_check_name(_image_name(u)[:MAX_NAME]) for u, _ in uploads]
     if len(set(names)) != len(names):
         raise UsageError("two watched items would share a name: add them one at a time with "
                          "--name")

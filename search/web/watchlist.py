@@ -130,12 +130,14 @@ async def _read_request(request: Request, limit: int
 def add_watch_routes(app: FastAPI, service: Callable[[], Service]) -> None:
     """Add the watchlist's routes to ``app``, over its service (``service()`` builds it)."""
 
-    def thumbnail_of(built: Service, item: WatchItem) -> str | None:
-        if item.video_id is not None and built.store.get_video(item.video_id) is not None:
-            return f"/thumbs/{item.video_id}"
-        if item.thumbnail_sha256:
-            return f"/thumbs/watched/{item.thumbnail_sha256}"
-        return None
+    def shown_as(built: Service, item: WatchItem) -> dict[str, Any]:
+        """The item's thumbnail address, and its video's title when the corpus has it."""
+        video = built.store.get_video(item.video_id) if item.video_id is not None else None
+        thumbnail = (f"/thumbs/{item.video_id}" if video is not None else
+                     f"/thumbs/watched/{item.thumbnail_sha256}" if item.thumbnail_sha256 else
+                     None)
+        return {"thumbnail": thumbnail, "title": video.title if video else "",
+                "channel_title": video.channel_title if video else ""}
 
     def match_json(match: WatchMatch) -> dict[str, Any]:
         data = match.to_json()
@@ -149,7 +151,7 @@ def add_watch_routes(app: FastAPI, service: Callable[[], Service]) -> None:
                     latest: list[WatchMatch]) -> dict[str, Any]:
         data = item_json(item)
         data.update(source=scrub_paths(item.source, built.settings.home),
-                    thumbnail=thumbnail_of(built, item),
+                    **shown_as(built, item),
                     youtube_url=youtube_url(item.video_id) if item.video_id else None,
                     latest_matches=[match_json(m) for m in latest])
         return data

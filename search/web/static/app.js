@@ -158,6 +158,8 @@ function watchItem(item) {
     (item.latest_match_at ? ` · latest ${humanTime(item.latest_match_at)}` : "");
   const head = el("div", { class: "watch-head" }, img, el("div", { class: "info" },
     el("div", { class: "name" }, item.name),
+    item.title ? el("div", { class: "video-title" }, item.title,
+                    item.channel_title ? ` · ${item.channel_title}` : "") : "",
     el("div", { class: "facts" }, facts),
     el("div", { class: "source" }, source, " "),
     el("div", {}, remove)));
