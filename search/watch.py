@@ -136,10 +136,12 @@ def _watch_one(service: Service, *, name: str, kind: str, source: str,
 
 def add_to_watchlist(service: Service, videos: Sequence[str] = (),
                      images: Sequence[str] = (), *, threshold: float | None = None,
-                     name: str | None = None) -> list[WatchAdded]:
-    """Watch videos (ids or URLs: the stored vector, or the thumbnail embedded now) and
-    images (files or http(s) URLs), each searched against the corpus once; their matches
-    from then on are found by every run that stores videos (``indexer.ingest.watch``).
+                     name: str | None = None,
+                     uploads: Sequence[tuple[str, bytes]] = ()) -> list[WatchAdded]:
+    """Watch videos (ids or URLs: the stored vector, or the thumbnail embedded now),
+    images (files or http(s) URLs) and ``uploads`` (file name, image bytes: the web page's),
+    each searched against the corpus once; their matches from then on are found by every
+    run that stores videos (``indexer.ingest.watch``).
 
     Every reference is checked before anything is stored; ``name`` names a single item
     (default: the video id or the image's file name).
@@ -147,13 +149,15 @@ def add_to_watchlist(service: Service, videos: Sequence[str] = (),
     from indexer.images.decode import decode_image
 
     limit = check_threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
-    if not videos and not images:
+    if not videos and not images and not uploads:
         raise UsageError("name a video (id or URL) or an --image to watch")
-    if name is not None and len(videos) + len(images) > 1:
+    if name is not None and len(videos) + len(images) + len(uploads) > 1:
         raise UsageError("--name names one watched item: give one video or one --image")
     ids = [parse_video_ref(v) for v in videos]
     names = [_check_name(name)] if name is not None else (
         ids + [_check_name(_image_name(i)[:MAX_NAME]) for i in images])
+    if name is None:
+        names += [_check_name(_image_name(u)[:MAX_NAME]) for u, _ in uploads]
     if len(set(names)) != len(names):
         raise UsageError("two watched items would share a name: add them one at a time with "
                          "--name")
@@ -179,8 +183,7 @@ def add_to_watchlist(service: Service, videos: Sequence[str] = (),
         image = decode_image(data, service.settings.thumbnail_url(video_id))
         ready.append({"kind": "video", "source": video_id, "video_id": video_id,
                       "vector": embed_image(service, image), "sha256": service.cache.put(data)})
-    for source in images:
-        data = image_source_bytes(service, source)
+    for source, data in [(i, image_source_bytes(service, i)) for i in images] + list(uploads):
         ready.append({"kind": "image", "source": source, "video_id": None,
                       "vector": embed_image(service, decode_image(data, quote(source))),
                       "sha256": service.cache.put(data)})

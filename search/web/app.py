@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from indexer.bounds import QUOTE_LIMIT, quote
 from indexer.errors import FetchError, NotFoundError, ThumbsearchError, VideoNotFoundError
@@ -35,6 +37,8 @@ from search.web.errors import (
     status_for,
 )
 from search.web.guard import BODY_OVERHEAD, Guard, host_names
+from search.web.media import IMAGE_TYPES, MAX_REF_CHARS, image_type
+from search.web.watchlist import add_watch_routes
 
 if TYPE_CHECKING:
     from indexer.models import Embedder
@@ -57,24 +61,12 @@ __all__ = [
 PAGE_SIZE = 24
 MAX_PAGE = 1_000_000_000  # (page - 1) * per_page stays far inside a 64-bit OFFSET
 MAX_QUERY_CHARS = 1000
-MAX_REF_CHARS = 2048  # a video id or a YouTube URL
 MAX_VIDEO_ID_CHARS = 64  # the videos.video_id column
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 _STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 
 
 def _static(name: str) -> str:
     return (resources.files("search.web") / "static" / name).read_text("utf-8")
-
-
-def _image_type(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return "image/jpeg"
 
 
 def _upload_name(filename: str | None) -> str:
@@ -204,11 +196,23 @@ def create_app(service_factory: Callable[[], Service], *,
                     for e in exc.errors()]
         return answer(422, "; ".join(problems) or "invalid request")
 
+    def allowed_methods(scope: Mapping[str, Any]) -> str:
+        """Every method the routes of this path take (Starlette names only the first's); a
+        path a route names literally (``/api/watch/matches``) is that route's resource, not
+        also one of a template's (``/api/watch/{name}``)."""
+        routes = [r for r in app.router.routes
+                  if isinstance(r, APIRoute) and r.matches(dict(scope))[0] != Match.NONE]
+        literal = [r for r in routes if not r.param_convertors]
+        return ", ".join(sorted({m for r in literal or routes for m in r.methods or ()}))
+
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> Response:
+    async def _http(request: Request, exc: HTTPException) -> Response:
         if exc.status_code < 400:  # not an error: keep Starlette's empty answer
             return Response(status_code=exc.status_code, headers=exc.headers)
-        return answer(exc.status_code, str(exc.detail), exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request.scope)}
+        return answer(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -334,10 +338,11 @@ def create_app(service_factory: Callable[[], Service], *,
         video = store.get_video(video_id) if store.exists() else None
         data = cached_thumbnail(service(), video)
         if data is not None:
-            return Response(data, media_type=_image_type(data),
+            return Response(data, media_type=image_type(data),
                             headers={"Cache-Control": "max-age=86400"})
         if video is not None and video.thumbnail_url.startswith(("https://", "http://")):
             return RedirectResponse(video.thumbnail_url)
         raise NotFoundError(f"no thumbnail for {quote(video_id)}")
 
+    add_watch_routes(app, service)
     return app

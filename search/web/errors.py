@@ -45,7 +45,8 @@ class ErrorAnswer(BaseModel):
 ERROR_TEXT = {
     400: "Bad input: not a video id or URL, not an image, an unparsable body, or a Host "
          "header that does not name this server",
-    404: "Unknown video, no thumbnail, or an empty corpus",
+    403: "A write sent from another site's page (its Origin or Sec-Fetch-Site header)",
+    404: "Unknown video or watched item, no thumbnail, or an empty corpus",
     413: "The upload is larger than the image size limit",
     422: "A parameter is missing, malformed or out of range",
     500: "The database, the index or the model failed",
@@ -62,7 +63,8 @@ def status_for(exc: ThumbsearchError) -> int:
         422  UsageError and request validation (a parameter malformed or out of range)
         400  any other InputError, ImageDecodeError, HostNotAllowedError, a Host header
              this server does not answer, a body that cannot be parsed
-        404  NotFoundError (unknown video, empty corpus) and unknown routes
+        403  a POST or DELETE from another site's page (``guard.cross_site``)
+        404  NotFoundError (unknown video or watched item, empty corpus) and unknown routes
         405  a method a route does not take
         502  FetchError, YouTubeError (an upstream host failed)
         500  anything else (database, index, model); unexpected exceptions show only their kind

@@ -3,7 +3,8 @@ over a real-photo corpus.
 
 ``DOCS_SCREENSHOTS=docs python -m pytest -m browser tests/web/test_web_browser.py`` also
 writes the pictures the docs show: docs/web-page.png (1280 px wide), docs/web-page-400.png
-(400 px) and docs/duplicates.png (the `duplicates --html` gallery).
+(400 px), docs/watchlist.png (the Watchlist tab) and docs/duplicates.png (the
+`duplicates --html` gallery).
 """
 
 from __future__ import annotations
@@ -368,3 +369,91 @@ def test_the_similar_page_and_the_eval_report_fit_400_pixels(
         assert browser.execute_script("return window.innerWidth") <= 400
         assert browser.execute_script(
             "return document.documentElement.scrollWidth <= window.innerWidth"), target
+
+
+def test_watch_a_search_result_and_see_its_matches(site: tuple[str, Path], browser: Any,
+                                                    tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, photo = site
+    original = photo.stem.rsplit("[", 1)[1].rstrip("]")  # "Title [VIDEO_ID].jpg"
+    browser.get(f"{base}/?v={original}")
+    _wait(browser, lambda d: len(_result_ids(d)) >= 5)
+    top = _result_ids(browser)[0]
+    top_score = _json(f"{base}/api/similar/{original}?k=1")["results"][0]["score"]
+    browser.find_element(By.CSS_SELECTOR, "#query button.watch").click()  # the query first
+    _wait(browser, lambda d: d.find_element(By.ID, "status").text.startswith(
+        f"watching {original}"))
+    browser.find_element(By.CSS_SELECTOR, f'#results button.watch[data-video-id="{top}"]').click()
+    _wait(browser, lambda d: d.find_element(By.ID, "status").text.startswith(f"watching {top}"))
+    button = browser.find_element(By.CSS_SELECTOR, f'#results button.watch[data-video-id="{top}"]')
+    assert button.text == "watched" and not button.is_enabled()
+
+    browser.find_element(By.CSS_SELECTOR, 'nav button[data-tab="watchlist"]').click()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".watch-item")) == 2)
+    assert browser.current_url.endswith("/?tab=watchlist")
+    listed = {i["name"]: i for i in _json(f"{base}/api/watch")["items"]}
+    assert list(listed) == [original, top]
+    assert listed[top]["title"] in browser.find_element(By.ID, "watchlist").text
+    threshold = listed[top]["threshold"]
+    for name, item in listed.items():
+        block = browser.find_element(By.CSS_SELECTOR, f'.watch-item[data-name="{name}"]')
+        shown = [img.get_attribute("data-video-id")
+                 for img in block.find_elements(By.CSS_SELECTOR, ".card img")]
+        assert shown == [m["video_id"] for m in item["latest_matches"]]
+        classes = [e.get_attribute("class") for e in block.find_elements(By.CSS_SELECTOR,
+                                                                        ".card .score")]
+        assert [set(c.split()) & STRENGTHS for c in classes] == [
+            {m["strength"]} for m in item["latest_matches"]]
+        assert f"{item['matches_total']} match" in block.text
+    # The original scored top_score against the watched result: it is that item's match
+    # exactly when that reaches the threshold.
+    matched = [m["video_id"] for m in listed[top]["latest_matches"]]
+    assert (original in matched) == (top_score >= threshold)
+    assert listed[original]["latest_matches"]  # the query's re-uploads
+    _wait(browser, lambda d: d.execute_script(
+        "return [...document.images].filter(i => i.getBoundingClientRect().top < innerHeight)"
+        ".every(i => i.complete && i.naturalWidth > 0)"))
+    _save(browser, "watchlist.png")
+    browser.set_window_size(400, 900)
+    assert browser.execute_script("return document.documentElement.scrollWidth <= 400")
+    browser.set_window_size(1280, 900)
+
+    # "search from it" on a match searches from that video.
+    first_match = listed[original]["latest_matches"][0]["video_id"]
+    browser.find_element(By.CSS_SELECTOR, f'.watch-item[data-name="{original}"] a.search-from'
+                         ).click()
+    _wait(browser, lambda d: d.current_url.endswith(f"/?v={first_match}")
+          and len(_result_ids(d)) >= 5)
+    browser.back()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".watch-item")) == 2)
+
+    # Remove asks first: dismissed, nothing changes; accepted, the item goes.
+    remove = f'.watch-item[data-name="{top}"] button.remove'
+    browser.find_element(By.CSS_SELECTOR, remove).click()
+    browser.switch_to.alert.dismiss()
+    assert len(_json(f"{base}/api/watch")["items"]) == 2
+    browser.find_element(By.CSS_SELECTOR, remove).click()
+    browser.switch_to.alert.accept()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".watch-item")) == 1)
+    assert [i["name"] for i in _json(f"{base}/api/watch")["items"]] == [original]
+
+    # A plain HTML form on another page (a file: its Origin is "null") cannot add or remove.
+    page = tmp_path / "elsewhere.html"
+    page.write_text(f'<form method="post" action="{base}/api/watch">'
+                    f'<input name="video" value="{top}"></form>'
+                    "<script>document.forms[0].submit()</script>")
+    browser.get(page.as_uri())
+    _wait(browser, lambda d: "may not send POST" in d.find_element(By.TAG_NAME, "body").text)
+    assert [i["name"] for i in _json(f"{base}/api/watch")["items"]] == [original]
+
+    browser.get(f"{base}/?tab=watchlist")
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".watch-item")) == 1)
+    browser.find_element(By.CSS_SELECTOR, f'.watch-item[data-name="{original}"] button.remove'
+                         ).click()
+    browser.switch_to.alert.accept()
+    _wait(browser, lambda d: "Nothing is watched yet" in d.find_element(By.ID, "watchlist").text)
+    logs = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"
+            and "/api/watch" not in e.get("message", "")  # the refused form's 403 ...
+            and "/favicon.ico" not in e.get("message", "")]  # ... shown as a page
+    assert not logs, logs

@@ -62,6 +62,11 @@ OPERATIONS = [
     ("GET", "/api/stats"),
     ("GET", "/api/duplicates"),
     ("GET", "/thumbs/{video_id}"),
+    ("GET", "/api/watch"),
+    ("POST", "/api/watch"),
+    ("GET", "/api/watch/matches"),
+    ("DELETE", "/api/watch/{name}"),
+    ("GET", "/thumbs/watched/{sha256}"),
 ]
 NO_PARAMETERS = {("GET", "/api/stats")}  # nothing to send that the schema forbids
 
@@ -170,6 +175,32 @@ def test_answers_with_results_conform(site: Site) -> None:
         response = case.call_and_validate(checks=CHECKS)
         assert response.status_code == 200, (case.path, response.text)
     assert response.headers["content-type"] == ["image/jpeg"]
+
+
+def test_watch_answers_conform(site: Site) -> None:
+    """Adding, listing, the matches, a watched upload's thumbnail and removing, checked
+    against the schema with answers that hold something."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", site.app)
+    added = schema["/api/watch"]["POST"].Case(
+        body={"video": site.video_ids[0], "threshold": 0.5, "name": "conform-video"},
+        media_type="application/json").call_and_validate(checks=CHECKS)
+    assert added.status_code == 201, added.text
+    upload = schema["/api/watch"]["POST"].Case(
+        body={"image": site.photo, "name": "conform-image"},
+        media_type="multipart/form-data").call_and_validate(checks=CHECKS)
+    assert upload.status_code == 201, upload.text
+    sha = upload.json()["thumbnail"].rsplit("/", 1)[1]
+    listed = schema["/api/watch"]["GET"].Case().call_and_validate(checks=CHECKS)
+    assert any(i["latest_matches"] for i in listed.json()["items"])  # matches shown too
+    for case in (schema["/api/watch/matches"]["GET"].Case(query={"since": "1d", "limit": 5}),
+                 schema["/thumbs/watched/{sha256}"]["GET"].Case(
+                     path_parameters={"sha256": sha})):
+        response = case.call_and_validate(checks=CHECKS)
+        assert response.status_code == 200, (case.path, response.text)
+    for name in ("conform-video", "conform-image"):
+        gone = schema["/api/watch/{name}"]["DELETE"].Case(
+            path_parameters={"name": name}).call_and_validate(checks=CHECKS)
+        assert gone.status_code == 200, gone.text
 
 
 def test_a_fixed_seed_makes_the_same_requests(app: FastAPI) -> None:

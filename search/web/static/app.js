@@ -1,6 +1,7 @@
 // thumbsearch page: plain JavaScript over the JSON API (no external requests).
 // Every view has an address: /?v=ID (neighbours of a video), /?page=N[&query=Q] (browse),
-// /?tab=duplicates, / (start); Back, Forward and reload show the same view again.
+// /?tab=duplicates, /?tab=watchlist, / (start); Back, Forward and reload show the same view
+// again.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -31,6 +32,14 @@ function setStatus(id, text, isError) {
   node.className = isError ? "error" : "";
 }
 
+// "2024-03-05T10:00:00+00:00" -> "5 Mar 2024, 10:00" in the reader's locale and time zone.
+function humanTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
 // "2024-03-05T10:00:00+00:00" -> "5 Mar 2024" in the reader's locale; "" when absent.
 function humanDate(iso) {
   if (!iso) return "";
@@ -40,8 +49,9 @@ function humanDate(iso) {
 }
 
 // One video card; clicking the picture searches from that video. ``score`` and
-// ``strength`` come from the API (the strength scale lives on the server).
-function card(video, extra, score, strength) {
+// ``strength`` come from the API (the strength scale lives on the server); ``actions``
+// (nodes) go in a row at the bottom.
+function card(video, extra, score, strength, actions) {
   const img = el("img", { src: video.thumbnail || "", alt: video.title || video.video_id,
                           loading: "lazy", "data-video-id": video.video_id,
                           title: "find thumbnails like this one" });
@@ -60,7 +70,138 @@ function card(video, extra, score, strength) {
     ? el("a", { href: video.youtube_url, target: "_blank", rel: "noopener noreferrer" }, video.video_id)
     : el("span", {}, video.video_id);
   meta.append(el("div", { class: "id" }, link));
+  if (actions && actions.length) meta.append(el("div", { class: "actions" }, ...actions));
   return el("div", { class: "card" }, img, meta);
+}
+
+// -- the watchlist ---------------------------------------------------------------------
+
+let watchedVideos = new Set(); // video ids watched, so their buttons say so
+
+function noteWatched(items) {
+  watchedVideos = new Set(items.filter((i) => i.video_id).map((i) => i.video_id));
+}
+
+function postJson(url, body) {
+  return api(url, { method: "POST", headers: { "Content-Type": "application/json" },
+                    body: JSON.stringify(body) });
+}
+
+function addedText(item) {
+  const n = item.matches_total;
+  return `watching ${item.name} (threshold ${item.threshold}): ${n} stored ` +
+         `video${n === 1 ? "" : "s"} already match${n === 1 ? "es" : ""}` +
+         (item.more_may_match ? " (the search stopped at its limit: there may be more)" : "");
+}
+
+// A "Watch" button: ``body`` is what POST /api/watch takes (JSON, or FormData for an image).
+function watchButton(videoId, body, statusId) {
+  const done = videoId && watchedVideos.has(videoId);
+  const button = el("button", { type: "button", class: "watch", "data-video-id": videoId || "",
+                                title: "report its re-uploads from now on (Watchlist tab)" },
+                    done ? "watched" : "Watch");
+  button.disabled = Boolean(done);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    setStatus(statusId, "adding to the watchlist…", false);
+    try {
+      const item = body instanceof FormData
+        ? await api("/api/watch", { method: "POST", body })
+        : await postJson("/api/watch", body);
+      if (item.video_id) watchedVideos.add(item.video_id);
+      button.textContent = "watched";
+      setStatus(statusId, addedText(item), false);
+    } catch (error) {
+      button.disabled = false;
+      setStatus(statusId, error.message, true);
+    }
+  });
+  return button;
+}
+
+function searchFrom(videoId) {
+  const link = el("a", { href: address({ view: "search", v: videoId }), class: "search-from" },
+                  "search from it");
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    navigate({ view: "search", v: videoId });
+  });
+  return link;
+}
+
+function watchItem(item) {
+  const img = el("img", { src: item.thumbnail || "", alt: item.name, loading: "lazy" });
+  if (item.video_id) {
+    img.title = "find thumbnails like this one";
+    img.style.cursor = "pointer";
+    img.addEventListener("click", () => navigate({ view: "search", v: item.video_id }));
+  }
+  const remove = el("button", { type: "button", class: "remove" }, "Remove");
+  remove.addEventListener("click", async () => {
+    const n = item.matches_total;
+    if (!confirm(`Stop watching ${item.name}? Its ${n} recorded match${n === 1 ? "" : "es"} ` +
+                 "go with it.")) return;
+    try {
+      await api(`/api/watch/${encodeURIComponent(item.name)}`, { method: "DELETE" });
+      setStatus("watch-status", `stopped watching ${item.name}`, false);
+      showWatchlist(false);
+    } catch (error) {
+      setStatus("watch-status", error.message, true);
+    }
+  });
+  const source = item.video_id && item.youtube_url
+    ? el("a", { href: item.youtube_url, target: "_blank", rel: "noopener noreferrer" },
+         item.source === item.name ? "on YouTube" : item.source)
+    : el("span", {}, item.source === item.name ? "" : item.source);
+  const n = item.matches_total;
+  const facts = `${item.kind} · threshold ${item.threshold} · ${n} match${n === 1 ? "" : "es"}` +
+    (item.latest_match_at ? ` · latest ${humanTime(item.latest_match_at)}` : "");
+  const head = el("div", { class: "watch-head" }, img, el("div", { class: "info" },
+    el("div", { class: "name" }, item.name),
+    item.title ? el("div", { class: "video-title" }, item.title,
+                    item.channel_title ? ` · ${item.channel_title}` : "") : "",
+    el("div", { class: "facts" }, facts),
+    el("div", { class: "source" }, source, " "),
+    el("div", {}, remove)));
+  const matches = item.latest_matches.length
+    ? el("div", { class: "grid" }, ...item.latest_matches.map((m) => card(
+        { ...m, title: m.title || m.video_id }, humanTime(m.found_at), m.score, m.strength,
+        [searchFrom(m.video_id)])))
+    : el("p", { class: "none" }, "no re-uploads found yet");
+  return el("div", { class: "watch-item", "data-name": item.name }, head, matches);
+}
+
+async function showWatchlist(clearStatus) {
+  const token = ++current;
+  if (clearStatus) setStatus("watch-status", "", false);
+  try {
+    const data = await api("/api/watch");
+    if (token !== current) return;
+    noteWatched(data.items);
+    $("watch-threshold").placeholder = String(data.default_threshold);
+    $("watchlist").replaceChildren(...data.items.map(watchItem));
+    if (!data.items.length) {
+      $("watchlist").append(el("p", { class: "none" },
+        "Nothing is watched yet: press Watch on a search result, or name a video above."));
+    }
+  } catch (error) {
+    if (token !== current) return;
+    $("watchlist").replaceChildren();
+    setStatus("watch-status", error.message, true);
+  }
+}
+
+async function addToWatchlist(body) {
+  setStatus("watch-status", "adding to the watchlist…", false);
+  try {
+    const item = body instanceof FormData
+      ? await api("/api/watch", { method: "POST", body })
+      : await postJson("/api/watch", body);
+    await showWatchlist(false);
+    setStatus("watch-status", addedText(item), false);
+  } catch (error) {
+    setStatus("watch-status", error.message, true);
+  }
 }
 
 // -- views ---------------------------------------------------------------------------
@@ -77,12 +218,18 @@ function showResult(data) {
   const query = $("query");
   query.replaceChildren();
   if (data.query.video_id) {
-    query.append(card({ ...data.query, title: data.query.title || data.query.video_id }, "query"));
+    query.append(card({ ...data.query, title: data.query.title || data.query.video_id }, "query",
+                      null, null, [watchButton(data.query.video_id, { video: data.query.video_id },
+                                               "status")]));
   } else {
-    query.append(el("div", { class: "upload-query" }, `query image: ${data.query.image}`));
+    const body = new FormData();
+    if (lastUpload) body.append("image", lastUpload);
+    query.append(el("div", { class: "upload-query" }, `query image: ${data.query.image} `,
+                    watchButton(null, body, "status")));
   }
   $("results").replaceChildren(...data.results.map(
-    (r) => card(r, `#${r.rank}`, r.score, r.strength)));
+    (r) => card(r, `#${r.rank}`, r.score, r.strength,
+                [watchButton(r.video_id, { video: r.video_id }, "status")])));
   $("landing").hidden = true;
 }
 
@@ -108,8 +255,11 @@ async function showSearch(ref, k) {
   }
 }
 
+let lastUpload = null; // the uploaded query image, for its Watch button
+
 async function searchUpload(file) {
   const token = ++current;
+  lastUpload = file;
   showTab("search");
   clearResults();
   setStatus("status", "embedding the image…", false);
@@ -213,6 +363,7 @@ function parseAddress(search) {
     return { view: "browse", page, query: params.get("query") || "" };
   }
   if (params.get("tab") === "duplicates") return { view: "duplicates" };
+  if (params.get("tab") === "watchlist") return { view: "watchlist" };
   return { view: "home" };
 }
 
@@ -224,8 +375,8 @@ function address(state) {
   } else if (state.view === "browse") {
     params.set("page", String(state.page));
     if (state.query) params.set("query", state.query);
-  } else if (state.view === "duplicates") {
-    params.set("tab", "duplicates");
+  } else if (state.view === "duplicates" || state.view === "watchlist") {
+    params.set("tab", state.view);
   }
   const text = params.toString();
   return text ? `/?${text}` : "/";
@@ -251,6 +402,9 @@ function render(state) {
   } else if (state.view === "duplicates") {
     showTab("duplicates");
     current++;
+  } else if (state.view === "watchlist") {
+    showTab("watchlist");
+    showWatchlist(true);
   } else {
     lastSearch = null;
     showTab("search");
@@ -271,7 +425,7 @@ window.addEventListener("popstate", () => render(parseAddress(location.search)))
 document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => {
   const tab = b.dataset.tab;
   if (tab === "browse") navigate({ view: "browse", page: browseState.page, query: browseState.query });
-  else if (tab === "duplicates") navigate({ view: "duplicates" });
+  else if (tab === "duplicates" || tab === "watchlist") navigate({ view: tab });
   else navigate(lastSearch || { view: "home" });
 }));
 $("home").addEventListener("click", (event) => { event.preventDefault(); navigate({ view: "home" }); });
@@ -291,7 +445,24 @@ $("next").addEventListener("click", () => {
   if (browseState.page < browseState.pages) navigate({ view: "browse", page: browseState.page + 1, query: browseState.query });
 });
 $("dup-form").addEventListener("submit", (event) => { event.preventDefault(); showDuplicates(); });
+$("watch-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const ref = $("watch-ref").value.trim();
+  if (!ref) return;
+  const body = { video: ref };
+  if ($("watch-threshold").value) body.threshold = Number($("watch-threshold").value);
+  addToWatchlist(body);
+});
+$("watch-upload").addEventListener("change", () => {
+  if (!$("watch-upload").files.length) return;
+  const body = new FormData();
+  body.append("image", $("watch-upload").files[0]);
+  if ($("watch-threshold").value) body.append("threshold", $("watch-threshold").value);
+  addToWatchlist(body);
+  $("watch-upload").value = "";
+});
 api("/api/stats").then((s) => { $("stats").textContent = `${s.videos} videos · ${s.model}`; }).catch(() => {});
+api("/api/watch?matches=0").then((w) => noteWatched(w.items)).catch(() => {});
 
 const initial = parseAddress(location.search);
 history.replaceState(null, "", address(initial));
