@@ -34,6 +34,10 @@ Behaviour copied from the real service:
   search.list has its own bucket of ``search_quota`` calls; other methods
   share ``units_quota`` units (videos.list costs 1). A spent bucket answers
   403 quotaExceeded (domain youtube.quota).
+- Videos uploaded between runs (``publish``) join the catalogue at once and
+  come first in the results of the searches they are published to (relevance
+  favours fresh uploads), ahead of what those searches found before; found by
+  the words of their title and tags as any other video.
 - Thumbnails: default 120x90, mqdefault 320x180, hqdefault 480x360,
   sddefault 640x480 (letterboxed 4:3 names), maxresdefault 1280x720 (only
   when ``has_maxres``). Anything missing is a 404 whose body is a 120x90 grey
@@ -549,6 +553,23 @@ class FakeYouTube:
         """Add a video or replace the one with its id (e.g. to mark it deleted)."""
         with self._lock:
             self._videos[video.video_id] = video
+
+    def publish(self, videos: Iterable[FakeVideo], to: Sequence[str] = ()) -> None:
+        """Upload ``videos`` now (between two runs): each joins the catalogue and, in
+        the order given, comes first in the results of every search in ``to`` (a search
+        not listed yet starts with them). Their thumbnails are rendered from their own
+        ``frame`` (e.g. an edited photo). An id already in the catalogue is a ValueError."""
+        fresh = list(videos)
+        ids = [video.video_id for video in fresh]
+        with self._lock:
+            taken = [i for i in ids if i in self._videos]
+            if taken or len(set(ids)) != len(ids):
+                raise ValueError(f"already uploaded: {taken or ids}")
+            for video in fresh:
+                self._videos[video.video_id] = video
+            for query in to:
+                listed = self.searches.get(query, [])
+                self.searches[query] = ids + [i for i in listed if i not in ids]
 
     # -- observation -----------------------------------------------------------
 

@@ -355,3 +355,30 @@ def test_cli_with_the_real_model_matches_the_single_process_json(
             found = [service.store.get_vector(v, service.spec.model_id) for v in cats]
             vectors.append(np.stack([f[1] for f in found if f is not None]))
     np.testing.assert_allclose(vectors[1], vectors[0], rtol=0, atol=1e-4)
+
+
+def test_a_ray_backfill_checks_its_stored_batches_against_the_watchlist(
+        many: tuple[FakeYouTube, list[str]], services: list[Service], tmp_path: Path) -> None:
+    from search.watch import add_to_watchlist, watch_matches
+
+    fake, ids = many
+    original = fake.videos[fake.searches["cats"][0]]
+    copy = dataclasses.replace(original, video_id=samples.video_id_for("ray:copy"),
+                               title="a copy", has_maxres=False)
+    fake.publish([copy])
+    listed = [*ids[:60], copy.video_id, original.video_id]
+    found = []
+    for name, run in (("single", lambda s: add_video_ids(s, listed)),
+                      ("ray", lambda s: add_video_ids_ray(s, listed, RayOptions(workers=1),
+                                                          model=TinyEmbedder))):
+        service = _service(tmp_path / name, services)
+        [item] = add_to_watchlist(service, [original.video_id], threshold=0.99)
+        assert item.matches == []  # nothing stored yet
+        summary = run(service)
+        matches = watch_matches(service)
+        assert summary.run.matches == len(matches) > 0
+        assert {m.run_id for m in matches} == {summary.run.run_id}
+        found.append(sorted((m.name, m.video_id, round(m.score, 5)) for m in matches))
+    assert found[0] == found[1]
+    assert (original.video_id, copy.video_id) in {(n, v) for n, v, _ in found[1]}
+    assert original.video_id not in {v for _, v, _ in found[1]}  # never its own match

@@ -34,6 +34,7 @@ from indexer.settings import Settings
 from indexer.store.db import make_engine
 from indexer.store.metadata import Store
 from indexer.store.schema import embeddings, work_claims
+from indexer.store.watchlist import watch_matches_of
 from indexer.youtube.quota import QuotaLedger
 from tests.fakes.clock import Clock
 from tests.fakes.corpus import video_id
@@ -349,3 +350,54 @@ def test_indexes_sharing_a_directory_save_without_losing_each_others_rows(
             assert np.allclose(files.vector(row), first.vector(row), atol=1e-6)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_two_workers_record_each_re_upload_of_a_watched_item_once(
+        fake: FakeYouTube, pg_url: str, tmp_path: Path) -> None:
+    from search.eval import samples
+    from search.watch import add_to_watchlist
+
+    photo = samples.youtube_thumbnail(samples.sample_photos()["chelsea"], "maxresdefault")
+    original = FakeVideo(video_id=video_id(0, "o"), title="the original", frame=photo)
+    small = photo.resize((640, 360))
+    copies = [FakeVideo(video_id=video_id(n, "c"), title=f"copy {n}", frame=frame)
+              for n, frame in enumerate([small, samples.jpeg_reencode(small, 30),
+                                         samples.color_shift(small, brightness=1.05),
+                                         samples.draw_duration_badge(small)])]
+    fake.publish([original, *copies])
+    homes = [tmp_path / "host-a", tmp_path / "host-b"]
+    settings = Settings.from_env({**_env(fake, homes[0], pg_url, "host-a")})
+    with build_service(settings, embedder=TinyEmbedder()) as service:
+        [watched] = add_to_watchlist(service, [original.video_id])  # its thumbnail, embedded
+    assert watched.matches == [] and watched.searched == 0
+    others = [v for v in fake.videos if v not in {c.video_id for c in copies}]
+    # Overlapping lists: every copy (and the original) in both.
+    lists = [others[:300] + [c.video_id for c in copies], [c.video_id for c in copies]
+             + others[100:]]
+    go = tmp_path / "go"
+    children = []
+    for n, (home, ids) in enumerate(zip(homes, lists, strict=True)):
+        listing = tmp_path / f"ids-{n}.txt"
+        listing.write_text("\n".join(ids) + "\n")
+        children.append(_start(["--ids", str(listing), "--no-details", "--batch-size", "8",
+                                "--embed-seconds", "0.02", "--go", str(go)],
+                               _env(fake, home, pg_url, home.name),
+                               tmp_path / f"worker-{n}.log"))
+    go.touch()
+    summaries = [_finish(child, tmp_path / f"worker-{n}.log")
+                 for n, child in enumerate(children)]
+
+    assert all(s["new"] > 0 for s in summaries), summaries  # both did part of the work
+    engine = make_engine(pg_url)
+    try:
+        matches = watch_matches_of(Store(engine))
+    finally:
+        engine.dispose()
+    assert sorted(m.video_id for m in matches) == sorted(c.video_id for c in copies)
+    runs = {s["run_id"] for s in summaries}
+    assert len(runs) == 2 and {m.run_id for m in matches} <= runs
+    assert sum(s["watch_matches"] for s in summaries) == len(matches)
+    assert Counter(m.run_id for m in matches) == {
+        s["run_id"]: s["watch_matches"] for s in summaries if s["watch_matches"]}
+    _check_stored_once(pg_url, homes, set(fake.videos))

@@ -392,6 +392,29 @@ def test_put_replaces_a_video(fake_youtube: FakeYouTube, youtube: Any) -> None:
     assert youtube.videos().list(id=video_id, part="snippet").execute()["items"] == []
 
 
+
+def test_published_videos_come_first_with_their_own_thumbnails(
+        fake_youtube: FakeYouTube, youtube: Any) -> None:
+    before = list(fake_youtube.searches["cats"])
+    frame = Image.new("RGB", (640, 360), (10, 200, 30))
+    fresh = [FakeVideo(video_id=samples.video_id_for(f"published:{n}"), title=f"new cat {n}",
+                       tags=("kittens",), frame=frame) for n in range(2)]
+    fake_youtube.publish(fresh, to=["cats", "brand new"])
+    ids = [v.video_id for v in fresh]
+    found, _ = search_all(youtube, "cats", 50)
+    assert found == ids + before  # first, in the order given
+    assert search_all(youtube, "brand new", 50)[0] == ids
+    assert search_all(youtube, "kittens", 50)[0] == ids  # by their words too
+    jpeg = requests.get(fake_youtube.thumbnail_url(ids[0]), timeout=10).content
+    with Image.open(io.BytesIO(jpeg)) as served:
+        assert served.size == (320, 180)
+        red, green, _blue = served.convert("RGB").getpixel((160, 90))
+        assert green > 150 and red < 60
+    with pytest.raises(ValueError, match="already uploaded"):
+        fake_youtube.publish(fresh[:1])
+    assert found == search_all(youtube, "cats", 50)[0]  # nothing changed by the refusal
+
+
 # -- keys, quota, errors ----------------------------------------------------------
 
 
