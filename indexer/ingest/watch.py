@@ -4,9 +4,11 @@ vectors, so the cost grows with the new videos, not with the corpus."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 
 import numpy as np
 
+from indexer.errors import ThumbsearchError
 from indexer.store.metadata import Store
 from indexer.store.watchlist import NewMatch, record_matches, watch_items_of, watch_state
 
@@ -32,7 +34,11 @@ class WatchCheck:
 
     @property
     def watched(self) -> int:
-        """How many items the last check looked at."""
+        """How many items the last check looked at (read now when nothing was checked: a
+        run that stored nothing still says whether something is watched)."""
+        if self._state is None:
+            with suppress(ThumbsearchError):  # the run's own outcome is what counts
+                self._load()
         return len(self._ids)
 
     def _load(self) -> None:
