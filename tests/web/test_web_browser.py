@@ -116,6 +116,22 @@ def _wait(driver: Any, predicate: Any, timeout: float = 90) -> None:
     WebDriverWait(driver, timeout).until(predicate)
 
 
+def _click(driver: Any, selector: str) -> None:
+    """Click the element ``selector`` finds, finding it again when the page re-rendered it
+    between the find and the click."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt(d: Any) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, selector).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    _wait(driver, attempt)
+
+
 def _result_ids(driver: Any) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -421,8 +437,7 @@ def test_watch_a_search_result_and_see_its_matches(site: tuple[str, Path], brows
 
     # "search from it" on a match searches from that video.
     first_match = listed[original]["latest_matches"][0]["video_id"]
-    browser.find_element(By.CSS_SELECTOR, f'.watch-item[data-name="{original}"] a.search-from'
-                         ).click()
+    _click(browser, f'.watch-item[data-name="{original}"] a.search-from')
     _wait(browser, lambda d: d.current_url.endswith(f"/?v={first_match}")
           and len(_result_ids(d)) >= 5)
     browser.back()
@@ -430,10 +445,10 @@ def test_watch_a_search_result_and_see_its_matches(site: tuple[str, Path], brows
 
     # Remove asks first: dismissed, nothing changes; accepted, the item goes.
     remove = f'.watch-item[data-name="{top}"] button.remove'
-    browser.find_element(By.CSS_SELECTOR, remove).click()
+    _click(browser, remove)
     browser.switch_to.alert.dismiss()
     assert len(_json(f"{base}/api/watch")["items"]) == 2
-    browser.find_element(By.CSS_SELECTOR, remove).click()
+    _click(browser, remove)
     browser.switch_to.alert.accept()
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".watch-item")) == 1)
     assert [i["name"] for i in _json(f"{base}/api/watch")["items"]] == [original]
