@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_THRESHOLD", "MAX_NAME", "WatchAdded", "add_to_watchlist", "check_threshold",
            "item_json", "list_watchlist", "parse_since", "remove_from_watchlist",
-           "watch_matches"]
+           "unchecked_items", "watch_matches"]
 
 #: A new video scoring at or above this against a watched item is reported as its re-upload
 #: (docs/evaluation.md, "The re-upload threshold").
@@ -196,6 +196,14 @@ def list_watchlist(service: Service) -> list[WatchItem]:
     from indexer.store.watchlist import watch_items_of
 
     return watch_items_of(service.store)
+
+
+def unchecked_items(service: Service, items: Sequence[WatchItem]) -> list[str]:
+    """The names of ``items`` runs of the service's model cannot check: embedded with another
+    model, and not a video whose vector this model has stored."""
+    model = service.spec.model_id
+    return [item.name for item in items if item.model != model and (
+        item.video_id is None or service.store.get_vector(item.video_id, model) is None)]
 
 
 def remove_from_watchlist(service: Service, names: Sequence[str]) -> int:

@@ -10,7 +10,13 @@ import numpy as np
 
 from indexer.errors import ThumbsearchError
 from indexer.store.metadata import Store
-from indexer.store.watchlist import NewMatch, record_matches, watch_items_of, watch_state
+from indexer.store.watchlist import (
+    NewMatch,
+    WatchItem,
+    record_matches,
+    watch_items_of,
+    watch_state,
+)
 
 __all__ = ["WatchCheck"]
 
@@ -42,16 +48,30 @@ class WatchCheck:
         return len(self._ids)
 
     def _load(self) -> None:
-        state = watch_state(self.store, self.model)
+        state = watch_state(self.store)
         if state == self._state:
             return
-        items = watch_items_of(self.store, self.model)
-        self._ids = [item.id for item in items]
-        self._own = [item.video_id for item in items]
-        self._matrix = (np.stack([item.vector for item in items]).astype(np.float32)
-                        if items else np.zeros((0, 0), np.float32))
-        self._thresholds = np.array([item.threshold for item in items], np.float32)
+        watched = self._vectors(watch_items_of(self.store))
+        self._ids = [item.id for item, _ in watched]
+        self._own = [item.video_id for item, _ in watched]
+        self._matrix = (np.stack([vector for _, vector in watched]).astype(np.float32)
+                        if watched else np.zeros((0, 0), np.float32))
+        self._thresholds = np.array([item.threshold for item, _ in watched], np.float32)
         self._state = state
+
+    def _vectors(self, items: list[WatchItem]) -> list[tuple[WatchItem, np.ndarray]]:
+        """Each item's vector under the run's model: its own, or for a watched video
+        embedded with another model, the video's vector stored under this one (a corpus
+        moved by ``reembed``); an item with neither is not checked (``watch list`` says so)."""
+        out = []
+        for item in items:
+            if item.model == self.model:
+                out.append((item, item.vector))
+            elif item.video_id is not None:
+                stored = self.store.get_vector(item.video_id, self.model)
+                if stored is not None:
+                    out.append((item, stored[1]))
+        return out
 
     def check(self, video_ids: Sequence[str], vectors: np.ndarray) -> int:
         """Record the watched items that ``vectors`` (stored, L2-normalised, one per video

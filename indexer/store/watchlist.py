@@ -149,11 +149,14 @@ def watch_items_of(store: Store, model: str | None = None,
     return items
 
 
-def watch_state(store: Store, model: str) -> tuple[int, int]:
-    """(count, highest id) of ``model``'s watched items: it changes whenever they do."""
+def watch_state(store: Store, model: str | None = None) -> tuple[int, int]:
+    """(count, highest id) of the watched items (of ``model``): it changes whenever they do."""
+    query = select(func.count(), func.max(watch_items.c.id))
+    if model is not None:
+        query = query.where(watch_items.c.model == model)
+
     def read(conn: Any) -> tuple[int, int]:
-        row = conn.execute(select(func.count(), func.max(watch_items.c.id))
-                           .where(watch_items.c.model == model)).one()
+        row = conn.execute(query).one()
         return int(row[0]), int(row[1] or 0)
 
     state: tuple[int, int] = store.transact("reading the watchlist", read)

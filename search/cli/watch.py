@@ -107,12 +107,12 @@ def list_items(
 ) -> None:
     """List the watched items: threshold, how many re-uploads were found, the latest."""
     from indexer.service import build_service
-    from search.watch import item_json, list_watchlist
+    from search.watch import item_json, list_watchlist, unchecked_items
 
     with build_service(ctx.obj) as service:
         items = list_watchlist(service)
         model = service.spec.model_id
-    other = [item.name for item in items if item.model != model]
+        other = unchecked_items(service, items)
     if other:
         typer.echo(f"warning: {len(other)} watched item(s) ({', '.join(other[:3])}"
                    f"{', ...' if len(other) > 3 else ''}) were embedded with another model and "

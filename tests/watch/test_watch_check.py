@@ -218,3 +218,21 @@ def test_watch_matches_filters_and_formats(corpus: list[str]) -> None:
     assert "no matches in that time" in _run("matches", "--since", later)
     _fails(["matches", "--since", "soon"], 2, "--since")
     _fails(["matches", "--name", "nobody"], 1, "nobody")
+
+
+def test_a_watched_video_is_checked_by_runs_of_another_model_through_its_stored_vector(
+        store: Store) -> None:
+    from indexer.records import VideoMeta
+
+    # The item was embedded with MODEL; the corpus then moved to "next" (reembed), which
+    # stored the watched video's vector under it. An image item has no such vector.
+    _watch(store, "video-item", _unit(1), 0.8, video="watchedvid1")
+    _watch(store, "image-item", _unit(5), 0.8)
+    moved = _unit(9)  # the watched video under the other model
+    store.add_embedded([VideoMeta("watchedvid1", "youtube", title="watched")], moved[None, :],
+                       "next")
+    check = WatchCheck(store, "next", run_id=4)
+    assert check.watched == 1  # the video item, through its stored vector
+    new = np.stack([_at(moved, 0.9, 2), _at(_unit(1), 0.99, 3), _at(_unit(5), 0.99, 6)])
+    assert check.check(["copy", "like-old-vector", "like-image"], new) == 1
+    assert _pairs(store) == [("video-item", "copy", 4)]
