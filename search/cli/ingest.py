@@ -10,6 +10,7 @@ import typer
 from indexer.youtube.queryfile import MAX_PAGES
 from search.cli.helptext import examples
 from search.cli.numbers import MAX_WAIT, finite
+from search.cli.onmatch import OnMatchOption, OnMatchTimeoutOption, run_on_match_command
 from search.cli.output import finish_ingest
 from search.cli.progress import progress_reporter
 
@@ -34,6 +35,8 @@ def ingest(
     wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
                                       help=WAIT_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    on_match: OnMatchOption = None,
+    on_match_timeout: OnMatchTimeoutOption = 60.0,
 ) -> None:
     """Search YouTube and embed the thumbnails of the new videos found.
 
@@ -41,7 +44,8 @@ def ingest(
     call and each 50 new videos one videos.list call (for their details), charged to the
     day's quota before it is sent; videos already stored are linked to the query but not
     downloaded again. Exit 3 when the day's quota is spent (what was fetched is kept;
-    with --queries-file the next run resumes each query where it stopped).
+    with --queries-file the next run resumes each query where it stopped). With
+    --on-match, a run that found re-uploads of watched items runs the command with them.
     """
     if (queries_file is None) == (not queries):
         raise typer.BadParameter("give search queries or --queries-file FILE (not both)")
@@ -61,6 +65,7 @@ def ingest(
         else:
             summary = ingest_queries(service, queries or [], pages=pages,
                                      per_page=per_page, wait=wait, progress=progress)
+        run_on_match_command(service, summary, on_match, on_match_timeout)
     finish_ingest(summary, as_json)
 
 

@@ -17,6 +17,7 @@ from indexer.youtube.queryfile import MAX_PAGES
 from search.cli.helptext import examples
 from search.cli.ingest import WAIT_HELP
 from search.cli.numbers import MAX_WAIT, finite
+from search.cli.onmatch import OnMatchOption, OnMatchTimeoutOption, run_on_match_command
 from search.cli.progress import progress_reporter
 
 if TYPE_CHECKING:
@@ -67,14 +68,8 @@ def schedule(
     per_page: Annotated[int, typer.Option(min=1, max=50, help="Default results per page.")] = 50,
     wait: Annotated[float, typer.Option(min=0, max=MAX_WAIT, callback=finite,
                                       help=WAIT_HELP)] = 0.0,
-    on_match: Annotated[str | None, typer.Option(
-        "--on-match", metavar="CMD",
-        help="After each batch that found re-uploads of watched items (`thumbsearch "
-             "watch`), run CMD with /bin/sh, the matches as JSON on its stdin "
-             "(docs/json.md). A failing CMD is reported; ingestion goes on.")] = None,
-    on_match_timeout: Annotated[float, typer.Option(
-        "--on-match-timeout", metavar="SECONDS", min=1, max=MAX_WAIT, callback=finite,
-        help="Kill --on-match's CMD after this long.")] = 60.0,
+    on_match: OnMatchOption = None,
+    on_match_timeout: OnMatchTimeoutOption = 60.0,
 ) -> None:
     """Run a queries file now and then every --every, until Ctrl-C or SIGTERM.
 
@@ -105,16 +100,7 @@ def schedule(
         with build_service(ctx.obj) as service, _stop_on_signals(stop):
             def on_batch(summary: IngestSummary) -> None:
                 typer.echo(_batch_line(summary))
-                if on_match is None or not summary.matches:
-                    return
-                from search.notify import notify_run
-
-                count, problem = notify_run(service, summary.run_id, on_match,
-                                            timeout=on_match_timeout)
-                if problem is not None:
-                    typer.echo(f"warning: the --on-match command for run {summary.run_id} "
-                               f"({count} matches) failed: {problem}; ingestion goes on",
-                               err=True)
+                run_on_match_command(service, summary, on_match, on_match_timeout)
 
             run_schedule(service, load, interval, stop=stop, wait=wait,
                          progress=progress_reporter, on_batch=on_batch, on_error=on_error)

@@ -75,6 +75,7 @@ FLOAT_OPTIONS: list[tuple[list[str], str, float, float]] = [
     (["add-ids", "ids.txt"], "--wait", 0, 86_400),
     (["schedule", "q.toml"], "--wait", 0, 86_400),
     (["schedule", "q.toml"], "--on-match-timeout", 1, 86_400),
+    (["ingest", "cats"], "--on-match-timeout", 1, 86_400),
     (["refresh"], "--wait", 0, 86_400),
     (["index", "build"], "--wait", 0, 86_400),
     (["index", "rebuild"], "--wait", 0, 86_400),

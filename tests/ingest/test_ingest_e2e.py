@@ -231,3 +231,33 @@ def test_console_script_end_to_end(youtube_env: FakeYouTube) -> None:
                              timeout=120, check=False)
     assert missing.returncode == 1
     assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+
+
+def test_ingest_on_match_hands_the_runs_matches_to_the_command(youtube_env: FakeYouTube,
+                                                               tmp_path: Path) -> None:
+    # The first re-upload of the astronaut photo, watched by its thumbnail before it is stored.
+    watched = youtube_env.searches["reuploads"][0]
+    code, output = run("watch", "add", watched)
+    assert code == 0 and "0 stored videos already match" in output, output
+    got = tmp_path / "matches.json"
+    # The command fails after reading its input: one warning line, and the run is whole.
+    result = runner.invoke(app, ["ingest", "reuploads", "--pages", "3", "--per-page", "20",
+                                 "--json", "--on-match", f'cat > "{got}"; exit 1'])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["new"] == 60 and summary["watch_matches"] >= 1
+    assert result.stderr.count("warning: the --on-match command") == 1, result.stderr
+    assert "exited with status 1; ingestion goes on" in result.stderr
+    data = json.loads(got.read_text())
+    assert data["run_id"] == summary["run_id"] and data["count"] == summary["watch_matches"]
+    # Each is another upload of the same photo, recorded once under this run.
+    assert all(m["watch"] == watched and m["run_id"] == summary["run_id"]
+               and m["video_id"] != watched and m["score"] >= 0.75
+               and "astronaut portrait" in m["title"].lower() for m in data["matches"])
+    assert len({m["video_id"] for m in data["matches"]}) == data["count"]
+    # A run that finds nothing new runs no command.
+    got.unlink()
+    again = runner.invoke(app, ["ingest", "reuploads", "--per-page", "20",
+                                "--on-match", f'cat > "{got}"'])
+    assert again.exit_code == 0 and not got.exists(), again.output
+    assert ", 0 watch matches" in again.stdout
