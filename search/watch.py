@@ -104,7 +104,7 @@ def _image_name(source: str) -> str:
 
 def _corpus_matches(service: Service, item: WatchItem) -> tuple[list[Any], int, bool]:
     """The stored videos matching ``item``: one search of the corpus, top MAX_K."""
-    from indexer.store.watchlist import NewMatch
+    from indexer.store.watchlist import SCORE_SLACK, NewMatch
 
     try:
         corpus = service.require_corpus()
@@ -113,7 +113,7 @@ def _corpus_matches(service: Service, item: WatchItem) -> tuple[list[Any], int, 
     k = min(MAX_K, corpus.index.size)
     scores, rows = corpus.index.search(item.vector[None, :].astype("float32"), k)
     hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True)
-            if r >= 0 and s >= item.threshold - 1e-6]
+            if r >= 0 and s >= item.threshold - SCORE_SLACK]
     by_row = corpus.reads.video_ids_for_rows(sorted(r for r, _ in hits))
     found = [NewMatch(item.id, by_row[r], s) for r, s in hits
              if r in by_row and by_row[r] != item.video_id]
@@ -201,9 +201,10 @@ def list_watchlist(service: Service) -> list[WatchItem]:
 def unchecked_items(service: Service, items: Sequence[WatchItem]) -> list[str]:
     """The names of ``items`` runs of the service's model cannot check: embedded with another
     model, and not a video whose vector this model has stored."""
+    from indexer.store.watchlist import vector_under
+
     model = service.spec.model_id
-    return [item.name for item in items if item.model != model and (
-        item.video_id is None or service.store.get_vector(item.video_id, model) is None)]
+    return [item.name for item in items if vector_under(service.store, item, model) is None]
 
 
 def remove_from_watchlist(service: Service, names: Sequence[str]) -> int:

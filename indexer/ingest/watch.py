@@ -11,9 +11,11 @@ import numpy as np
 from indexer.errors import ThumbsearchError
 from indexer.store.metadata import Store
 from indexer.store.watchlist import (
+    SCORE_SLACK,
     NewMatch,
     WatchItem,
     record_matches,
+    vector_under,
     watch_items_of,
     watch_state,
 )
@@ -60,17 +62,13 @@ class WatchCheck:
         self._state = state
 
     def _vectors(self, items: list[WatchItem]) -> list[tuple[WatchItem, np.ndarray]]:
-        """Each item's vector under the run's model: its own, or for a watched video
-        embedded with another model, the video's vector stored under this one (a corpus
-        moved by ``reembed``); an item with neither is not checked (``watch list`` says so)."""
+        """Each item with its vector under the run's model (``vector_under``); an item that
+        has none is not checked (``watch list`` says so)."""
         out = []
         for item in items:
-            if item.model == self.model:
-                out.append((item, item.vector))
-            elif item.video_id is not None:
-                stored = self.store.get_vector(item.video_id, self.model)
-                if stored is not None:
-                    out.append((item, stored[1]))
+            vector = vector_under(self.store, item, self.model)
+            if vector is not None:
+                out.append((item, vector))
         return out
 
     def check(self, video_ids: Sequence[str], vectors: np.ndarray) -> int:
@@ -83,7 +81,7 @@ class WatchCheck:
         if vectors.ndim != 2 or vectors.shape[1] != self._matrix.shape[1]:
             return 0  # vectors of another shape cannot match (a different model)
         scores = vectors @ self._matrix.T  # (new videos, watched items)
-        rows, cols = np.nonzero(scores >= self._thresholds[None, :] - 1e-6)
+        rows, cols = np.nonzero(scores >= self._thresholds[None, :] - SCORE_SLACK)
         found = [NewMatch(self._ids[c], video_ids[r], float(scores[r, c]))
                  for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
                  if video_ids[r] != self._own[c]]

@@ -14,13 +14,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from indexer.errors import InputError, StoreError, WatchNotFoundError
 from indexer.store.dberrors import store_error
 from indexer.store.metadata import Store
-from indexer.store.reads import as_utc, in_chunks
+from indexer.store.reads import as_utc
 from indexer.store.schema import videos, watch_items, watch_matches
 from indexer.store.serialise import insert_new
 
-__all__ = ["NewMatch", "WatchItem", "WatchMatch", "add_watch_item", "record_matches",
-           "remove_watch_items", "run_match_count", "watch_items_of", "watch_matches_of",
-           "watch_state"]
+__all__ = ["SCORE_SLACK", "NewMatch", "WatchItem", "WatchMatch", "add_watch_item",
+           "record_matches", "remove_watch_items", "vector_under", "watch_items_of",
+           "watch_matches_of", "watch_state"]
+
+# A pair scoring exactly its item's threshold still matches after float rounding.
+SCORE_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -119,10 +122,9 @@ def _item(row: Any, matches: int = 0, latest: datetime | None = None) -> WatchIt
                      matches, as_utc(latest))
 
 
-def watch_items_of(store: Store, model: str | None = None,
-                   names: Sequence[str] | None = None) -> list[WatchItem]:
-    """The watched items (of ``model``, or named ``names``), oldest first, with their match
-    counts; WatchNotFoundError names any of ``names`` not watched."""
+def watch_items_of(store: Store, names: Sequence[str] | None = None) -> list[WatchItem]:
+    """The watched items (those named ``names``), oldest first, with their match counts;
+    WatchNotFoundError names any of ``names`` not watched."""
     if not _has_tables(store):
         if names:
             raise WatchNotFoundError(f"nothing is watched named {names[0]!r}")
@@ -133,8 +135,6 @@ def watch_items_of(store: Store, model: str | None = None,
     query = (select(watch_items, counts.c.n, counts.c.latest)
              .outerjoin(counts, counts.c.watch_id == watch_items.c.id)
              .order_by(watch_items.c.id))
-    if model is not None:
-        query = query.where(watch_items.c.model == model)
     if names:
         query = query.where(watch_items.c.name.in_(list(names)))
 
@@ -149,18 +149,26 @@ def watch_items_of(store: Store, model: str | None = None,
     return items
 
 
-def watch_state(store: Store, model: str | None = None) -> tuple[int, int]:
-    """(count, highest id) of the watched items (of ``model``): it changes whenever they do."""
-    query = select(func.count(), func.max(watch_items.c.id))
-    if model is not None:
-        query = query.where(watch_items.c.model == model)
-
+def watch_state(store: Store) -> tuple[int, int]:
+    """(count, highest id) of the watched items: it changes whenever they do."""
     def read(conn: Any) -> tuple[int, int]:
-        row = conn.execute(query).one()
+        row = conn.execute(select(func.count(), func.max(watch_items.c.id))).one()
         return int(row[0]), int(row[1] or 0)
 
     state: tuple[int, int] = store.transact("reading the watchlist", read)
     return state
+
+
+def vector_under(store: Store, item: WatchItem, model: str) -> np.ndarray | None:
+    """``item``'s vector under ``model``: its own, or for a watched video embedded with
+    another model, the video's vector stored under this one (a corpus moved by
+    ``reembed``); None when it has neither (runs of ``model`` cannot check it)."""
+    if item.model == model:
+        return item.vector
+    if item.video_id is None:
+        return None
+    stored = store.get_vector(item.video_id, model)
+    return stored[1] if stored is not None else None
 
 
 def remove_watch_items(store: Store, names: Sequence[str]) -> int:
@@ -186,28 +194,16 @@ def record_matches(store: Store, found: Sequence[NewMatch], run_id: int | None) 
 
     def write(conn: Any) -> int:
         now = store.now()
-        have = {(r.watch_id, r.video_id) for chunk in in_chunks(list({v for _, v in rows}))
-                for r in conn.execute(select(watch_matches.c.watch_id, watch_matches.c.video_id)
-                                      .where(watch_matches.c.video_id.in_(chunk)))}
         new = [{"watch_id": w, "video_id": v, "score": float(m.score), "run_id": run_id,
-                "found_at": now} for (w, v), m in rows.items() if (w, v) not in have]
-        if not new:
-            return 0
-        # Only the rows inserted here come back: a pair another worker recorded at the same
-        # moment is skipped, and counted by that worker.
+                "found_at": now} for (w, v), m in rows.items()]
+        # Only the rows inserted here come back: a pair recorded before, or by another
+        # worker at the same moment, is skipped (and counted by whoever recorded it).
         inserted = conn.execute(insert_new(conn, watch_matches, ["watch_id", "video_id"])
                                 .returning(watch_matches.c.id), new).all()
         return len(inserted)
 
     added: int = store.transact("recording watch matches", write)
     return added
-
-
-def run_match_count(store: Store, run_id: int) -> int:
-    """How many matches the run ``run_id`` recorded."""
-    count = store.transact("reading watch matches", lambda conn: conn.execute(
-        select(func.count()).where(watch_matches.c.run_id == run_id)).scalar())
-    return int(count or 0)
 
 
 def watch_matches_of(store: Store, *, since: datetime | None = None,
